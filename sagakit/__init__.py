@@ -1,0 +1,71 @@
+"""sagakit: the saga pattern - distributed transactions with compensation - as a two-line habit.
+
+```python
+async def book_trip(saga: Saga, trip: Trip) -> Itinerary:
+    car = await saga.step(book_car, cancel_car, trip)
+    hotel = await saga.step(book_hotel, cancel_hotel, trip)
+    return Itinerary(car=car, hotel=hotel)
+```
+
+The core here knows no backend; run a saga with `sagakit.inmemory.InMemoryExecutor`
+or, inside a Temporal workflow, `sagakit.temporal.TemporalExecutor`.
+"""
+
+from sagakit._backend import Backend, StepCall
+from sagakit._context import DoOutcome, Phase, StepContext, current_step, idempotency_key
+from sagakit._exceptions import (
+    CompensationError,
+    NotInStepError,
+    OptionsError,
+    SagaDefinitionError,
+    SagaError,
+    SagaFailed,
+    SagaStateError,
+    StepDefinitionError,
+    StepTimeoutError,
+)
+from sagakit._options import RetryPolicy, SagaOptions, StepOptions
+from sagakit._report import (
+    ErrorInfo,
+    SagaReport,
+    SagaStatus,
+    StepReport,
+    StepStatus,
+    UndoReport,
+    UndoStatus,
+)
+from sagakit._saga import Saga, run_saga
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Backend",
+    "CompensationError",
+    "DoOutcome",
+    "ErrorInfo",
+    "NotInStepError",
+    "OptionsError",
+    "Phase",
+    "RetryPolicy",
+    "Saga",
+    "SagaDefinitionError",
+    "SagaError",
+    "SagaFailed",
+    "SagaOptions",
+    "SagaReport",
+    "SagaStateError",
+    "SagaStatus",
+    "StepCall",
+    "StepContext",
+    "StepDefinitionError",
+    "StepOptions",
+    "StepReport",
+    "StepStatus",
+    "StepTimeoutError",
+    "UndoReport",
+    "UndoStatus",
+    "__version__",
+    "current_step",
+    "idempotency_key",
+    "run_saga",
+]

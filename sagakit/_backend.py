@@ -1,0 +1,96 @@
+"""The seam between the core and a backend.
+
+The core (`_saga.py`) owns registration, ordering, unwinding, error collection
+and the report. A backend only answers four questions: which callables can you
+run, run this one (with its retries and timeouts), what time is it, and what is
+this saga run called. Adapters translate; they never decide what to compensate.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from sagakit._context import Phase, StepContext
+from sagakit._options import RetryPolicy, StepOptions
+
+__all__ = ["Backend", "StepCall"]
+
+
+@dataclass(slots=True)
+class StepCall:
+    """One do or undo the core asks a backend to run."""
+
+    fn: Callable[..., Any]
+    """The do or undo, exactly as the user passed it."""
+    args: tuple[Any, ...]
+    """Positional args; the same for the do and the undo of a step."""
+    options: StepOptions
+    """The step's options merged over the saga's defaults (the name is `context.name`)."""
+    retry_policy: RetryPolicy | None
+    """The policy for this phase (the undo's resolved from `undo_retry_policy`);
+    `None` means the backend's default."""
+    context: StepContext
+    """What `current_step()` answers inside the call."""
+    attempts: int | None = None
+    """Set by the backend: attempts made, when it can know (in memory always;
+    on Temporal only for failures that say so)."""
+
+    @property
+    def phase(self) -> Phase:
+        """Do or undo."""
+        return self.context.phase
+
+
+class Backend(abc.ABC):
+    """What an executor plugs into the core. One instance serves one saga run."""
+
+    @abc.abstractmethod
+    def saga_id(self) -> str:
+        """A name for this saga run: unique, and stable across replays and restarts."""
+
+    @abc.abstractmethod
+    def time(self) -> float:
+        """Seconds since the epoch on this backend's clock (virtual, or `workflow.now()`)."""
+
+    @abc.abstractmethod
+    def check(self, fn: Any, phase: Phase, options: StepOptions) -> None:
+        """Refuse, before anything runs, a do or undo this backend cannot run.
+
+        The core has already refused non-callables and coroutine objects and
+        checked the arity; this adds what the backend alone knows. It runs for
+        every step, so a backend caches what is costly to find out about `fn`.
+
+        Raises:
+            StepDefinitionError: with a message that names the fix.
+            OptionsError: an option this backend needs is missing (a timeout on Temporal).
+        """
+
+    @abc.abstractmethod
+    async def call(self, call: StepCall) -> Any:
+        """Run `call.fn(*call.args)` to its end: retries, timeouts and all.
+
+        Returns the result of the final attempt or raises its error. Set
+        `call.attempts` when known. Cancellation of the awaiting task must
+        cancel the call and return only once it has really stopped, so the core
+        never starts an undo while its do may still be running.
+        """
+
+    def describe_error(self, exc: BaseException) -> tuple[str, str]:
+        """(type name, message) of an error for the report.
+
+        Adapters override it to see through their wrappers (Temporal's
+        `ActivityError` to the `ApplicationError` inside).
+        """
+        return type(exc).__name__, str(exc)
+
+    def passes_through(self, exc: BaseException) -> bool:
+        """Errors that end the saga's task without compensation.
+
+        On Temporal, a workflow evicted from the worker's cache is torn down by
+        an internal `BaseException`: compensating then would run undos of a
+        saga that is still alive in the server's history.
+        """
+        return False

@@ -1,0 +1,103 @@
+"""The current step, as seen from inside a do or undo.
+
+The core sets `_current` around every backend call. In memory the do runs in
+that same context. On Temporal the adapter carries it across to the activity
+worker in a header and sets it again there, so the same accessor works on
+every backend.
+"""
+
+from __future__ import annotations
+
+from contextvars import ContextVar
+from enum import StrEnum
+from typing import NamedTuple
+
+from sagakit._exceptions import NotInStepError
+
+__all__ = ["DoOutcome", "Phase", "StepContext", "current_step", "idempotency_key"]
+
+
+class Phase(StrEnum):
+    """Which half of a step is running."""
+
+    DO = "do"
+    UNDO = "undo"
+
+
+class DoOutcome(StrEnum):
+    """What an undo knows of its do when it runs.
+
+    `UNKNOWN` is the case registered-before exists for: the do was cancelled or
+    timed out and may or may not have taken effect, so the undo must cope with
+    both (which an idempotent undo keyed by `idempotency_key()` does).
+    """
+
+    PENDING = "pending"
+    """The do has not ended (seen only from inside the do itself)."""
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    """The do raised; it may still have taken effect before raising."""
+    UNKNOWN = "unknown"
+    """The do was cancelled, or its worker lost, before it reported."""
+
+
+class StepContext(NamedTuple):
+    """Facts about the running do or undo; read them with `current_step()`.
+
+    A named tuple: immutable, and cheap to make on every step.
+    """
+
+    saga_id: str
+    """Unique per saga run, stable across retries, replays and worker restarts."""
+    seq: int
+    """The step's registration number within its saga, from 1."""
+    name: str
+    """The step's name."""
+    phase: Phase
+    """Whether the do or the undo is running."""
+    do_outcome: DoOutcome = DoOutcome.PENDING
+    """How the do ended, as known when the undo was scheduled."""
+
+    @property
+    def idempotency_key(self) -> str:
+        """Shared by the step's do and undo; unique per saga run and step."""
+        return f"{self.saga_id}#{self.seq}"
+
+
+_current: ContextVar[StepContext | None] = ContextVar("sagakit_current_step", default=None)
+
+
+def current_step() -> StepContext:
+    """The step whose do or undo is running.
+
+    Raises:
+        NotInStepError: outside a do or undo run by a sagakit executor.
+    """
+    ctx = _current.get()
+    if ctx is None:
+        raise NotInStepError(
+            "current_step() was called outside a saga step: call it inside the do or "
+            "undo function that saga.step(...) runs (on Temporal, install "
+            "sagakit.temporal.SagakitPlugin on the worker that runs the activity)"
+        )
+    return ctx
+
+
+def idempotency_key() -> str:
+    """The idempotency key of the running step, shared by its do and undo.
+
+    Stable across retries, replays and worker restarts; unique per saga run and
+    step. Use it as the unique constraint or request id of the side effect so a
+    retried do or a repeated undo changes nothing.
+
+    Raises:
+        NotInStepError: outside a do or undo run by a sagakit executor.
+    """
+    ctx = _current.get()
+    if ctx is None:
+        raise NotInStepError(
+            "idempotency_key() was called outside a saga step: call it inside the do "
+            "or undo function that saga.step(...) runs (on Temporal, install "
+            "sagakit.temporal.SagakitPlugin on the worker that runs the activity)"
+        )
+    return f"{ctx.saga_id}#{ctx.seq}"

@@ -1,0 +1,107 @@
+"""The exceptions sagakit raises.
+
+The hierarchy::
+
+    SagaError                          root: `except SagaError` catches everything sagakit raises
+    ├── SagaFailed                     a saga failed and was unwound; `__cause__` is the original error
+    ├── CompensationError              one or more undos finally failed (also an ExceptionGroup)
+    ├── SagaDefinitionError            bad input, raised before anything runs
+    │   ├── StepDefinitionError        (also TypeError) a do/undo a backend cannot run
+    │   └── OptionsError               (also ValueError) an option out of range or unknown
+    ├── SagaStateError                 (also RuntimeError) the builder used at the wrong time
+    │   └── NotInStepError             `idempotency_key()` / `current_step()` outside a step
+    └── StepTimeoutError               (also TimeoutError) a step ran past its timeout (in memory)
+
+`CompensationError` is an `ExceptionGroup` so that `except* SomeUndoError` works on it.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from sagakit._report import SagaReport
+
+
+class SagaError(Exception):
+    """Root of every exception sagakit raises."""
+
+
+class SagaFailed(SagaError):
+    """A saga raised and was unwound.
+
+    Raised by every executor's `run` once all registered undos have run (or the
+    unwind stopped on a failing undo). `__cause__` is the original error — the
+    failing step's or the saga body's — and `report` says what ran, what was
+    compensated and what failed to compensate.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        report: SagaReport,
+        compensation_error: CompensationError | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.report = report
+        """What ran, in what order, and how each undo ended."""
+        self.compensation_error = compensation_error
+        """The undos that finally failed, or `None` when every undo succeeded."""
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (str(self), self.report, self.compensation_error))
+
+
+class CompensationError(SagaError, ExceptionGroup):  # type: ignore[misc]
+    """One or more undos failed after their last retry.
+
+    An `ExceptionGroup` of the undos' final errors, in the order the undos ran,
+    so `except* KeyError:` selects among them. Reach it from
+    `SagaFailed.compensation_error`; `report` names the steps.
+    """
+
+    report: SagaReport | None
+
+    def __new__(
+        cls, message: str, errors: list[Exception], report: SagaReport | None = None
+    ) -> CompensationError:
+        self = super().__new__(cls, message, errors)
+        self.report = report
+        return self
+
+    def __init__(
+        self, message: str, errors: list[Exception], report: SagaReport | None = None
+    ) -> None:
+        super().__init__(message, errors)
+
+    def derive(self, excs: Any) -> CompensationError:
+        """Keep the type (and report) when `except*` splits the group."""
+        return CompensationError(self.message, list(excs), self.report)
+
+
+class SagaDefinitionError(SagaError):
+    """The saga was handed something it cannot run; raised before anything runs."""
+
+
+class StepDefinitionError(SagaDefinitionError, TypeError):
+    """A do or undo that the backend cannot run (not callable, a coroutine object, wrong args)."""
+
+
+class OptionsError(SagaDefinitionError, ValueError):
+    """An option that is unknown or out of range."""
+
+
+class SagaStateError(SagaError, RuntimeError):
+    """The `Saga` builder was used when it cannot be (after the saga ended, or while unwinding)."""
+
+
+class NotInStepError(SagaStateError):
+    """A step accessor (`idempotency_key()`, `current_step()`) was called outside a do or undo."""
+
+
+class StepTimeoutError(SagaError, TimeoutError):
+    """A step ran past its `start_to_close_timeout` or `schedule_to_close_timeout` (in memory).
+
+    On Temporal the same situation surfaces as temporalio's own `TimeoutError`
+    inside an `ActivityError`.
+    """

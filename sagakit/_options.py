@@ -1,0 +1,140 @@
+"""Options: the retry policy, per-step options and saga-wide options.
+
+They are pydantic models so they validate once, serialise, and show up in
+reports. Field names are temporalio's own where one exists, so the Temporal
+adapter maps them 1:1 and users meet no new vocabulary.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from sagakit._exceptions import OptionsError
+
+__all__ = ["RetryPolicy", "SagaOptions", "StepOptions", "validation_to_options_error"]
+
+
+def validation_to_options_error(where: str, exc: ValidationError) -> OptionsError:
+    """Turn pydantic's error into one sentence per bad field that names the fix."""
+    lines = []
+    for err in exc.errors():
+        loc = ".".join(str(p) for p in err["loc"]) or "(options)"
+        if err["type"] == "extra_forbidden":
+            lines.append(f"unknown option {loc!r}")
+        else:
+            lines.append(f"{loc}: {err['msg']} (got {err.get('input')!r})")
+    return OptionsError(f"invalid {where}: " + "; ".join(lines))
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid", arbitrary_types_allowed=False)
+
+
+class RetryPolicy(_Frozen):
+    """How a do or undo is retried; the same fields, defaults and meaning as Temporal's.
+
+    The in-memory executor retries with tenacity and sleeps on its virtual clock;
+    the Temporal adapter hands the policy to the server unchanged.
+    """
+
+    initial_interval: timedelta = Field(default=timedelta(seconds=1), gt=timedelta(0))
+    """Backoff before the first retry."""
+    backoff_coefficient: float = Field(default=2.0, ge=1.0)
+    """Multiplier of the backoff after each retry."""
+    maximum_interval: timedelta | None = None
+    """Cap on the backoff; `None` means 100 x `initial_interval`, as on Temporal."""
+    maximum_attempts: int = Field(default=0, ge=0)
+    """Attempts in all, the first included; 0 means unlimited (bound it with a timeout)."""
+    non_retryable_error_types: tuple[str, ...] = ()
+    """Error type names that are never retried (an exception's class name, or on
+    Temporal an `ApplicationError.type`)."""
+
+    @model_validator(mode="after")
+    def _interval_order(self) -> RetryPolicy:
+        if self.maximum_interval is not None and self.maximum_interval < self.initial_interval:
+            raise ValueError("maximum_interval must be >= initial_interval")
+        return self
+
+    @property
+    def effective_maximum_interval(self) -> timedelta:
+        """The backoff cap actually applied."""
+        return self.maximum_interval or self.initial_interval * 100
+
+
+def _positive(v: timedelta | None) -> timedelta | None:
+    if v is not None and v <= timedelta(0):
+        raise ValueError("must be a positive timedelta")
+    return v
+
+
+class _StepFields(_Frozen):
+    """The fields that a step may set and a saga may default."""
+
+    start_to_close_timeout: timedelta | None = None
+    """Longest a single attempt of the do (and of the undo) may run."""
+    schedule_to_close_timeout: timedelta | None = None
+    """Longest the do (or undo) may take in all, retries included."""
+    heartbeat_timeout: timedelta | None = None
+    """Longest an activity may go without heartbeating (Temporal; ignored in memory)."""
+    retry_policy: RetryPolicy | None = None
+    """Retry policy of the do; `None` uses the saga's, then the backend's default."""
+    undo_retry_policy: RetryPolicy | None = None
+    """Retry policy of the undo; `None` uses the saga's, then `retry_policy`."""
+    task_queue: str | None = None
+    """Task queue of the step's activities (Temporal; ignored in memory)."""
+
+    @model_validator(mode="after")
+    def _positive_timeouts(self) -> _StepFields:
+        for name in ("start_to_close_timeout", "schedule_to_close_timeout", "heartbeat_timeout"):
+            try:
+                _positive(getattr(self, name))
+            except ValueError as e:
+                raise ValueError(f"{name} {e}") from None
+        return self
+
+
+class StepOptions(_StepFields):
+    """Options of one step: the keywords of `saga.step` (the do's own args are positional)."""
+
+    name: str | None = Field(default=None, min_length=1, max_length=200)
+    """Name in reports, keys and activity ids; default: the do's `__name__`."""
+    local: bool = False
+    """Run the do and undo as Temporal local activities (ignored in memory)."""
+    summary: str | None = Field(default=None, max_length=400)
+    """One line shown next to the step in the Temporal UI (ignored in memory)."""
+
+
+class SagaOptions(_StepFields):
+    """Saga-wide options: the two unwind knobs and the step defaults.
+
+    Every field of `StepOptions` but `name`, `local` and `summary` can be set
+    here once as a default for all steps; a step's own keyword wins.
+    """
+
+    parallel_compensation: bool = False
+    """Run the undos concurrently instead of last-registered-first."""
+    continue_on_compensation_error: bool = True
+    """Keep compensating past an undo that finally failed, collecting the failures
+    into `CompensationError`; `False` stops the unwind at the first such undo."""
+    record_values: bool = False
+    """Put step results in the report. Off by default: reports travel in workflow
+    histories and logs, where argument and result values must not leak."""
+
+
+# Fields a step inherits from the saga when it does not set them.
+_INHERITED = tuple(_StepFields.model_fields)
+
+
+def merge(saga: SagaOptions, step: StepOptions | None) -> StepOptions:
+    """The options a step runs with: its own, then the saga's defaults."""
+    if step is None:
+        return StepOptions.model_construct(**{f: getattr(saga, f) for f in _INHERITED})
+    values: dict[str, Any] = {}
+    for f in _INHERITED:
+        own = getattr(step, f)
+        values[f] = own if own is not None else getattr(saga, f)
+    values.update(name=step.name, local=step.local, summary=step.summary)
+    return StepOptions.model_construct(**values)

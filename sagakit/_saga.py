@@ -1,0 +1,561 @@
+"""The `Saga` builder and the one unwind loop every backend shares.
+
+A step is registered (and so is its undo) *before* its do starts: a do that
+fails, times out or is cancelled after it took effect is compensated too. On
+failure `run_saga` cancels and awaits the steps still in flight, runs the
+registered undos last-registered-first (or all at once) in a shielded task,
+and raises `SagaFailed` from the original error.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import inspect
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import Any, Final, TypeVar, TypeVarTuple, Unpack, overload
+
+from pydantic import ValidationError
+from pydantic_core import to_jsonable_python
+
+from sagakit._backend import Backend, StepCall
+from sagakit._context import DoOutcome, Phase, StepContext, _current
+from sagakit._exceptions import (
+    CompensationError,
+    SagaFailed,
+    SagaStateError,
+    StepDefinitionError,
+)
+from sagakit._options import (
+    SagaOptions,
+    StepOptions,
+    merge,
+    validation_to_options_error,
+)
+from sagakit._report import (
+    ErrorInfo,
+    SagaReport,
+    SagaStatus,
+    StepReport,
+    StepStatus,
+    UndoReport,
+    UndoStatus,
+    to_datetime,
+)
+
+__all__ = ["Saga", "run_saga"]
+
+R = TypeVar("R")
+Ts = TypeVarTuple("Ts")
+
+_OPEN: Final = "open"
+_UNWINDING: Final = "unwinding"
+_CLOSED: Final = "closed"
+
+_OUTCOME = {
+    StepStatus.SUCCEEDED: DoOutcome.SUCCEEDED,
+    StepStatus.FAILED: DoOutcome.FAILED,
+    StepStatus.CANCELLED: DoOutcome.UNKNOWN,
+    StepStatus.RUNNING: DoOutcome.UNKNOWN,
+}
+
+
+class _Step:
+    """A registered step while the saga runs: cheap to make, read only for reports."""
+
+    __slots__ = (
+        "args",
+        "attempts",
+        "ended",
+        "error",
+        "name",
+        "options",
+        "result",
+        "seq",
+        "started",
+        "status",
+        "task",
+        "undo",
+        "undo_attempts",
+        "undo_ended",
+        "undo_error",
+        "undo_order",
+        "undo_started",
+        "undo_status",
+        "waiter",
+    )
+
+    def __init__(
+        self,
+        seq: int,
+        name: str,
+        undo: Any,
+        args: tuple[Any, ...],
+        options: StepOptions,
+        started: float,
+        task: asyncio.Task[Any] | None,
+    ) -> None:
+        self.seq = seq
+        self.name = name
+        self.undo = undo
+        self.args = args
+        self.options = options
+        self.started = started
+        self.task = task
+        self.status = StepStatus.RUNNING
+        self.ended: float | None = None
+        self.attempts: int | None = None
+        self.error: BaseException | None = None
+        self.result: Any = None
+        self.undo_status = UndoStatus.NONE if undo is None else UndoStatus.PENDING
+        self.undo_started: float | None = None
+        self.undo_ended: float | None = None
+        self.undo_attempts: int | None = None
+        self.undo_error: BaseException | None = None
+        self.undo_order: int | None = None
+        # Made only when an unwind has to wait for this step's do to stop.
+        self.waiter: asyncio.Future[None] | None = None
+
+
+def _default_name(fn: Any) -> str:
+    if isinstance(fn, str):
+        return fn
+    # temporalio stores an activity's registered name on the function itself.
+    defn = getattr(fn, "__temporal_activity_definition", None)
+    if defn is not None and isinstance(getattr(defn, "name", None), str):
+        return str(defn.name)
+    if isinstance(fn, functools.partial):
+        return _default_name(fn.func)
+    name = getattr(fn, "__name__", None)
+    return name if isinstance(name, str) else type(fn).__name__
+
+
+@functools.lru_cache(maxsize=4096)
+def _arity(fn: Any) -> tuple[int, int | None, tuple[str, ...]] | None:
+    """(required positional, max positional or None, required keyword-only) of `fn`."""
+    if isinstance(fn, type) or not callable(fn):
+        return None  # classes (workflow steps) and names are the backend's to check
+    try:
+        sig = inspect.signature(fn)
+    except (TypeError, ValueError):
+        return None
+    required = 0
+    most: int | None = 0
+    kwonly: list[str] = []
+    for p in sig.parameters.values():
+        if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD):
+            most = None if most is None else most + 1
+            if p.default is p.empty:
+                required += 1
+        elif p.kind is p.VAR_POSITIONAL:
+            most = None
+        elif p.kind is p.KEYWORD_ONLY and p.default is p.empty:
+            kwonly.append(p.name)
+    return required, most, tuple(kwonly)
+
+
+def _check_callable(fn: Any, role: str, nargs: int) -> None:
+    if inspect.iscoroutine(fn) or inspect.isawaitable(fn):
+        raise StepDefinitionError(
+            f"the {role} is an awaitable ({fn!r}), not a function: pass the function and "
+            f"its args separately, saga.step(book_car, cancel_car, trip), not "
+            f"saga.step(book_car(trip), ...)"
+        )
+    if not callable(fn) and not isinstance(fn, str):
+        raise StepDefinitionError(
+            f"the {role} must be a function (or an activity/workflow on Temporal), "
+            f"got {type(fn).__name__} {fn!r}"
+        )
+    try:
+        shape = _arity(fn)
+    except TypeError:  # unhashable callable: not cacheable, check it directly
+        shape = _arity.__wrapped__(fn)
+    if shape is None:
+        return
+    required, most, kwonly = shape
+    name = _default_name(fn)
+    if kwonly:
+        raise StepDefinitionError(
+            f"{role} {name}() has required keyword-only parameters {list(kwonly)}: a step "
+            f"passes only positional args (the same to do and undo); give them defaults "
+            f"or bind them with functools.partial"
+        )
+    if nargs < required or (most is not None and nargs > most):
+        want = f"{required}" if most == required else f"{required} to {most or 'any'}"
+        raise StepDefinitionError(
+            f"{role} {name}() takes {want} positional args but the step passes {nargs}: "
+            f"saga.step(do, undo, *args) calls do(*args) and undo(*args) with the same "
+            f"args, so both must accept them"
+        )
+
+
+class Saga:
+    """The builder a saga function receives: `await saga.step(do, undo, *args)`.
+
+    Executors make one per run; a saga function never constructs it. The same
+    saga function runs on every backend and must not know which.
+    """
+
+    def __init__(self, backend: Backend, options: SagaOptions | None = None) -> None:
+        self._backend = backend
+        self._options = options if options is not None else SagaOptions()
+        self._defaults = merge(self._options, None)
+        self._steps: list[_Step] = []
+        self._state: str = _OPEN
+        self._saga_id = backend.saga_id()
+        self._started = backend.time()
+        self._ended: float | None = None
+        self._error: BaseException | None = None
+        self._cancelled = False
+        self._undo_count = 0
+
+    @property
+    def saga_id(self) -> str:
+        """Unique per saga run; stable across replays and worker restarts."""
+        return self._saga_id
+
+    @property
+    def options(self) -> SagaOptions:
+        """The saga-wide options this run uses."""
+        return self._options
+
+    @overload
+    async def step(
+        self,
+        do: Callable[[Unpack[Ts]], Awaitable[R]],
+        undo: Callable[[Unpack[Ts]], Any] | None,
+        /,
+        *args: Unpack[Ts],
+        **options: Any,
+    ) -> R: ...
+
+    @overload
+    async def step(
+        self,
+        do: Callable[[Unpack[Ts]], R],
+        undo: Callable[[Unpack[Ts]], Any] | None,
+        /,
+        *args: Unpack[Ts],
+        **options: Any,
+    ) -> R: ...
+
+    @overload
+    async def step(self, do: Any, undo: Any, /, *args: Any, **options: Any) -> Any: ...
+
+    async def step(self, do: Any, undo: Any, /, *args: Any, **options: Any) -> Any:
+        """Register `undo`, then run `do(*args)` through the backend and return its result.
+
+        Args:
+            do: the forward action (a function, or on Temporal an activity, a
+                child workflow or an inline `async def`).
+            undo: what reverses it, called with the same `*args`; `None` when
+                there is nothing to undo. Registered before `do` starts, so it
+                runs even if `do` fails or times out after taking effect.
+            *args: positional args of both `do` and `undo`.
+            **options: `StepOptions` fields: `name`, `start_to_close_timeout`,
+                `schedule_to_close_timeout`, `heartbeat_timeout`,
+                `retry_policy`, `undo_retry_policy`, `task_queue`, `local`,
+                `summary`. Unset ones take the saga's defaults.
+
+        Raises:
+            StepDefinitionError: do/undo unusable, or args they cannot take.
+            OptionsError: an unknown or out-of-range option.
+            SagaStateError: the saga has ended or is unwinding.
+            Exception: whatever `do` finally raised; the executor unwinds.
+        """
+        if self._state is not _OPEN:
+            raise SagaStateError(
+                f"saga.step({_default_name(do)}) after the saga "
+                + ("started unwinding" if self._state is _UNWINDING else "ended")
+                + ": every step must be awaited inside the saga function, before it returns"
+            )
+        nargs = len(args)
+        _check_callable(do, "do", nargs)
+        if undo is not None:
+            _check_callable(undo, "undo", nargs)
+        if options:
+            try:
+                own = StepOptions(**options)
+            except ValidationError as e:
+                raise validation_to_options_error(
+                    f"options of step {_default_name(do)!r}", e
+                ) from None
+            opts = merge(self._options, own)
+            name = own.name or _default_name(do)
+        else:
+            opts = self._defaults
+            name = _default_name(do)
+        backend = self._backend
+        backend.check(do, Phase.DO, opts)
+        if undo is not None:
+            backend.check(undo, Phase.UNDO, opts)
+
+        seq = len(self._steps) + 1
+        rec = _Step(seq, name, undo, args, opts, backend.time(), asyncio.current_task())
+        self._steps.append(rec)  # the undo is registered from here on
+        call = StepCall(
+            do, args, opts, opts.retry_policy, StepContext(self._saga_id, seq, name, Phase.DO)
+        )
+        token = _current.set(call.context)
+        try:
+            result = await backend.call(call)
+        except asyncio.CancelledError as e:
+            rec.status = StepStatus.CANCELLED
+            rec.error = e
+            raise
+        except BaseException as e:
+            rec.status = StepStatus.FAILED
+            rec.error = e
+            raise
+        else:
+            rec.status = StepStatus.SUCCEEDED
+            if self._options.record_values:
+                rec.result = result
+            return result
+        finally:
+            _current.reset(token)
+            rec.ended = backend.time()
+            rec.attempts = call.attempts
+            if rec.waiter is not None and not rec.waiter.done():
+                rec.waiter.set_result(None)
+
+    async def gather(self, *steps: Awaitable[R]) -> list[R]:
+        """Run steps concurrently; on the first failure cancel the rest, await them, re-raise.
+
+        Unlike `asyncio.gather`, no sibling is left running after a failure, and
+        the results come back in argument order. The saga then unwinds every
+        registered step, including the cancelled ones (their outcome is unknown).
+
+        Raises:
+            Exception: the first error any of the steps raised.
+        """
+        tasks = [asyncio.ensure_future(s) for s in steps]
+        if not tasks:
+            return []
+        settled: asyncio.Future[BaseException | None] = asyncio.get_running_loop().create_future()
+        remaining = len(tasks)
+
+        def on_done(t: asyncio.Future[Any]) -> None:
+            nonlocal remaining
+            remaining -= 1
+            if settled.done():
+                return
+            if not t.cancelled() and t.exception() is not None:
+                settled.set_result(t.exception())
+            elif remaining == 0:
+                settled.set_result(None)
+
+        for t in tasks:
+            t.add_done_callback(on_done)
+        try:
+            error = await settled
+        except BaseException:
+            error = None
+            await _cancel_and_wait(tasks)
+            raise
+        if error is not None:
+            await _cancel_and_wait(tasks)
+            raise error
+        return [t.result() for t in tasks]
+
+    def report(self) -> SagaReport:
+        """A snapshot of the run so far (cheap enough to serve a query)."""
+        backend = self._backend
+        record = self._options.record_values
+        steps = []
+        for r in self._steps:
+            undo = None
+            if r.undo is not None:
+                undo = UndoReport(
+                    name=_default_name(r.undo),
+                    status=r.undo_status,
+                    attempts=r.undo_attempts,
+                    started_at=to_datetime(r.undo_started),
+                    ended_at=to_datetime(r.undo_ended),
+                    error=_info(backend, r.undo_error),
+                    order=r.undo_order,
+                )
+            steps.append(
+                StepReport(
+                    seq=r.seq,
+                    name=r.name,
+                    status=r.status,
+                    attempts=r.attempts,
+                    started_at=to_datetime(r.started),
+                    ended_at=to_datetime(r.ended),
+                    error=_info(backend, r.error),
+                    result=to_jsonable_python(r.result, fallback=repr) if record else None,
+                    undo=undo,
+                )
+            )
+        return SagaReport(
+            saga_id=self._saga_id,
+            status=self._status(),
+            started_at=to_datetime(self._started),  # type: ignore[arg-type]
+            ended_at=to_datetime(self._ended),
+            error=_info(backend, self._error),
+            cancelled=self._cancelled,
+            steps=steps,
+        )
+
+    def _status(self) -> SagaStatus:
+        if self._state is _OPEN:
+            return SagaStatus.RUNNING
+        if self._error is None:
+            return SagaStatus.SUCCEEDED
+        if self._state is _UNWINDING:
+            return SagaStatus.COMPENSATING
+        bad = (UndoStatus.FAILED, UndoStatus.SKIPPED)
+        if any(r.undo_status in bad for r in self._steps):
+            return SagaStatus.COMPENSATION_FAILED
+        return SagaStatus.COMPENSATED
+
+    # -- unwinding -----------------------------------------------------------
+
+    async def _unwind(self, error: BaseException) -> CompensationError | None:
+        """Compensate in a shielded task; keep waiting through further cancellations."""
+        self._state = _UNWINDING
+        self._error = error
+        cancelled = isinstance(error, asyncio.CancelledError)
+        task = asyncio.ensure_future(self._compensate())
+        while True:
+            try:
+                comp_error = await asyncio.shield(task)
+                break
+            except asyncio.CancelledError:
+                if task.done() and task.cancelled():
+                    raise  # the loop itself is going away: nothing left to protect
+                # A second cancel must not abort compensation: note it, wait on.
+                cancelled = True
+        self._cancelled = cancelled
+        self._state = _CLOSED
+        self._ended = self._backend.time()
+        return comp_error
+
+    async def _compensate(self) -> CompensationError | None:
+        # 1. No undo may start while its own do may still run: stop the steps in flight.
+        me = asyncio.current_task()
+        running = [r for r in self._steps if r.status is StepStatus.RUNNING]
+        for r in running:
+            if r.task is not None and r.task is not me and not r.task.done():
+                r.task.cancel()
+        loop = asyncio.get_running_loop()
+        for r in running:
+            if r.status is StepStatus.RUNNING:
+                r.waiter = loop.create_future()
+                await r.waiter
+        # 2. Undo what was registered, last registered first (or all at once).
+        todo = [r for r in reversed(self._steps) if r.undo is not None]
+        errors: list[Exception] = []
+        if self._options.parallel_compensation:
+            tasks = [asyncio.ensure_future(self._run_undo(r)) for r in todo]
+            for t in tasks:
+                await t
+            errors = [r.undo_error for r in todo if isinstance(r.undo_error, Exception)]
+        else:
+            keep_going = self._options.continue_on_compensation_error
+            for r in todo:
+                if errors and not keep_going:
+                    r.undo_status = UndoStatus.SKIPPED
+                    continue
+                await self._run_undo(r)
+                if isinstance(r.undo_error, Exception):
+                    errors.append(r.undo_error)
+        if not errors:
+            return None
+        names = [r.name for r in todo if r.undo_status is UndoStatus.FAILED]
+        return CompensationError(f"{len(errors)} undo(s) failed: {', '.join(names)}", errors)
+
+    async def _run_undo(self, r: _Step) -> None:
+        backend = self._backend
+        opts = r.options
+        self._undo_count += 1
+        r.undo_order = self._undo_count
+        r.undo_status = UndoStatus.RUNNING
+        r.undo_started = backend.time()
+        ctx = StepContext(self._saga_id, r.seq, r.name, Phase.UNDO, _OUTCOME[r.status])
+        call = StepCall(r.undo, r.args, opts, opts.undo_retry_policy or opts.retry_policy, ctx)
+        token = _current.set(ctx)
+        try:
+            await backend.call(call)
+        except Exception as e:  # the undo finally failed: recorded, reported, raised later
+            r.undo_status = UndoStatus.FAILED
+            r.undo_error = e
+        else:
+            r.undo_status = UndoStatus.COMPENSATED
+        finally:
+            _current.reset(token)
+            r.undo_ended = backend.time()
+            r.undo_attempts = call.attempts
+
+
+async def _cancel_and_wait(tasks: list[asyncio.Future[Any]]) -> None:
+    """Cancel what still runs and wait for all of it to end: nothing outlives its group."""
+    pending = [t for t in tasks if not t.done()]
+    for t in pending:
+        t.cancel()
+    if pending:
+        await asyncio.wait(pending)
+
+
+def _info(backend: Backend, e: BaseException | None) -> ErrorInfo | None:
+    if e is None:
+        return None
+    type_name, message = backend.describe_error(e)
+    return ErrorInfo(type=type_name, message=message)
+
+
+async def run_saga(
+    saga: Saga, fn: Callable[..., Coroutine[Any, Any, R]], args: tuple[Any, ...]
+) -> R:
+    """Run a saga function to its end on `saga`'s backend; the heart of every executor.
+
+    Raises:
+        StepDefinitionError: `fn` is not an `async def` taking the saga first.
+        SagaFailed: the saga raised and was unwound; `__cause__` is the error.
+        asyncio.CancelledError: the saga was cancelled, and was unwound first.
+    """
+    if not inspect.iscoroutinefunction(fn) and not inspect.iscoroutinefunction(
+        getattr(fn, "__call__", None)  # noqa: B004 - async callable objects count too
+    ):
+        raise StepDefinitionError(
+            f"a saga must be an `async def` that takes the Saga first, like "
+            f"`async def book_trip(saga: Saga, trip): ...`; got {fn!r}"
+        )
+    try:
+        result = await fn(saga, *args)
+        stray = [r.name for r in saga._steps if r.status is StepStatus.RUNNING]
+        if stray:
+            raise SagaStateError(
+                f"the saga function returned while steps {stray} were still running: "
+                f"await every saga.step(...) (use saga.gather for concurrent steps)"
+            )
+    except BaseException as error:
+        if saga._backend.passes_through(error):
+            raise
+        comp_error = await saga._unwind(error)
+        if isinstance(error, asyncio.CancelledError):
+            raise
+        if saga._cancelled:
+            # The body failed, then the caller cancelled us during the unwind.
+            raise asyncio.CancelledError() from error
+        report = saga.report()
+        if comp_error is not None:
+            comp_error.report = report
+        raise SagaFailed(_message(report, error), report, comp_error) from error
+    saga._state = _CLOSED
+    saga._ended = saga._backend.time()
+    return result
+
+
+def _message(report: SagaReport, error: BaseException) -> str:
+    failed = next((s for s in report.steps if s.status is StepStatus.FAILED), None)
+    where = f"at step {failed.seq} {failed.name!r}" if failed else "in the saga body"
+    ran = [s for s in report.steps if s.undo is not None]
+    ok = sum(1 for s in ran if s.undo.status is UndoStatus.COMPENSATED)  # type: ignore[union-attr]
+    err = report.error
+    what = f"{err.type}: {err.message}" if err else type(error).__name__
+    return (
+        f"saga {report.saga_id} failed {where} ({what}); "
+        f"{ok} of {len(ran)} undo(s) succeeded"
+    )

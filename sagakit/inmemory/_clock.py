@@ -1,0 +1,57 @@
+"""A virtual clock: retry backoffs and injected delays pass in no real time."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from datetime import UTC, datetime, timedelta
+
+__all__ = ["VirtualClock"]
+
+
+class VirtualClock:
+    """The in-memory executor's clock.
+
+    Time moves only when something sleeps on it (a retry backoff, an injected
+    delay) or a test calls `advance`, so a saga whose retries back off for an
+    hour finishes at once, with the hour in its report. With
+    `follow_real_time=True` it also moves with the wall clock, which makes
+    timelines show real durations (the main job uses this).
+    """
+
+    def __init__(self, start: datetime | None = None, *, follow_real_time: bool = False) -> None:
+        """Start the clock at `start` (default: now, in UTC)."""
+        start = start or datetime.now(UTC)
+        if start.tzinfo is None:
+            raise ValueError("VirtualClock(start=...) needs an aware datetime, e.g. tzinfo=UTC")
+        self._base = start.timestamp()
+        self._skipped = 0.0
+        self._follow = follow_real_time
+        self._mono0 = time.monotonic()
+
+    def time(self) -> float:
+        """Seconds since the epoch on this clock."""
+        if self._follow:
+            return self._base + self._skipped + (time.monotonic() - self._mono0)
+        return self._base + self._skipped
+
+    def now(self) -> datetime:
+        """The clock's current time, as an aware UTC datetime."""
+        return datetime.fromtimestamp(self.time(), UTC)
+
+    @property
+    def skipped(self) -> timedelta:
+        """Total virtual time that passed without real time passing."""
+        return timedelta(seconds=self._skipped)
+
+    def advance(self, by: timedelta | float) -> None:
+        """Move the clock forward without waiting."""
+        seconds = by.total_seconds() if isinstance(by, timedelta) else float(by)
+        if seconds < 0:
+            raise ValueError("a clock only moves forward: advance(by) needs by >= 0")
+        self._skipped += seconds
+
+    async def sleep(self, seconds: float) -> None:
+        """Advance by `seconds` and yield to the event loop once (so others can run)."""
+        self.advance(seconds)
+        await asyncio.sleep(0)

@@ -1,0 +1,402 @@
+"""The in-memory executor: runs sagas with no server, for unit tests and local runs."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import inspect
+import itertools
+import uuid
+from collections.abc import Callable, Coroutine, Iterable
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from tenacity import (
+    AsyncRetrying,
+    RetryCallState,
+    retry_if_exception,
+    stop_after_attempt,
+    wait_exponential,
+)
+
+from sagakit._backend import Backend, StepCall
+from sagakit._context import Phase
+from sagakit._exceptions import StepDefinitionError, StepTimeoutError
+from sagakit._options import RetryPolicy, SagaOptions, StepOptions
+from sagakit._report import SagaReport
+from sagakit._saga import Saga, run_saga
+from sagakit.inmemory._clock import VirtualClock
+from sagakit.inmemory._faults import Fault
+
+__all__ = ["Attempt", "InMemoryExecutor"]
+
+R = TypeVar("R")
+
+_ASYNC, _SYNC, _ACTIVITY = "async", "sync", "activity"
+
+
+@dataclass(frozen=True, slots=True)
+class Attempt:
+    """One attempt of a do or undo, as the executor recorded it."""
+
+    saga_id: str
+    seq: int
+    step: str
+    phase: Phase
+    attempt: int
+    error: BaseException | None
+    """`None` when the attempt succeeded."""
+
+    @property
+    def ok(self) -> bool:
+        """Whether the attempt succeeded."""
+        return self.error is None
+
+
+def _kind(fn: Any) -> str:
+    if isinstance(fn, str):
+        raise StepDefinitionError(
+            f"in memory a step is a callable, not an activity name ({fn!r}): pass the "
+            f"activity function itself"
+        )
+    if isinstance(fn, type) and hasattr(fn, "__temporal_workflow_definition"):
+        raise StepDefinitionError(
+            f"{fn.__name__} is a Temporal workflow: child-workflow steps run only on "
+            f"Temporal; in memory pass a function that does the same"
+        )
+    if hasattr(fn, "__temporal_activity_definition"):
+        return _ACTIVITY
+    if inspect.iscoroutinefunction(fn) or inspect.iscoroutinefunction(
+        getattr(fn, "__call__", None)  # noqa: B004 - async callable objects count too
+    ):
+        return _ASYNC
+    return _SYNC
+
+
+class _InMemoryBackend(Backend):
+    __slots__ = ("_executor", "_saga_id")
+
+    def __init__(self, executor: InMemoryExecutor, saga_id: str) -> None:
+        self._executor = executor
+        self._saga_id = saga_id
+
+    def saga_id(self) -> str:
+        return self._saga_id
+
+    def time(self) -> float:
+        return self._executor.clock.time()
+
+    def check(self, fn: Any, phase: Phase, options: StepOptions) -> None:
+        kinds = self._executor._kinds
+        try:
+            if fn not in kinds:
+                kinds[fn] = _kind(fn)
+        except TypeError:  # unhashable callable: check it uncached
+            _kind(fn)
+
+    async def call(self, call: StepCall) -> Any:
+        ex = self._executor
+        opts = call.options
+        # Fast path: the first attempt runs with no retry machinery at all.
+        start = ex.clock.time()
+        try:
+            if ex.faults or opts.start_to_close_timeout or opts.schedule_to_close_timeout:
+                result = await self._attempt(call, 1, start)
+            else:
+                result = await self._invoke(call, 1)
+        except Exception as first:
+            if ex.record_calls:
+                ex.calls.append(_attempt_record(call, 1, first))
+            return await self._retry(call, first, start)
+        call.attempts = 1
+        if ex.record_calls:
+            ex.calls.append(_attempt_record(call, 1, None))
+        return result
+
+    async def _invoke(self, call: StepCall, attempt: int) -> Any:
+        fn = call.fn
+        try:
+            kind = self._executor._kinds[fn]
+        except (KeyError, TypeError):
+            kind = _kind(fn)
+        if kind is _ASYNC:
+            return await fn(*call.args)
+        if kind is _ACTIVITY:
+            return await self._run_activity(call, attempt)
+        result = fn(*call.args)
+        if inspect.isawaitable(result):
+            return await result
+        return result
+
+    async def _run_activity(self, call: StepCall, attempt: int) -> Any:
+        # temporalio's own test environment gives the function a real activity
+        # context, so activity.info() and activity.heartbeat() work as on a worker.
+        from temporalio.testing import ActivityEnvironment
+
+        env = ActivityEnvironment()
+        ctx = call.context
+        suffix = ".undo" if ctx.phase is Phase.UNDO else ""
+        defn = call.fn.__temporal_activity_definition
+        now = self._executor.clock.now()
+        env.info = dataclasses.replace(
+            env.info,
+            activity_id=f"{ctx.seq}.{ctx.name}{suffix}",
+            activity_type=defn.name or call.fn.__name__,
+            attempt=attempt,
+            workflow_id=self._saga_id,
+            workflow_type="InMemorySaga",
+            heartbeat_timeout=call.options.heartbeat_timeout,
+            start_to_close_timeout=call.options.start_to_close_timeout,
+            schedule_to_close_timeout=call.options.schedule_to_close_timeout,
+            scheduled_time=now,
+            started_time=now,
+            current_attempt_scheduled_time=now,
+        )
+        env.on_heartbeat = lambda *details: None
+        result = env.run(call.fn, *call.args)
+        if inspect.isawaitable(result):
+            return await result
+        return result
+
+    async def _attempt(self, call: StepCall, attempt: int, first_start: float) -> Any:
+        """One attempt with faults and timeouts applied."""
+        ex = self._executor
+        opts = call.options
+        fault = ex._fault_for(call.context.name, call.context.phase, attempt)
+        if fault is not None:
+            if fault.delay:
+                await ex.clock.sleep(fault.delay.total_seconds())
+                self._check_deadlines(call, attempt, fault.delay.total_seconds(), first_start)
+            if fault.raises and not fault.after_effect:
+                raise fault.make_error(attempt)
+        limit = _seconds(opts.start_to_close_timeout)
+        if opts.schedule_to_close_timeout is not None:
+            left = opts.schedule_to_close_timeout.total_seconds() - (ex.clock.time() - first_start)
+            limit = left if limit is None else min(limit, left)
+        if limit is None:
+            result = await self._invoke(call, attempt)
+        else:
+            # Real time bounds real code; virtual time (faults, backoffs) is checked above.
+            try:
+                async with asyncio.timeout(max(limit, 0.0)):
+                    result = await self._invoke(call, attempt)
+            except TimeoutError as e:
+                raise StepTimeoutError(
+                    f"{call.context.name} {call.context.phase.value} attempt {attempt} ran "
+                    f"past its timeout ({limit:g}s)"
+                ) from e
+        if fault is not None and fault.raises and fault.after_effect:
+            raise fault.make_error(attempt)
+        return result
+
+    def _check_deadlines(
+        self, call: StepCall, attempt: int, took: float, first_start: float
+    ) -> None:
+        opts = call.options
+        name = f"{call.context.name} {call.context.phase.value}"
+        stc = opts.start_to_close_timeout
+        if stc is not None and took > stc.total_seconds():
+            raise StepTimeoutError(
+                f"{name} attempt {attempt} ran past start_to_close_timeout ({stc})"
+            )
+        sched = opts.schedule_to_close_timeout
+        if sched is not None and self._executor.clock.time() - first_start > sched.total_seconds():
+            raise _ScheduleToCloseExceeded(
+                f"{name} ran past schedule_to_close_timeout ({sched}) on attempt {attempt}"
+            )
+
+    async def _retry(self, call: StepCall, first: Exception, first_start: float) -> Any:
+        """Attempts 2..n, driven by tenacity on the virtual clock.
+
+        tenacity sees the failed first attempt as its own attempt 1 (replayed,
+        not re-run), so its attempt numbers, waits and stop rules line up with
+        Temporal's: the wait after attempt n is initial * coefficient^(n-1).
+        """
+        ex = self._executor
+        policy = call.retry_policy or ex.default_retry_policy
+        sched = call.options.schedule_to_close_timeout
+        past_deadline = False
+
+        def stop_at_deadline(state: RetryCallState) -> bool:
+            nonlocal past_deadline
+            if sched is None:
+                return False
+            elapsed = ex.clock.time() + state.upcoming_sleep - first_start
+            past_deadline = elapsed > sched.total_seconds()
+            return past_deadline
+
+        retrying = AsyncRetrying(
+            stop=stop_after_attempt(policy.maximum_attempts or ex.unlimited_attempts)
+            | stop_at_deadline,
+            wait=wait_exponential(
+                multiplier=policy.initial_interval.total_seconds(),
+                exp_base=policy.backoff_coefficient,
+                max=policy.effective_maximum_interval.total_seconds(),
+            ),
+            sleep=ex.clock.sleep,
+            retry=retry_if_exception(lambda e: _retryable(e, policy)),
+            reraise=True,
+        )
+        n = 1
+        try:
+            async for attempt_ctx in retrying:
+                with attempt_ctx:
+                    n = attempt_ctx.retry_state.attempt_number
+                    call.attempts = n
+                    if n == 1:
+                        raise first
+                    try:
+                        result = await self._attempt(call, n, first_start)
+                    except Exception as e:
+                        if ex.record_calls:
+                            ex.calls.append(_attempt_record(call, n, e))
+                        raise
+                    if ex.record_calls:
+                        ex.calls.append(_attempt_record(call, n, None))
+                    return result
+        except _ScheduleToCloseExceeded as e:
+            raise StepTimeoutError(str(e)) from None
+        except Exception as e:
+            if past_deadline:
+                raise StepTimeoutError(
+                    f"{call.context.name} {call.context.phase.value} ran past "
+                    f"schedule_to_close_timeout ({sched}) after {n} attempt(s)"
+                ) from e
+            raise
+        raise AssertionError("unreachable: tenacity either returns or raises")
+
+
+class _ScheduleToCloseExceeded(StepTimeoutError):
+    """Internal: the overall deadline passed; never retried."""
+
+
+def _seconds(td: Any) -> float | None:
+    return None if td is None else float(td.total_seconds())
+
+
+def _retryable(e: BaseException, policy: RetryPolicy) -> bool:
+    if not isinstance(e, Exception) or isinstance(e, _ScheduleToCloseExceeded):
+        return False  # cancellation and the overall deadline end the step
+    if getattr(e, "non_retryable", False) is True:  # temporalio's ApplicationError
+        return False
+    names = policy.non_retryable_error_types
+    if not names:
+        return True
+    if getattr(e, "type", None) in names:  # ApplicationError(type="InsufficientFunds")
+        return False
+    return not any(c.__name__ in names for c in type(e).__mro__)
+
+
+def _attempt_record(call: StepCall, n: int, error: BaseException | None) -> Attempt:
+    ctx = call.context
+    return Attempt(ctx.saga_id, ctx.seq, ctx.name, ctx.phase, n, error)
+
+
+class InMemoryExecutor:
+    """Runs a saga function with no server: the backend users unit-test their sagas with.
+
+    Do and undo may be sync or async callables, or temporalio `@activity.defn`
+    functions (run with a real activity context, so `activity.info()` and
+    `activity.heartbeat()` work). Retries follow each step's `RetryPolicy` with
+    tenacity, sleeping on a `VirtualClock`; timeouts are enforced; `faults`
+    make chosen attempts fail or take long without touching the functions.
+
+    Ignored in memory (documented): `heartbeat_timeout`, `task_queue`, `local`,
+    `summary`. An unlimited retry policy (`maximum_attempts=0`) stops after
+    `unlimited_attempts` attempts instead of retrying forever.
+
+    Example:
+        >>> executor = InMemoryExecutor(faults=[Fault.fail("book_flight")])
+        >>> await executor.run(book_trip, trip)  # raises SagaFailed, car and hotel undone
+    """
+
+    def __init__(
+        self,
+        options: SagaOptions | None = None,
+        *,
+        faults: Iterable[Fault] = (),
+        clock: VirtualClock | None = None,
+        default_retry_policy: RetryPolicy | None = None,
+        unlimited_attempts: int = 1000,
+        record_calls: bool = True,
+    ) -> None:
+        """Set up an executor; it can run many sagas, one after another or at once.
+
+        Args:
+            options: saga-wide options (unwind knobs, step defaults).
+            faults: faults to inject, matched by step name, phase and attempt.
+            clock: the virtual clock (default: one starting now, moving only on sleeps).
+            default_retry_policy: for steps with no policy (default: Temporal's defaults).
+            unlimited_attempts: where `maximum_attempts=0` stops in memory.
+            record_calls: keep an `Attempt` in `calls` for every attempt.
+        """
+        if unlimited_attempts < 1:
+            raise ValueError("unlimited_attempts must be >= 1")
+        self.options = options if options is not None else SagaOptions()
+        """Saga-wide options of every run."""
+        self.faults: list[Fault] = list(faults)
+        """The injected faults; append to add more."""
+        self.clock = clock if clock is not None else VirtualClock()
+        """The virtual clock the runs share."""
+        self.default_retry_policy = default_retry_policy or RetryPolicy()
+        """Policy of steps that set none."""
+        self.unlimited_attempts = unlimited_attempts
+        """Attempts after which an unlimited policy gives up."""
+        self.record_calls = record_calls
+        """Whether `calls` is kept."""
+        self.calls: list[Attempt] = []
+        """Every attempt of every do and undo, in the order they ended."""
+        self._sagas: list[Saga] = []
+        self._kinds: dict[Any, str] = {}
+        self._prefix = uuid.uuid4().hex[:8]
+        self._runs = itertools.count(1)
+
+    def _fault_for(self, step: str, phase: Phase, attempt: int) -> Fault | None:
+        for f in self.faults:
+            if f.step == step and f.phase is phase and f.hits(attempt):
+                return f
+        return None
+
+    async def run(
+        self,
+        saga_fn: Callable[..., Coroutine[Any, Any, R]],
+        *args: Any,
+        saga_id: str | None = None,
+    ) -> R:
+        """Run `saga_fn(saga, *args)` to its end and return its result.
+
+        Args:
+            saga_fn: an `async def` taking the `Saga` first.
+            *args: the saga function's own args.
+            saga_id: name of this run (default: unique per run); keys derive from it.
+
+        Raises:
+            SagaFailed: the saga raised and was unwound; `__cause__` is the error.
+            asyncio.CancelledError: the run was cancelled; undos ran first.
+            SagaDefinitionError: bad input, before anything ran.
+        """
+        sid = saga_id or f"saga-{self._prefix}-{next(self._runs)}"
+        saga = Saga(_InMemoryBackend(self, sid), self.options)
+        self._sagas.append(saga)
+        return await run_saga(saga, saga_fn, args)
+
+    @property
+    def reports(self) -> list[SagaReport]:
+        """A report of every run so far, in the order they started."""
+        return [s.report() for s in self._sagas]
+
+    @property
+    def last_report(self) -> SagaReport:
+        """The report of the latest run.
+
+        Raises:
+            LookupError: nothing has run yet.
+        """
+        if not self._sagas:
+            raise LookupError("no saga has run on this executor yet")
+        return self._sagas[-1].report()
+
+    def attempts_of(self, step: str, phase: Phase | str = Phase.DO) -> list[Attempt]:
+        """The recorded attempts of one step's do (or undo), across runs."""
+        p = Phase(phase)
+        return [a for a in self.calls if a.step == step and a.phase is p]

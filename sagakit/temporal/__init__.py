@@ -1,0 +1,24 @@
+"""Run sagas inside Temporal workflows.
+
+`TemporalExecutor` runs a saga function in a `@workflow.run` method: each do
+and undo becomes an activity (or a local activity, a child workflow, or inline
+workflow code). `SagakitPlugin` goes on every worker: it carries
+`sagakit.idempotency_key()` to activities and child workflows, and passes
+`sagakit` through the workflow sandbox.
+"""
+
+from sagakit.temporal._executor import REPORT_QUERY, SAGA_FAILED_TYPE, TemporalExecutor
+from sagakit.temporal._header import STEP_HEADER
+from sagakit.temporal._plugin import SagakitInterceptor, SagakitPlugin
+from sagakit.temporal._refs import ActivityRef, ChildWorkflowRef
+
+__all__ = [
+    "REPORT_QUERY",
+    "SAGA_FAILED_TYPE",
+    "STEP_HEADER",
+    "ActivityRef",
+    "ChildWorkflowRef",
+    "SagakitInterceptor",
+    "SagakitPlugin",
+    "TemporalExecutor",
+]

@@ -1,0 +1,393 @@
+"""`TemporalExecutor`: run a saga function inside a Temporal workflow.
+
+The core (`sagakit._saga`) decides what runs and in which order; this module
+only translates a `StepCall` into temporalio: an activity, a local activity, a
+child workflow, or an inline `async def` run in the workflow itself.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import inspect
+import weakref
+from collections.abc import Callable, Coroutine
+from enum import Enum
+from typing import Any, Final, TypeVar
+
+import temporalio.activity
+import temporalio.common
+import temporalio.exceptions
+from temporalio import workflow
+
+from sagakit._backend import Backend, StepCall
+from sagakit._context import Phase
+from sagakit._exceptions import OptionsError, SagaFailed, SagaStateError, StepDefinitionError
+from sagakit._options import RetryPolicy, SagaOptions, StepOptions
+from sagakit._saga import Saga, run_saga
+from sagakit.temporal._refs import ActivityRef, ChildWorkflowRef
+
+__all__ = ["REPORT_QUERY", "SAGA_FAILED_TYPE", "TemporalExecutor"]
+
+R = TypeVar("R")
+
+REPORT_QUERY: Final = "sagakit_report"
+"""The query that returns the live report (JSON) of the workflow's latest saga."""
+
+SAGA_FAILED_TYPE: Final = "SagaFailed"
+"""`ApplicationError.type` of the failure a failed saga ends its workflow run with."""
+
+# Its module is private, so it is recognised by name: a rename in temporalio
+# makes eviction compensate (visibly, in tests) rather than fail to import.
+_EVICTION_ERROR = "_WorkflowBeingEvictedError"
+
+
+class _Kind(Enum):
+    ACTIVITY = "activity"
+    CHILD = "child workflow"
+    INLINE = "inline"
+
+
+class _Target:
+    """What `fn` turned out to be, and what to hand temporalio for it."""
+
+    __slots__ = ("kind", "ref", "result_type")
+
+    def __init__(self, kind: _Kind, ref: Any, result_type: type | None = None) -> None:
+        self.kind = kind
+        self.ref = ref
+        self.result_type = result_type
+
+
+def _describe(fn: Any) -> str:
+    return getattr(fn, "__qualname__", None) or getattr(fn, "__name__", None) or repr(fn)
+
+
+def _resolve(fn: Any) -> _Target:
+    """Classify a do or undo; raise `StepDefinitionError` for what a workflow cannot run."""
+    if isinstance(fn, ActivityRef):
+        return _Target(_Kind.ACTIVITY, fn.name, fn.result_type)
+    if isinstance(fn, ChildWorkflowRef):
+        return _Target(_Kind.CHILD, fn.name, fn.result_type)
+    if isinstance(fn, str):
+        # As in `workflow.execute_activity("name")`: a bare string is an activity name.
+        return _Target(_Kind.ACTIVITY, fn)
+    if temporalio.activity._Definition.from_callable(fn) is not None:
+        return _Target(_Kind.ACTIVITY, fn)
+    if isinstance(fn, type):
+        defn = workflow._Definition.from_class(fn)
+        if defn is None:
+            raise StepDefinitionError(
+                f"class {_describe(fn)} is not a workflow: decorate it with @workflow.defn "
+                f"to run it as a child workflow step, or pass an @activity.defn function"
+            )
+        return _Target(_Kind.CHILD, defn.run_fn)
+    if workflow._Definition.from_run_fn(fn) is not None:
+        return _Target(_Kind.CHILD, fn)
+    if getattr(fn, "__name__", None) == "<lambda>":
+        raise StepDefinitionError(
+            "a lambda cannot be a step on Temporal: a workflow may not do I/O itself; "
+            "make it an @activity.defn function registered on the worker (or an "
+            "`async def` to run inline in the workflow)"
+        )
+    if inspect.iscoroutinefunction(fn) or inspect.iscoroutinefunction(
+        getattr(fn, "__call__", None)  # noqa: B004 - async callable objects count too
+    ):
+        return _Target(_Kind.INLINE, fn)
+    raise StepDefinitionError(
+        f"{_describe(fn)} is a plain sync function, which a Temporal workflow cannot "
+        f"run: decorate it with @activity.defn and register it on the worker (it then "
+        f"runs as an activity), or make it `async def` to run inline in the workflow "
+        f"(for workflow code only: waiting for a signal, a nested saga)"
+    )
+
+
+# Classification is pure and every step of every run asks it, so it is cached
+# per callable; weak keys so a worker does not pin functions it no longer runs.
+_targets: weakref.WeakKeyDictionary[Any, _Target] = weakref.WeakKeyDictionary()
+
+
+def _target(fn: Any) -> _Target:
+    try:
+        cached = _targets.get(fn)
+    except TypeError:  # unhashable or not weak-referenceable: classify every time
+        return _resolve(fn)
+    if cached is None:
+        cached = _resolve(fn)
+        with contextlib.suppress(TypeError):
+            _targets[fn] = cached
+    return cached
+
+
+def _retry(policy: RetryPolicy | None) -> temporalio.common.RetryPolicy | None:
+    if policy is None:
+        return None
+    return temporalio.common.RetryPolicy(
+        initial_interval=policy.initial_interval,
+        backoff_coefficient=policy.backoff_coefficient,
+        maximum_interval=policy.maximum_interval,
+        maximum_attempts=policy.maximum_attempts,
+        non_retryable_error_types=list(policy.non_retryable_error_types) or None,
+    )
+
+
+def _is_eviction(exc: BaseException | None) -> bool:
+    return exc is not None and type(exc).__name__ == _EVICTION_ERROR
+
+
+def _being_evicted() -> bool:
+    # temporalio cancels every task of a workflow it evicts from its cache; there
+    # is no public flag telling that cancel apart from a real one. Reading the
+    # instance's private flag is safe for determinism: an evicted workflow issues
+    # no more commands either way.
+    try:
+        return bool(getattr(workflow._Runtime.current(), "_deleting", False))
+    except Exception:  # outside a workflow, or temporalio changed its internals
+        return False
+
+
+async def _settle(handle: asyncio.Future[Any]) -> Any:
+    """Await an activity or child handle; if cancelled, cancel it and wait until it stopped.
+
+    temporalio's own await of a handle swallows the task cancel (it turns into an
+    `ActivityError` caused by `CancelledError` later), so the core could not tell
+    a cancelled saga from a failed one. Waiting on the handle without awaiting it
+    keeps the cancel ours: we request it once, wait for the do to end (the
+    cancellation type is WAIT_CANCELLATION_COMPLETED), then re-raise it.
+    """
+    try:
+        await asyncio.wait([handle])
+    except asyncio.CancelledError:
+        handle.cancel()
+        while not handle.done():
+            # A second cancel changes nothing: the do must stop before we return.
+            with contextlib.suppress(asyncio.CancelledError):
+                await asyncio.wait([handle])
+        err = None if handle.cancelled() else handle.exception()  # retrieved: no GC warning
+        if _is_eviction(err):
+            raise err from None  # type: ignore[misc]
+        raise
+    return handle.result()
+
+
+class _TemporalBackend(Backend):
+    """One saga run inside one workflow run."""
+
+    def __init__(self, index: int) -> None:
+        info = workflow.info()
+        self._index = index
+        base = f"{info.workflow_id}/{info.run_id}"
+        # The n-th saga of a workflow run is told apart by its start order, which
+        # replays identically.
+        self._saga_id = base if index == 1 else f"{base}/{index}"
+        self._workflow_id = info.workflow_id
+        self._prefix = "" if index == 1 else f"{index}/"
+
+    def saga_id(self) -> str:
+        """`workflow_id/run_id`, plus `/n` for the n-th saga (n >= 2) of the run."""
+        return self._saga_id
+
+    def time(self) -> float:
+        """`workflow.now()`: deterministic, the time of the current workflow task."""
+        return workflow.now().timestamp()
+
+    def check(self, fn: Any, phase: Phase, options: StepOptions) -> None:
+        """Accept activities, child workflows and inline `async def`s; require activity timeouts."""
+        target = _target(fn)
+        what = f"the {phase.value} {_describe(fn)}" + (
+            f" of step {options.name!r}" if options.name else ""
+        )
+        if target.kind is _Kind.ACTIVITY:
+            if options.start_to_close_timeout is None and options.schedule_to_close_timeout is None:
+                raise OptionsError(
+                    f"{what} is an activity and has no timeout: set start_to_close_timeout "
+                    f"(each attempt) or schedule_to_close_timeout (all attempts) on "
+                    f"saga.step(...) or once for all steps in SagaOptions(...)"
+                )
+        elif options.local:
+            raise OptionsError(
+                f"{what} is a {target.kind.value}, but local=True applies only to "
+                f"activities: drop local=True for this step"
+            )
+
+    async def call(self, call: StepCall) -> Any:
+        """Run the do or undo as an activity, local activity, child workflow or inline."""
+        target = _target(call.fn)
+        opts = call.options
+        ctx = call.context
+        suffix = ".undo" if ctx.phase is Phase.UNDO else ""
+        step_id = f"{self._prefix}{ctx.seq}.{ctx.name}{suffix}"
+        if target.kind is _Kind.INLINE:
+            return await call.fn(*call.args)
+        retry = _retry(call.retry_policy)
+        handle: asyncio.Future[Any]
+        if target.kind is _Kind.CHILD:
+            handle = await workflow.start_child_workflow(
+                target.ref,
+                args=list(call.args),
+                id=f"{self._workflow_id}.{step_id}",
+                task_queue=opts.task_queue,
+                result_type=target.result_type,
+                execution_timeout=opts.schedule_to_close_timeout,
+                run_timeout=opts.start_to_close_timeout,
+                retry_policy=retry,
+                cancellation_type=workflow.ChildWorkflowCancellationType.WAIT_CANCELLATION_COMPLETED,
+                static_summary=opts.summary,
+            )
+        elif opts.local:
+            handle = workflow.start_local_activity(
+                target.ref,
+                args=list(call.args),
+                result_type=target.result_type,
+                schedule_to_close_timeout=opts.schedule_to_close_timeout,
+                start_to_close_timeout=opts.start_to_close_timeout,
+                retry_policy=retry,
+                cancellation_type=workflow.ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
+                activity_id=step_id,
+                summary=opts.summary,
+            )
+        else:
+            handle = workflow.start_activity(
+                target.ref,
+                args=list(call.args),
+                task_queue=opts.task_queue,
+                result_type=target.result_type,
+                schedule_to_close_timeout=opts.schedule_to_close_timeout,
+                start_to_close_timeout=opts.start_to_close_timeout,
+                heartbeat_timeout=opts.heartbeat_timeout,
+                retry_policy=retry,
+                cancellation_type=workflow.ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
+                activity_id=step_id,
+                summary=opts.summary,
+            )
+        return await _settle(handle)
+
+    def describe_error(self, exc: BaseException) -> tuple[str, str]:
+        """See through `ActivityError` / `ChildWorkflowError` to the error inside."""
+        inner: BaseException = exc
+        while (
+            isinstance(
+                inner,
+                temporalio.exceptions.ActivityError | temporalio.exceptions.ChildWorkflowError,
+            )
+            and inner.cause is not None
+        ):
+            inner = inner.cause
+        if isinstance(inner, temporalio.exceptions.ApplicationError):
+            return inner.type or "ApplicationError", inner.message
+        if isinstance(inner, temporalio.exceptions.TimeoutError):
+            return "TimeoutError", f"{inner.type.name if inner.type else 'unknown'} timeout"
+        if isinstance(inner, temporalio.exceptions.FailureError):
+            return type(inner).__name__, inner.message
+        return type(exc).__name__, str(exc)
+
+    def passes_through(self, exc: BaseException) -> bool:
+        """Eviction and continue-as-new end the workflow task, not the saga: never compensate."""
+        if _is_eviction(exc) or isinstance(exc, workflow.ContinueAsNewError):
+            return True
+        return isinstance(exc, asyncio.CancelledError) and _being_evicted()
+
+
+# Workflow instances may use __slots__; then the per-run saga counter lives here.
+_counters: weakref.WeakKeyDictionary[Any, int] = weakref.WeakKeyDictionary()
+_COUNTER_ATTR = "_sagakit_saga_count"
+
+
+def _next_index() -> int:
+    inst = workflow.instance()
+    try:
+        n = int(getattr(inst, _COUNTER_ATTR, 0)) + 1
+        setattr(inst, _COUNTER_ATTR, n)
+    except AttributeError:
+        n = _counters.get(inst, 0) + 1
+        _counters[inst] = n
+    return n
+
+
+class TemporalExecutor:
+    """Runs a saga function inside a Temporal workflow: steps become activities.
+
+    Call `run` from a `@workflow.run` method. Each do and undo runs as:
+
+    * an activity: an `@activity.defn` function, an `ActivityRef`, or a name
+      (`str`); `local=True` makes it a local activity. It needs a timeout
+      (`start_to_close_timeout` or `schedule_to_close_timeout`).
+    * a child workflow: a `@workflow.defn` class, its `@workflow.run` method,
+      or a `ChildWorkflowRef`. `schedule_to_close_timeout` becomes its
+      execution timeout and `start_to_close_timeout` its run timeout.
+    * inline workflow code: an `async def` (waiting for a signal, a nested
+      saga). Timeouts and retry policies do not apply to it.
+
+    A failed saga fails the workflow run with an `ApplicationError` of type
+    `SagaFailed` (non-retryable) whose details are the report and whose cause
+    is the original error. A cancelled workflow compensates, then ends
+    cancelled. The live report is served by the `sagakit_report` query.
+
+    Example:
+        ```python
+        @workflow.defn
+        class BookTrip:
+            @workflow.run
+            async def run(self, trip: Trip) -> Itinerary:
+                return await TemporalExecutor(options=SagaOptions()).run(book_trip, trip)
+        ```
+
+    Args:
+        options: Saga-wide options; step keywords override them.
+        report_query: Name of the report query; `None` registers none.
+    """
+
+    def __init__(
+        self, options: SagaOptions | None = None, *, report_query: str | None = REPORT_QUERY
+    ) -> None:
+        self._options = options if options is not None else SagaOptions()
+        self._report_query = report_query
+
+    @property
+    def options(self) -> SagaOptions:
+        """The saga-wide options of every run."""
+        return self._options
+
+    async def run(self, saga_fn: Callable[..., Coroutine[Any, Any, R]], /, *args: Any) -> R:
+        """Run `saga_fn(saga, *args)` in the current workflow and return its result.
+
+        Raises:
+            temporalio.exceptions.ApplicationError: type `SagaFailed`, the saga
+                failed and was unwound; details[0] is the report as JSON and
+                `__cause__` the original error.
+            asyncio.CancelledError: the workflow was cancelled; the saga was
+                unwound first.
+            SagaDefinitionError: a step the backend cannot run; it fails the
+                workflow task (fix the code and the workflow resumes), as any
+                bug in workflow code does on Temporal.
+            SagaStateError: called outside a workflow.
+        """
+        if not workflow.in_workflow():
+            raise SagaStateError(
+                "TemporalExecutor.run() was called outside a Temporal workflow: call it "
+                "from a @workflow.run method (use sagakit.inmemory.InMemoryExecutor in "
+                "plain Python and unit tests)"
+            )
+        saga = Saga(_TemporalBackend(_next_index()), self._options)
+        if self._report_query is not None:
+            workflow.set_query_handler(
+                self._report_query, lambda: saga.report().model_dump(mode="json")
+            )
+        try:
+            return await run_saga(saga, saga_fn, args)
+        except SagaFailed as e:
+            cause = e.__cause__
+            if (
+                cause is not None
+                and workflow.cancellation_reason() is not None
+                and temporalio.exceptions.is_cancelled_exception(cause)
+            ):
+                # The do saw the workflow's cancel as its own failure; the run was
+                # cancelled, so it must end cancelled, not failed.
+                raise asyncio.CancelledError() from e
+            raise temporalio.exceptions.ApplicationError(
+                str(e),
+                e.report.model_dump(mode="json"),
+                type=SAGA_FAILED_TYPE,
+                non_retryable=True,
+            ) from cause

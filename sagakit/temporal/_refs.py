@@ -1,0 +1,65 @@
+"""Steps named rather than imported: an activity or child workflow by its registered name."""
+
+from __future__ import annotations
+
+from typing import Any, NoReturn
+
+from sagakit._exceptions import SagaStateError
+
+__all__ = ["ActivityRef", "ChildWorkflowRef"]
+
+
+class _Ref:
+    def __init__(self, name: str, *, result_type: type | None = None) -> None:
+        if not isinstance(name, str) or not name:
+            raise TypeError(f"{type(self).__name__} needs a non-empty name, got {name!r}")
+        self.name = name
+        self.result_type = result_type
+        # The core names a step after its do's __name__.
+        self.__name__ = name
+
+    def __call__(self, *args: Any) -> NoReturn:
+        raise SagaStateError(
+            f"{self!r} only runs as a step of a saga on Temporal: "
+            f"`await saga.step({self!r}, undo, *args)` inside a TemporalExecutor"
+        )
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.name!r})"
+
+    def __eq__(self, other: object) -> bool:
+        return type(other) is type(self) and (self.name, self.result_type) == (
+            other.name,
+            other.result_type,
+        )
+
+    def __hash__(self) -> int:
+        return hash((type(self), self.name))
+
+
+class ActivityRef(_Ref):
+    """An activity by the name it is registered under, for activities the workflow cannot import.
+
+    A plain string works too (`saga.step("book_car", "cancel_car", trip)`);
+    the ref adds a `result_type` to convert the result into.
+
+    Example:
+        ```python
+        book = ActivityRef("book_car", result_type=Car)
+        car = await saga.step(book, ActivityRef("cancel_car"), trip)
+        ```
+
+    Args:
+        name: The activity's registered name.
+        result_type: Type to convert the result into; `None` leaves it as the
+            data converter's default (a dict for a JSON object).
+    """
+
+
+class ChildWorkflowRef(_Ref):
+    """A workflow by the name it is registered under, run as a child workflow step.
+
+    Args:
+        name: The workflow type's registered name.
+        result_type: Type to convert the result into.
+    """
