@@ -2,8 +2,8 @@
 
 The hierarchy::
 
-    SagaError                          root: `except SagaError` catches everything sagakit raises
-    ├── SagaFailed                     a saga failed and was unwound; `__cause__` is the original error
+    SagaError                          root: catches everything sagakit raises
+    ├── SagaFailed                     a saga failed and was unwound (`__cause__`: the error)
     ├── CompensationError              one or more undos finally failed (also an ExceptionGroup)
     ├── SagaDefinitionError            bad input, raised before anything runs
     │   ├── StepDefinitionError        (also TypeError) a do/undo a backend cannot run
@@ -17,6 +17,7 @@ The hierarchy::
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -52,7 +53,7 @@ class SagaFailed(SagaError):
         return (type(self), (str(self), self.report, self.compensation_error))
 
 
-class CompensationError(SagaError, ExceptionGroup):  # type: ignore[misc]
+class CompensationError(SagaError, ExceptionGroup[Exception]):
     """One or more undos failed after their last retry.
 
     An `ExceptionGroup` of the undos' final errors, in the order the undos ran,
@@ -74,7 +75,7 @@ class CompensationError(SagaError, ExceptionGroup):  # type: ignore[misc]
     ) -> None:
         super().__init__(message, errors)
 
-    def derive(self, excs: Any) -> CompensationError:
+    def derive(self, excs: Sequence[Exception], /) -> CompensationError:  # type: ignore[override]
         """Keep the type (and report) when `except*` splits the group."""
         return CompensationError(self.message, list(excs), self.report)
 

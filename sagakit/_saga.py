@@ -12,8 +12,8 @@ from __future__ import annotations
 import asyncio
 import functools
 import inspect
-from collections.abc import Awaitable, Callable, Coroutine
-from typing import Any, Final, TypeVar, TypeVarTuple, Unpack, overload
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
+from typing import Any, Final, TypeVar, TypeVarTuple, overload
 
 from pydantic import ValidationError
 from pydantic_core import to_jsonable_python
@@ -222,27 +222,28 @@ class Saga:
     @overload
     async def step(
         self,
-        do: Callable[[Unpack[Ts]], Awaitable[R]],
-        undo: Callable[[Unpack[Ts]], Any] | None,
+        do: Callable[[*Ts], Awaitable[R]],
+        undo: Callable[[*Ts], Any] | None,
         /,
-        *args: Unpack[Ts],
+        *args: *Ts,
         **options: Any,
     ) -> R: ...
 
     @overload
     async def step(
         self,
-        do: Callable[[Unpack[Ts]], R],
-        undo: Callable[[Unpack[Ts]], Any] | None,
+        do: Callable[[*Ts], R],
+        undo: Callable[[*Ts], Any] | None,
         /,
-        *args: Unpack[Ts],
+        *args: *Ts,
         **options: Any,
     ) -> R: ...
 
     @overload
     async def step(self, do: Any, undo: Any, /, *args: Any, **options: Any) -> Any: ...
 
-    async def step(self, do: Any, undo: Any, /, *args: Any, **options: Any) -> Any:
+    # mypy cannot match a TypeVarTuple overload against an `Any` implementation.
+    async def step(self, do: Any, undo: Any, /, *args: Any, **options: Any) -> Any:  # type: ignore[misc]
         """Register `undo`, then run `do(*args)` through the backend and return its result.
 
         Args:
@@ -489,7 +490,7 @@ class Saga:
             r.undo_attempts = call.attempts
 
 
-async def _cancel_and_wait(tasks: list[asyncio.Future[Any]]) -> None:
+async def _cancel_and_wait(tasks: Sequence[asyncio.Future[Any]]) -> None:
     """Cancel what still runs and wait for all of it to end: nothing outlives its group."""
     pending = [t for t in tasks if not t.done()]
     for t in pending:
@@ -552,7 +553,7 @@ def _message(report: SagaReport, error: BaseException) -> str:
     failed = next((s for s in report.steps if s.status is StepStatus.FAILED), None)
     where = f"at step {failed.seq} {failed.name!r}" if failed else "in the saga body"
     ran = [s for s in report.steps if s.undo is not None]
-    ok = sum(1 for s in ran if s.undo.status is UndoStatus.COMPENSATED)  # type: ignore[union-attr]
+    ok = sum(1 for s in ran if s.undo is not None and s.undo.status is UndoStatus.COMPENSATED)
     err = report.error
     what = f"{err.type}: {err.message}" if err else type(error).__name__
     return (

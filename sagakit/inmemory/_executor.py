@@ -9,6 +9,7 @@ import itertools
 import uuid
 from collections.abc import Callable, Coroutine, Iterable
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any, TypeVar
 
 from tenacity import (
@@ -16,8 +17,10 @@ from tenacity import (
     RetryCallState,
     retry_if_exception,
     stop_after_attempt,
+    stop_any,
     wait_exponential,
 )
+from tenacity.stop import stop_base
 
 from sagakit._backend import Backend, StepCall
 from sagakit._context import Phase
@@ -136,7 +139,7 @@ class _InMemoryBackend(Backend):
         env = ActivityEnvironment()
         ctx = call.context
         suffix = ".undo" if ctx.phase is Phase.UNDO else ""
-        defn = call.fn.__temporal_activity_definition
+        defn = getattr(call.fn, "__temporal_activity_definition")
         now = self._executor.clock.now()
         env.info = dataclasses.replace(
             env.info,
@@ -164,9 +167,10 @@ class _InMemoryBackend(Backend):
         opts = call.options
         fault = ex._fault_for(call.context.name, call.context.phase, attempt)
         if fault is not None:
-            if fault.delay:
-                await ex.clock.sleep(fault.delay.total_seconds())
-                self._check_deadlines(call, attempt, fault.delay.total_seconds(), first_start)
+            if fault.latency:
+                took = fault.latency.total_seconds()
+                await ex.clock.sleep(took)
+                self._check_deadlines(call, attempt, took, first_start)
             if fault.raises and not fault.after_effect:
                 raise fault.make_error(attempt)
         limit = _seconds(opts.start_to_close_timeout)
@@ -215,19 +219,13 @@ class _InMemoryBackend(Backend):
         ex = self._executor
         policy = call.retry_policy or ex.default_retry_policy
         sched = call.options.schedule_to_close_timeout
-        past_deadline = False
-
-        def stop_at_deadline(state: RetryCallState) -> bool:
-            nonlocal past_deadline
-            if sched is None:
-                return False
-            elapsed = ex.clock.time() + state.upcoming_sleep - first_start
-            past_deadline = elapsed > sched.total_seconds()
-            return past_deadline
+        stop_at_deadline = _StopAtDeadline(ex.clock, first_start, sched)
 
         retrying = AsyncRetrying(
-            stop=stop_after_attempt(policy.maximum_attempts or ex.unlimited_attempts)
-            | stop_at_deadline,
+            stop=stop_any(
+                stop_after_attempt(policy.maximum_attempts or ex.unlimited_attempts),
+                stop_at_deadline,
+            ),
             wait=wait_exponential(
                 multiplier=policy.initial_interval.total_seconds(),
                 exp_base=policy.backoff_coefficient,
@@ -257,13 +255,29 @@ class _InMemoryBackend(Backend):
         except _ScheduleToCloseExceeded as e:
             raise StepTimeoutError(str(e)) from None
         except Exception as e:
-            if past_deadline:
+            if stop_at_deadline.passed:
                 raise StepTimeoutError(
                     f"{call.context.name} {call.context.phase.value} ran past "
                     f"schedule_to_close_timeout ({sched}) after {n} attempt(s)"
                 ) from e
             raise
         raise AssertionError("unreachable: tenacity either returns or raises")
+
+
+class _StopAtDeadline(stop_base):
+    """Stop retrying when the next backoff would end past `schedule_to_close_timeout`."""
+
+    def __init__(self, clock: VirtualClock, start: float, limit: timedelta | None) -> None:
+        self.clock = clock
+        self.start = start
+        self.limit = None if limit is None else limit.total_seconds()
+        self.passed = False
+
+    def __call__(self, state: RetryCallState) -> bool:
+        if self.limit is None:
+            return False
+        self.passed = self.clock.time() + state.upcoming_sleep - self.start > self.limit
+        return self.passed
 
 
 class _ScheduleToCloseExceeded(StepTimeoutError):

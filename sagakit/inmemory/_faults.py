@@ -41,7 +41,7 @@ class Fault:
     after_effect: bool = False
     """Raise *after* the function ran: the effect happened, the caller saw a failure
     (a lost reply, a timeout after commit) - the case registered-before undos exist for."""
-    delay: timedelta = field(default=timedelta(0))
+    latency: timedelta = field(default=timedelta(0))
     """Virtual time the attempt takes before it runs; past `start_to_close_timeout` it times out."""
 
     @classmethod
@@ -87,13 +87,13 @@ class Fault:
             step=step,
             phase=Phase.UNDO if undo else Phase.DO,
             attempts=_attempts(attempts),
-            delay=by,
+            latency=by,
         )
 
     @property
     def raises(self) -> bool:
         """Whether it raises (a `fail` fault) rather than only taking time (a `delay`)."""
-        return self.error is not None or not self.delay
+        return self.error is not None or not self.latency
 
     def hits(self, attempt: int) -> bool:
         """Whether this fault applies to that attempt."""
@@ -107,10 +107,15 @@ class Fault:
                 f"injected fault: {self.step} {self.phase.value} attempt {attempt}"
             )
         if isinstance(spec, BaseException):
-            return copy.copy(spec)
+            fresh: BaseException = copy.copy(spec)
+            return fresh
         if isinstance(spec, type):
-            return spec(f"injected fault: {self.step} {self.phase.value} attempt {attempt}")
-        return spec(attempt)
+            built: BaseException = spec(
+                f"injected fault: {self.step} {self.phase.value} attempt {attempt}"
+            )
+            return built
+        made: BaseException = spec(attempt)
+        return made
 
 
 def _attempts(a: Collection[int] | str | None) -> frozenset[int] | None:

@@ -1,0 +1,52 @@
+"""Fixtures for the Temporal adapter's tests: real servers, one per session.
+
+The servers themselves are the session fixtures `temporal_env` and
+`temporal_time_skipping_env` of `sagakit.pytest_plugin` (a pytest11 plugin):
+real servers from the binaries installed next to the interpreter, never a
+download. Here: per-test helpers on top of them.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from typing import Any
+
+import pytest
+from temporalio.client import Client
+from temporalio.testing import WorkflowEnvironment
+from temporalio.worker import Worker
+
+from sagakit.temporal import SagakitPlugin
+
+
+@pytest.fixture
+def client(temporal_env: WorkflowEnvironment) -> Client:
+    return temporal_env.client
+
+
+@asynccontextmanager
+async def saga_worker(
+    client: Client,
+    *,
+    workflows: Sequence[type],
+    activities: Sequence[Any] = (),
+    task_queue: str | None = None,
+    **kwargs: Any,
+) -> AsyncIterator[Worker]:
+    """A worker with SagakitPlugin on a fresh task queue, running for the block."""
+    worker = Worker(
+        client,
+        task_queue=task_queue or f"tq-{uuid.uuid4()}",
+        workflows=list(workflows),
+        activities=list(activities),
+        plugins=[SagakitPlugin()],
+        **kwargs,
+    )
+    async with worker:
+        yield worker
+
+
+def new_id(prefix: str = "wf") -> str:
+    return f"{prefix}-{uuid.uuid4()}"

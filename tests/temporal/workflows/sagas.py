@@ -1,0 +1,200 @@
+"""Saga workflows of the Temporal adapter's tests."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+from typing import Any
+
+from temporalio import workflow
+
+with workflow.unsafe.imports_passed_through():
+    from sagakit import RetryPolicy, Saga, SagaOptions
+    from sagakit.temporal import TemporalExecutor
+
+    from workflows.activities import DO, UNDO, Job, not_an_activity, sync_touch
+
+FAST_RETRY = RetryPolicy(
+    initial_interval=timedelta(milliseconds=100), maximum_interval=timedelta(milliseconds=200)
+)
+
+
+def options(job: Job, **extra: Any) -> SagaOptions:
+    return SagaOptions(
+        start_to_close_timeout=timedelta(seconds=10),
+        retry_policy=FAST_RETRY,
+        parallel_compensation=job.parallel,
+        continue_on_compensation_error=job.keep_going,
+        **extra,
+    )
+
+
+async def steps(saga: Saga, job: Job) -> list[str]:
+    """One step per name in `job.steps`, each an activity do with an activity undo."""
+    return [await saga.step(DO[n], UNDO[n], job, heartbeat_timeout=timedelta(seconds=2)) for n in job.steps]
+
+
+@workflow.defn
+class StepsWorkflow:
+    """The workhorse: `job.steps` as activities, unwound per `job`'s options."""
+
+    @workflow.run
+    async def run(self, job: Job) -> list[str]:
+        return await TemporalExecutor(options=options(job)).run(steps, job)
+
+
+@workflow.defn
+class TwoSagasWorkflow:
+    """Two sagas in one run: their ids (and so their keys) must differ."""
+
+    @workflow.run
+    async def run(self, job: Job) -> list[str]:
+        first = await TemporalExecutor(options=options(job)).run(steps, job)
+        second = await TemporalExecutor(options=options(job)).run(steps, job)
+        return first + second
+
+
+# -- child workflows as steps ---------------------------------------------------
+
+
+@workflow.defn
+class ChildDo:
+    @workflow.run
+    async def run(self, job: Job) -> str:
+        # An activity the child schedules outside any saga of its own carries the
+        # parent's step, so it journals the parent step's key.
+        return await workflow.execute_activity(
+            DO["b"], job, start_to_close_timeout=timedelta(seconds=10)
+        )
+
+
+@workflow.defn
+class ChildUndo:
+    @workflow.run
+    async def run(self, job: Job) -> str:
+        return await workflow.execute_activity(
+            UNDO["b"], job, start_to_close_timeout=timedelta(seconds=10)
+        )
+
+
+async def with_child(saga: Saga, job: Job) -> list[str]:
+    a = await saga.step(DO["a"], UNDO["a"], job)
+    b = await saga.step(ChildDo, ChildUndo, job, name="b")
+    c = await saga.step(DO["c"], UNDO["c"], job)
+    return [a, b, c]
+
+
+@workflow.defn
+class ChildStepWorkflow:
+    @workflow.run
+    async def run(self, job: Job) -> list[str]:
+        return await TemporalExecutor(options=options(job)).run(with_child, job)
+
+
+# -- inline async steps -----------------------------------------------------------
+
+
+@workflow.defn
+class InlineWorkflow:
+    """An inline `async def` step waiting for a signal, between two activity steps."""
+
+    def __init__(self) -> None:
+        self.approved: bool | None = None
+
+    @workflow.signal
+    def decide(self, approved: bool) -> None:
+        self.approved = approved
+
+    async def approval(self, job: Job) -> str:
+        await workflow.wait_condition(lambda: self.approved is not None)
+        if not self.approved:
+            raise ValueError("rejected")
+        return "approved"
+
+    async def saga(self, saga: Saga, job: Job) -> list[str]:
+        a = await saga.step(DO["a"], UNDO["a"], job)
+        ok = await saga.step(self.approval, None, job)
+        b = await saga.step(DO["b"], UNDO["b"], job)
+        return [a, ok, b]
+
+    @workflow.run
+    async def run(self, job: Job) -> list[str]:
+        return await TemporalExecutor(options=options(job)).run(self.saga, job)
+
+
+# -- refused before anything runs ----------------------------------------------------
+
+
+async def bad_sync(saga: Saga, job: Job) -> None:
+    await saga.step(not_an_activity, None, job)
+
+
+async def bad_timeout(saga: Saga, job: Job) -> None:
+    await saga.step(DO["a"], UNDO["a"], job)
+
+
+async def bad_lambda(saga: Saga, job: Job) -> None:
+    await saga.step(lambda j: None, None, job)
+
+
+BAD = {"sync": bad_sync, "timeout": bad_timeout, "lambda": bad_lambda}
+
+
+@workflow.defn
+class BadStepWorkflow:
+    @workflow.run
+    async def run(self, job: Job, which: str) -> None:
+        # No saga-wide timeout here, so "timeout" has none at all.
+        await TemporalExecutor(options=SagaOptions()).run(BAD[which], job)
+
+
+# -- misc ---------------------------------------------------------------------------
+
+
+async def sync_step(saga: Saga, job: Job) -> str:
+    return await saga.step(sync_touch, None, job)
+
+
+@workflow.defn
+class SyncActivityWorkflow:
+    @workflow.run
+    async def run(self, job: Job) -> str:
+        return await TemporalExecutor(options=options(job)).run(sync_step, job)
+
+
+async def local_steps(saga: Saga, job: Job) -> list[str]:
+    return [await saga.step(DO[n], UNDO[n], job, local=True) for n in job.steps]
+
+
+@workflow.defn
+class LocalStepsWorkflow:
+    @workflow.run
+    async def run(self, job: Job) -> list[str]:
+        return await TemporalExecutor(options=options(job)).run(local_steps, job)
+
+
+@workflow.defn
+class CancelSagaTaskWorkflow:
+    """Cancels its own saga task on signals: the second cancel lands mid-unwind."""
+
+    def __init__(self) -> None:
+        self.cancels = 0
+
+    @workflow.signal
+    def cancel_saga(self) -> None:
+        self.cancels += 1
+
+    @workflow.run
+    async def run(self, job: Job) -> str:
+        task = asyncio.create_task(TemporalExecutor(options=options(job)).run(steps, job))
+        seen = 0
+        while not task.done():
+            await workflow.wait_condition(lambda: self.cancels > seen or task.done())
+            if self.cancels > seen:
+                seen = self.cancels
+                task.cancel()
+        try:
+            await task
+        except asyncio.CancelledError:
+            return "cancelled"
+        return "finished"
