@@ -73,7 +73,7 @@ def render_timeline(report: SagaReport, *, color: bool = False) -> str:
         ustart = u.started_at or report.ended_at or start
         line = (
             f"{_offset(t0, ustart)}  {paint(mark, colour)} undo "
-            f"{s.seq:>3}. {u.name:<24} {paint(u.status.value, colour):<10} "
+            f"{s.seq:>3}. {_undo_label(s.name, u.name):<24} {paint(u.status.value, colour):<10} "
             f"{_secs(u.started_at, u.ended_at)}{_attempts(u.attempts)}"
             f"{paint(err, _RED) if err else ''}"
         )
@@ -91,6 +91,10 @@ def render_timeline(report: SagaReport, *, color: bool = False) -> str:
         lines.append(paint(f"  cause: {report.error.type}: {report.error.message}", _DIM))
     lines += [r[2] for r in rows]
     return "\n".join(lines)
+
+
+def _undo_label(step: str, undo: str) -> str:
+    return step if undo == step else f"{step} ({undo})"
 
 
 def _offset(t0: datetime, t: datetime) -> str:
