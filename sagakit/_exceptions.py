@@ -17,7 +17,7 @@ The hierarchy::
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -40,14 +40,25 @@ class SagaFailed(SagaError):
     def __init__(
         self,
         message: str,
-        report: SagaReport,
+        report: SagaReport | Callable[[], SagaReport],
         compensation_error: CompensationError | None = None,
     ) -> None:
         super().__init__(message)
-        self.report = report
-        """What ran, in what order, and how each undo ended."""
+        self._report = report
         self.compensation_error = compensation_error
         """The undos that finally failed, or `None` when every undo succeeded."""
+
+    @property
+    def report(self) -> SagaReport:
+        """What ran, in what order, and how each undo ended."""
+        r = self._report
+        if callable(r):  # built on first read: the run has ended, so it no longer changes
+            r = self._report = r()
+        return r
+
+    @report.setter
+    def report(self, value: SagaReport) -> None:
+        self._report = value
 
     def __reduce__(self) -> tuple[Any, ...]:
         return (type(self), (str(self), self.report, self.compensation_error))

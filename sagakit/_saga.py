@@ -60,30 +60,36 @@ _OUTCOME = {
 }
 
 
-class _Step:
-    """A registered step while the saga runs: cheap to make, read only for reports."""
+# Enum members read once: `StepStatus.RUNNING` is a class-attribute lookup on every use.
+_DO, _UNDO = Phase.DO, Phase.UNDO
+_RUNNING, _SUCCEEDED, _FAILED, _CANCELLED = (
+    StepStatus.RUNNING,
+    StepStatus.SUCCEEDED,
+    StepStatus.FAILED,
+    StepStatus.CANCELLED,
+)
 
-    __slots__ = (
-        "args",
-        "attempts",
-        "ended",
-        "error",
-        "name",
-        "options",
-        "result",
-        "seq",
-        "started",
-        "status",
-        "task",
-        "undo",
-        "undo_attempts",
-        "undo_ended",
-        "undo_error",
-        "undo_order",
-        "undo_started",
-        "undo_status",
-        "waiter",
-    )
+
+class _Step:
+    """A registered step while the saga runs: cheap to make, read only for reports.
+
+    Not slotted on purpose: the class attributes below are the defaults, so a
+    step sets only what it knows at registration (half the cost of assigning
+    every slot), and CPython's key-sharing instance dicts keep it as small.
+    """
+
+    status: StepStatus = _RUNNING
+    ended: float | None = None
+    attempts: int | None = None
+    error: BaseException | None = None
+    result: Any = None
+    undo_started: float | None = None
+    undo_ended: float | None = None
+    undo_attempts: int | None = None
+    undo_error: BaseException | None = None
+    undo_order: int | None = None
+    waiter: asyncio.Future[None] | None = None
+    """Made only when an unwind has to wait for this step's do to stop."""
 
     def __init__(
         self,
@@ -102,19 +108,7 @@ class _Step:
         self.options = options
         self.started = started
         self.task = task
-        self.status = StepStatus.RUNNING
-        self.ended: float | None = None
-        self.attempts: int | None = None
-        self.error: BaseException | None = None
-        self.result: Any = None
         self.undo_status = UndoStatus.NONE if undo is None else UndoStatus.PENDING
-        self.undo_started: float | None = None
-        self.undo_ended: float | None = None
-        self.undo_attempts: int | None = None
-        self.undo_error: BaseException | None = None
-        self.undo_order: int | None = None
-        # Made only when an unwind has to wait for this step's do to stop.
-        self.waiter: asyncio.Future[None] | None = None
 
 
 def _default_name(fn: Any) -> str:
@@ -154,6 +148,32 @@ def _arity(fn: Any) -> tuple[int, int | None, tuple[str, ...]] | None:
     return required, most, tuple(kwonly)
 
 
+# (do, undo, nargs) -> the do's default name, for step shapes already checked. A saga
+# calls the same functions over and over: checking them once keeps `step` cheap.
+_checked: dict[tuple[Any, Any, int], str] = {}
+_CHECKED_MAX: Final = 4096
+
+
+def _check_step(do: Any, undo: Any, nargs: int) -> str:
+    """Refuse an unusable do/undo or args they cannot take; return the do's default name."""
+    key = (do, undo, nargs)
+    try:
+        return _checked[key]
+    except KeyError:
+        pass
+    except TypeError:  # an unhashable callable: check it every time
+        key = None  # type: ignore[assignment]
+    _check_callable(do, "do", nargs)
+    if undo is not None:
+        _check_callable(undo, "undo", nargs)
+    name = _default_name(do)
+    if key is not None:
+        if len(_checked) >= _CHECKED_MAX:
+            _checked.clear()  # a crude bound: closures made per run must not pile up
+        _checked[key] = name
+    return name
+
+
 def _check_callable(fn: Any, role: str, nargs: int) -> None:
     if inspect.iscoroutine(fn) or inspect.isawaitable(fn):
         raise StepDefinitionError(
@@ -189,6 +209,22 @@ def _check_callable(fn: Any, role: str, nargs: int) -> None:
         )
 
 
+# id(SagaOptions) -> (the options, the step options they give a step that sets none).
+# Options are frozen, and an executor passes the same instance to every run.
+_defaults: dict[int, tuple[SagaOptions, StepOptions]] = {}
+
+
+def _defaults_of(options: SagaOptions) -> StepOptions:
+    hit = _defaults.get(id(options))
+    if hit is not None and hit[0] is options:
+        return hit[1]
+    if len(_defaults) >= 256:
+        _defaults.clear()
+    merged = merge(options, None)
+    _defaults[id(options)] = (options, merged)  # holding `options` keeps its id unique
+    return merged
+
+
 class Saga:
     """The builder a saga function receives: `await saga.step(do, undo, *args)`.
 
@@ -199,7 +235,7 @@ class Saga:
     def __init__(self, backend: Backend, options: SagaOptions | None = None) -> None:
         self._backend = backend
         self._options = options if options is not None else SagaOptions()
-        self._defaults = merge(self._options, None)
+        self._defaults = _defaults_of(self._options)
         self._steps: list[_Step] = []
         self._state: str = _OPEN
         self._saga_id = backend.saga_id()
@@ -270,46 +306,40 @@ class Saga:
                 + ("started unwinding" if self._state is _UNWINDING else "ended")
                 + ": every step must be awaited inside the saga function, before it returns"
             )
-        nargs = len(args)
-        _check_callable(do, "do", nargs)
-        if undo is not None:
-            _check_callable(undo, "undo", nargs)
+        name = _check_step(do, undo, len(args))
         if options:
             try:
                 own = StepOptions(**options)
             except ValidationError as e:
-                raise validation_to_options_error(
-                    f"options of step {_default_name(do)!r}", e
-                ) from None
+                raise validation_to_options_error(f"options of step {name!r}", e) from None
             opts = merge(self._options, own)
-            name = own.name or _default_name(do)
+            name = own.name or name
         else:
             opts = self._defaults
-            name = _default_name(do)
         backend = self._backend
-        backend.check(do, Phase.DO, opts)
+        backend.check(do, _DO, opts)
         if undo is not None:
-            backend.check(undo, Phase.UNDO, opts)
+            backend.check(undo, _UNDO, opts)
 
-        seq = len(self._steps) + 1
+        steps = self._steps
+        seq = len(steps) + 1
         rec = _Step(seq, name, undo, args, opts, backend.time(), asyncio.current_task())
-        self._steps.append(rec)  # the undo is registered from here on
-        call = StepCall(
-            do, args, opts, opts.retry_policy, StepContext(self._saga_id, seq, name, Phase.DO)
-        )
-        token = _current.set(call.context)
+        steps.append(rec)  # the undo is registered from here on
+        ctx = StepContext(self._saga_id, seq, name, _DO)
+        call = StepCall(do, args, opts, opts.retry_policy, ctx)
+        token = _current.set(ctx)
         try:
             result = await backend.call(call)
         except asyncio.CancelledError as e:
-            rec.status = StepStatus.CANCELLED
+            rec.status = _CANCELLED
             rec.error = e
             raise
         except BaseException as e:
-            rec.status = StepStatus.FAILED
+            rec.status = _FAILED
             rec.error = e
             raise
         else:
-            rec.status = StepStatus.SUCCEEDED
+            rec.status = _SUCCEEDED
             if self._options.record_values:
                 rec.result = result
             return result
@@ -317,8 +347,9 @@ class Saga:
             _current.reset(token)
             rec.ended = backend.time()
             rec.attempts = call.attempts
-            if rec.waiter is not None and not rec.waiter.done():
-                rec.waiter.set_result(None)
+            waiter = rec.waiter
+            if waiter is not None and not waiter.done():
+                waiter.set_result(None)
 
     async def gather(self, *steps: Awaitable[R]) -> list[R]:
         """Run steps concurrently; on the first failure cancel the rest, await them, re-raise.
@@ -515,6 +546,8 @@ async def run_saga(
         StepDefinitionError: `fn` is not an `async def` taking the saga first.
         SagaFailed: the saga raised and was unwound; `__cause__` is the error.
         asyncio.CancelledError: the saga was cancelled, and was unwound first.
+        BaseException: a `KeyboardInterrupt`, `SystemExit` (any non-`Exception`)
+            raised in the saga, re-raised as it is once the saga was unwound.
     """
     if not inspect.iscoroutinefunction(fn) and not inspect.iscoroutinefunction(
         getattr(fn, "__call__", None)  # noqa: B004 - async callable objects count too
@@ -535,28 +568,32 @@ async def run_saga(
         if saga._backend.passes_through(error):
             raise
         comp_error = await saga._unwind(error)
-        if isinstance(error, asyncio.CancelledError):
+        if not isinstance(error, Exception):
+            # Cancellation, KeyboardInterrupt, SystemExit: unwound, then re-raised as they
+            # are. Wrapped in SagaFailed (an Exception) they could be caught and ignored.
             raise
         if saga._cancelled:
             # The body failed, then the caller cancelled us during the unwind.
             raise asyncio.CancelledError() from error
-        report = saga.report()
+        message = _message(saga, error)
         if comp_error is not None:
-            comp_error.report = report
-        raise SagaFailed(_message(report, error), report, comp_error) from error
+            comp_error.report = saga.report()
+            raise SagaFailed(message, comp_error.report, comp_error) from error
+        # The report is built when first read: a caller that only catches pays nothing.
+        raise SagaFailed(message, saga.report, None) from error
     saga._state = _CLOSED
     saga._ended = saga._backend.time()
     return result
 
 
-def _message(report: SagaReport, error: BaseException) -> str:
-    failed = next((s for s in report.steps if s.status is StepStatus.FAILED), None)
+def _message(saga: Saga, error: BaseException) -> str:
+    steps = saga._steps
+    failed = next((r for r in steps if r.status is _FAILED), None)
     where = f"at step {failed.seq} {failed.name!r}" if failed else "in the saga body"
-    ran = [s for s in report.steps if s.undo is not None]
-    ok = sum(1 for s in ran if s.undo is not None and s.undo.status is UndoStatus.COMPENSATED)
-    err = report.error
-    what = f"{err.type}: {err.message}" if err else type(error).__name__
+    ran = [r for r in steps if r.undo is not None]
+    ok = sum(1 for r in ran if r.undo_status is UndoStatus.COMPENSATED)
+    type_name, message = saga._backend.describe_error(error)
     return (
-        f"saga {report.saga_id} failed {where} ({what}); "
+        f"saga {saga.saga_id} failed {where} ({type_name}: {message}); "
         f"{ok} of {len(ran)} undo(s) succeeded"
     )
