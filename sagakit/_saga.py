@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import inspect
+import sys
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from typing import Any, Final, TypeVar, TypeVarTuple, overload
 
@@ -58,6 +59,16 @@ _OUTCOME = {
     StepStatus.CANCELLED: DoOutcome.UNKNOWN,
     StepStatus.RUNNING: DoOutcome.UNKNOWN,
 }
+
+
+if sys.version_info >= (3, 12):
+    _current_task = asyncio.current_task  # implemented in C from 3.12
+else:  # pragma: no cover - 3.11's is Python and costs a fifth of a step; read its table
+    _tasks_by_loop: dict[Any, asyncio.Task[Any]] = asyncio.tasks._current_tasks  # type: ignore[attr-defined]
+    _running_loop = asyncio.get_running_loop
+
+    def _current_task() -> asyncio.Task[Any] | None:
+        return _tasks_by_loop.get(_running_loop())
 
 
 # Enum members read once: `StepStatus.RUNNING` is a class-attribute lookup on every use.
@@ -323,7 +334,7 @@ class Saga:
 
         steps = self._steps
         seq = len(steps) + 1
-        rec = _Step(seq, name, undo, args, opts, backend.time(), asyncio.current_task())
+        rec = _Step(seq, name, undo, args, opts, backend.time(), _current_task())
         steps.append(rec)  # the undo is registered from here on
         ctx = StepContext(self._saga_id, seq, name, _DO)
         call = StepCall(do, args, opts, opts.retry_policy, ctx)
