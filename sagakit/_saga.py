@@ -140,6 +140,8 @@ def _arity(fn: Any) -> tuple[int, int | None, tuple[str, ...]] | None:
     """(required positional, max positional or None, required keyword-only) of `fn`."""
     if isinstance(fn, type) or not callable(fn):
         return None  # classes (workflow steps) and names are the backend's to check
+    if hasattr(fn, "__temporal_workflow_definition"):
+        return None  # a workflow's run method: its `self` is the child workflow's own
     try:
         sig = inspect.signature(fn)
     except (TypeError, ValueError):
@@ -461,15 +463,16 @@ class Saga:
         self._error = error
         cancelled = isinstance(error, asyncio.CancelledError)
         task = asyncio.ensure_future(self._compensate())
-        while True:
+        # Wait on the task rather than `asyncio.shield` it: a cancel of this task
+        # then leaves the compensation untouched, and no "exception in shielded
+        # future" is logged when it ends (sdk-python #1600).
+        while not task.done():
             try:
-                comp_error = await asyncio.shield(task)
-                break
+                await asyncio.wait([task])
             except asyncio.CancelledError:
-                if task.done() and task.cancelled():
-                    raise  # the loop itself is going away: nothing left to protect
                 # A second cancel must not abort compensation: note it, wait on.
                 cancelled = True
+        comp_error = task.result()  # re-raises if the loop itself tore the task down
         self._cancelled = cancelled
         self._state = _CLOSED
         self._ended = self._backend.time()

@@ -25,6 +25,7 @@ from sagakit._context import Phase
 from sagakit._exceptions import OptionsError, SagaFailed, SagaStateError, StepDefinitionError
 from sagakit._options import RetryPolicy, SagaOptions, StepOptions
 from sagakit._saga import Saga, run_saga
+from sagakit.temporal._header import run_saga_base
 from sagakit.temporal._refs import ActivityRef, ChildWorkflowRef
 
 __all__ = ["REPORT_QUERY", "SAGA_FAILED_TYPE", "TemporalExecutor"]
@@ -176,7 +177,7 @@ class _TemporalBackend(Backend):
     def __init__(self, index: int) -> None:
         info = workflow.info()
         self._index = index
-        base = f"{info.workflow_id}/{info.run_id}"
+        base = run_saga_base(info.workflow_id, info.run_id)
         # The n-th saga of a workflow run is told apart by its start order, which
         # replays identically.
         self._saga_id = base if index == 1 else f"{base}/{index}"
@@ -220,21 +221,10 @@ class _TemporalBackend(Backend):
         if target.kind is _Kind.INLINE:
             return await call.fn(*call.args)
         retry = _retry(call.retry_policy)
-        handle: asyncio.Future[Any]
         if target.kind is _Kind.CHILD:
-            handle = await workflow.start_child_workflow(
-                target.ref,
-                args=list(call.args),
-                id=f"{self._workflow_id}.{step_id}",
-                task_queue=opts.task_queue,
-                result_type=target.result_type,
-                execution_timeout=opts.schedule_to_close_timeout,
-                run_timeout=opts.start_to_close_timeout,
-                retry_policy=retry,
-                cancellation_type=workflow.ChildWorkflowCancellationType.WAIT_CANCELLATION_COMPLETED,
-                static_summary=opts.summary,
-            )
-        elif opts.local:
+            return await self._child(target, call, step_id, retry)
+        handle: asyncio.Future[Any]
+        if opts.local:
             handle = workflow.start_local_activity(
                 target.ref,
                 args=list(call.args),
@@ -260,6 +250,46 @@ class _TemporalBackend(Backend):
                 activity_id=step_id,
                 summary=opts.summary,
             )
+        return await _settle(handle)
+
+    async def _child(
+        self,
+        target: _Target,
+        call: StepCall,
+        step_id: str,
+        retry: temporalio.common.RetryPolicy | None,
+    ) -> Any:
+        opts = call.options
+        # Started in its own task so a cancel during the start stays ours too
+        # (temporalio re-raises only a workflow cancel there); the task copies
+        # this context, so the step header still goes out.
+        start = asyncio.ensure_future(
+            workflow.start_child_workflow(
+                target.ref,
+                args=list(call.args),
+                id=f"{self._workflow_id}.{step_id}",
+                task_queue=opts.task_queue,
+                result_type=target.result_type,
+                execution_timeout=opts.schedule_to_close_timeout,
+                run_timeout=opts.start_to_close_timeout,
+                retry_policy=retry,
+                cancellation_type=workflow.ChildWorkflowCancellationType.WAIT_CANCELLATION_COMPLETED,
+                static_summary=opts.summary,
+            )
+        )
+        try:
+            handle: asyncio.Future[Any] = await _settle(start)
+        except asyncio.CancelledError:
+            if start.done() and not start.cancelled() and start.exception() is None:
+                # It started before the cancel took: stop it before any undo runs.
+                child = start.result()
+                child.cancel()
+                while not child.done():
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await asyncio.wait([child])
+                if not child.cancelled():
+                    child.exception()  # retrieved: no GC warning
+            raise
         return await _settle(handle)
 
     def describe_error(self, exc: BaseException) -> tuple[str, str]:
@@ -335,13 +365,22 @@ class TemporalExecutor:
     Args:
         options: Saga-wide options; step keywords override them.
         report_query: Name of the report query; `None` registers none.
+        report_in_failure: Put the report in the `SagaFailed` failure's
+            details. It costs about 330 bytes of history per step; without
+            it the report stays available through the query, which a closed
+            workflow still answers.
     """
 
     def __init__(
-        self, options: SagaOptions | None = None, *, report_query: str | None = REPORT_QUERY
+        self,
+        options: SagaOptions | None = None,
+        *,
+        report_query: str | None = REPORT_QUERY,
+        report_in_failure: bool = True,
     ) -> None:
         self._options = options if options is not None else SagaOptions()
         self._report_query = report_query
+        self._report_in_failure = report_in_failure
 
     @property
     def options(self) -> SagaOptions:
@@ -353,13 +392,13 @@ class TemporalExecutor:
 
         Raises:
             temporalio.exceptions.ApplicationError: type `SagaFailed`, the saga
-                failed and was unwound; details[0] is the report as JSON and
-                `__cause__` the original error.
+                failed and was unwound; details[0] is the report as JSON
+                (`report.model_dump(mode="json", exclude_none=True)`) and
+                `__cause__` the original error. A step the backend cannot run
+                (`StepDefinitionError`, `OptionsError`) ends the same way,
+                before anything of that step is scheduled.
             asyncio.CancelledError: the workflow was cancelled; the saga was
                 unwound first.
-            SagaDefinitionError: a step the backend cannot run; it fails the
-                workflow task (fix the code and the workflow resumes), as any
-                bug in workflow code does on Temporal.
             SagaStateError: called outside a workflow.
         """
         if not workflow.in_workflow():
@@ -385,9 +424,13 @@ class TemporalExecutor:
                 # The do saw the workflow's cancel as its own failure; the run was
                 # cancelled, so it must end cancelled, not failed.
                 raise asyncio.CancelledError() from e
+            report = e.report
+            # The saga id is the workflow's own id: no need to repeat it in the history.
+            message = str(e).replace(f"saga {report.saga_id} ", "saga ", 1)
+            details = (report.model_dump(mode="json", exclude_none=True),)
             raise temporalio.exceptions.ApplicationError(
-                str(e),
-                e.report.model_dump(mode="json"),
+                message,
+                *(details if self._report_in_failure else ()),
                 type=SAGA_FAILED_TYPE,
                 non_retryable=True,
             ) from cause

@@ -3,7 +3,7 @@
 It does two things a worker needs for sagas:
 
 * installs an interceptor that carries the running step (`current_step()`,
-  `idempotency_key()`) across the worker boundary in the `sagakit-step` header:
+  `idempotency_key()`) across the worker boundary in the `sagakit` header:
   written when a workflow schedules an activity, local activity or child
   workflow inside a step, read back when the activity or child workflow runs;
 * passes `sagakit` through the workflow sandbox, so the workflow code, the
@@ -17,7 +17,7 @@ import dataclasses
 from collections.abc import Mapping
 from typing import Any
 
-from temporalio import workflow
+from temporalio import activity, workflow
 from temporalio.api.common.v1 import Payload
 from temporalio.converter import DataConverter
 from temporalio.plugin import SimplePlugin
@@ -37,7 +37,7 @@ from temporalio.worker import (
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner
 
 from sagakit._context import _current
-from sagakit.temporal._header import STEP_HEADER, decode_step, encode_step
+from sagakit.temporal._header import STEP_HEADER, decode_step, encode_step, run_saga_base
 
 __all__ = ["SagakitInterceptor", "SagakitPlugin"]
 
@@ -46,13 +46,22 @@ def _with_step(headers: Mapping[str, Payload]) -> Mapping[str, Payload]:
     ctx = _current.get()
     if ctx is None:
         return headers
-    return {**headers, STEP_HEADER: encode_step(ctx)}
+    info = workflow.info()
+    return {**headers, STEP_HEADER: encode_step(ctx, run_saga_base(info.workflow_id, info.run_id))}
 
 
 class _ActivityInbound(ActivityInboundInterceptor):
     async def execute_activity(self, input: ExecuteActivityInput) -> Any:
         payload = input.headers.get(STEP_HEADER)
-        ctx = decode_step(payload) if payload is not None else None
+        ctx = None
+        if payload is not None:
+            info = activity.info()
+            base = (
+                run_saga_base(info.workflow_id, info.workflow_run_id)
+                if info.workflow_id and info.workflow_run_id
+                else ""  # not scheduled by a workflow: only an absolute saga id decodes
+            )
+            ctx = decode_step(payload, base)
         if ctx is None:
             return await self.next.execute_activity(input)
         # Set in this activity's own task; sync activities on a thread pool get a
@@ -88,7 +97,10 @@ class _WorkflowInbound(WorkflowInboundInterceptor):
 
     async def execute_workflow(self, input: ExecuteWorkflowInput) -> Any:
         payload = input.headers.get(STEP_HEADER)
-        ctx = decode_step(payload) if payload is not None else None
+        parent = workflow.info().parent
+        # The parent scheduled this child, so ids relative to a run are the parent's.
+        base = run_saga_base(parent.workflow_id, parent.run_id) if parent else ""
+        ctx = decode_step(payload, base) if payload is not None else None
         if ctx is not None:
             # A child workflow run as a step: its code (and the activities it
             # schedules outside a saga of its own) sees the parent's step.

@@ -33,15 +33,19 @@ async def saga_worker(
     workflows: Sequence[type],
     activities: Sequence[Any] = (),
     task_queue: str | None = None,
+    plugins: Sequence[Any] | None = None,
     **kwargs: Any,
 ) -> AsyncIterator[Worker]:
-    """A worker with SagakitPlugin on a fresh task queue, running for the block."""
+    """A worker with SagakitPlugin on a fresh task queue, running for the block.
+
+    Pass `plugins=[]` for a client that already carries SagakitPlugin.
+    """
     worker = Worker(
         client,
         task_queue=task_queue or f"tq-{uuid.uuid4()}",
         workflows=list(workflows),
         activities=list(activities),
-        plugins=[SagakitPlugin()],
+        plugins=[SagakitPlugin()] if plugins is None else list(plugins),
         **kwargs,
     )
     async with worker:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import defaultdict
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 from temporalio import activity
@@ -35,6 +36,8 @@ class Job:
     """Dos that heartbeat until they are cancelled."""
     parallel: bool = False
     keep_going: bool = True
+    undo_delay: float = 0.0
+    """Seconds every undo takes, to land a cancel while undos run."""
     secret: str = ""
     """A value that must never reach the history in plaintext (codec test)."""
 
@@ -63,7 +66,9 @@ async def _perform(job: Job, name: str, phase: str) -> str:
     info = activity.info()
     entry = Entry(phase, name, sagakit.idempotency_key(), info.attempt, step.do_outcome.value)
     if phase == "do" and name in job.block:
-        JOURNAL[job.run].append(Entry(phase, name, entry.key, info.attempt, entry.outcome, "started"))
+        JOURNAL[job.run].append(
+            Entry(phase, name, entry.key, info.attempt, entry.outcome, "started")
+        )
         STARTED[job.run].set()
         try:
             while True:
@@ -75,20 +80,23 @@ async def _perform(job: Job, name: str, phase: str) -> str:
             )
             raise
     JOURNAL[job.run].append(entry)
+    if phase == "undo" and job.undo_delay:
+        await asyncio.sleep(job.undo_delay)
     if phase == "do" and info.attempt <= job.flaky.get(name, 0):
         raise ApplicationError(f"{name} flaked on attempt {info.attempt}", type="Flaky")
     if (phase == "do" and name in job.fail) or (phase == "undo" and name in job.fail_undo):
         raise ApplicationError(f"{phase} {name} failed", type="Boom", non_retryable=True)
-    return f"{phase}-{name}"
+    # A result carrying the secret: it must reach the history only encrypted.
+    return f"{phase}-{name}-{job.secret}" if job.secret else f"{phase}-{name}"
 
 
-def _make(name: str, phase: str) -> activity._Definition:  # type: ignore[name-defined]
+def _make(name: str, phase: str) -> Callable[[Job], Awaitable[str]]:
     async def fn(job: Job) -> str:
         return await _perform(job, name, phase)
 
     fn.__name__ = f"{phase}_{name}"
     fn.__qualname__ = fn.__name__
-    return activity.defn(name=fn.__name__)(fn)  # type: ignore[return-value]
+    return activity.defn(name=fn.__name__)(fn)
 
 
 DO = {n: _make(n, "do") for n in STEPS}

@@ -10,8 +10,7 @@ from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
     from sagakit import RetryPolicy, Saga, SagaOptions
-    from sagakit.temporal import TemporalExecutor
-
+    from sagakit.temporal import ActivityRef, TemporalExecutor
     from workflows.activities import DO, UNDO, Job, not_an_activity, sync_touch
 
 FAST_RETRY = RetryPolicy(
@@ -31,7 +30,10 @@ def options(job: Job, **extra: Any) -> SagaOptions:
 
 async def steps(saga: Saga, job: Job) -> list[str]:
     """One step per name in `job.steps`, each an activity do with an activity undo."""
-    return [await saga.step(DO[n], UNDO[n], job, heartbeat_timeout=timedelta(seconds=2)) for n in job.steps]
+    return [
+        await saga.step(DO[n], UNDO[n], job, heartbeat_timeout=timedelta(seconds=2))
+        for n in job.steps
+    ]
 
 
 @workflow.defn
@@ -64,7 +66,11 @@ class ChildDo:
         # An activity the child schedules outside any saga of its own carries the
         # parent's step, so it journals the parent step's key.
         return await workflow.execute_activity(
-            DO["b"], job, start_to_close_timeout=timedelta(seconds=10)
+            DO["b"],
+            job,
+            start_to_close_timeout=timedelta(seconds=10),
+            heartbeat_timeout=timedelta(seconds=2),
+            cancellation_type=workflow.ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
         )
 
 
@@ -79,7 +85,10 @@ class ChildUndo:
 
 async def with_child(saga: Saga, job: Job) -> list[str]:
     a = await saga.step(DO["a"], UNDO["a"], job)
-    b = await saga.step(ChildDo, ChildUndo, job, name="b")
+    # Children are retried by the step's policy like activities; this one fails for good.
+    b = await saga.step(
+        ChildDo, ChildUndo, job, name="b", retry_policy=RetryPolicy(maximum_attempts=1)
+    )
     c = await saga.step(DO["c"], UNDO["c"], job)
     return [a, b, c]
 
@@ -187,14 +196,96 @@ class CancelSagaTaskWorkflow:
     @workflow.run
     async def run(self, job: Job) -> str:
         task = asyncio.create_task(TemporalExecutor(options=options(job)).run(steps, job))
-        seen = 0
+        self.seen = 0
         while not task.done():
-            await workflow.wait_condition(lambda: self.cancels > seen or task.done())
-            if self.cancels > seen:
-                seen = self.cancels
+            await workflow.wait_condition(lambda: self.cancels > self.seen or task.done())
+            if self.cancels > self.seen:
+                self.seen = self.cancels
                 task.cancel()
         try:
             await task
         except asyncio.CancelledError:
             return "cancelled"
         return "finished"
+
+
+# -- versioning ------------------------------------------------------------------------
+
+
+async def versioned_v1(saga: Saga, job: Job) -> list[str]:
+    a = await saga.step(DO["a"], UNDO["a"], job)
+    b = await saga.step(DO["b"], UNDO["b"], job)
+    return [a, b]
+
+
+async def versioned_v2(saga: Saga, job: Job) -> list[str]:
+    a = await saga.step(DO["a"], UNDO["a"], job)
+    # New in v2: runs only in workflows started after the change.
+    x = [await saga.step(DO["c"], UNDO["c"], job)] if workflow.patched("add-step-c") else []
+    b = await saga.step(DO["b"], UNDO["b"], job)
+    return [a, *x, b]
+
+
+async def versioned_unpatched(saga: Saga, job: Job) -> list[str]:
+    a = await saga.step(DO["a"], UNDO["a"], job)
+    c = await saga.step(DO["c"], UNDO["c"], job)  # added without a patch: breaks replay
+    b = await saga.step(DO["b"], UNDO["b"], job)
+    return [a, c, b]
+
+
+@workflow.defn(name="Versioned")
+class VersionedV1:
+    @workflow.run
+    async def run(self, job: Job) -> list[str]:
+        return await TemporalExecutor(options=options(job)).run(versioned_v1, job)
+
+
+@workflow.defn(name="Versioned")
+class VersionedV2:
+    @workflow.run
+    async def run(self, job: Job) -> list[str]:
+        return await TemporalExecutor(options=options(job)).run(versioned_v2, job)
+
+
+@workflow.defn(name="Versioned")
+class VersionedUnpatched:
+    @workflow.run
+    async def run(self, job: Job) -> list[str]:
+        return await TemporalExecutor(options=options(job)).run(versioned_unpatched, job)
+
+
+# -- steps by name, summaries, lean failures ----------------------------------------------
+
+
+async def by_name(saga: Saga, job: Job) -> list[str]:
+    a = await saga.step("do_a", "undo_a", job, summary="reserve a")
+    b: str = await saga.step(ActivityRef("do_b", result_type=str), ActivityRef("undo_b"), job)
+    return [a, b]
+
+
+@workflow.defn
+class ByNameWorkflow:
+    @workflow.run
+    async def run(self, job: Job) -> list[str]:
+        return await TemporalExecutor(options=options(job), report_in_failure=False).run(
+            by_name, job
+        )
+
+
+# -- long waits (time-skipping server) ---------------------------------------------------
+
+
+async def slow_retry(saga: Saga, job: Job) -> list[str]:
+    hourly = RetryPolicy(initial_interval=timedelta(hours=1), maximum_attempts=3)
+    a = await saga.step(DO["a"], UNDO["a"], job)
+    b = await saga.step(DO["b"], UNDO["b"], job, retry_policy=hourly)
+    return [a, b]
+
+
+@workflow.defn
+class SlowRetryWorkflow:
+    """Step b fails once and is retried an hour later."""
+
+    @workflow.run
+    async def run(self, job: Job) -> list[str]:
+        return await TemporalExecutor(options=options(job)).run(slow_retry, job)

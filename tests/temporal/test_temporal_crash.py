@@ -1,0 +1,97 @@
+"""Worker crashes: a worker killed with SIGKILL mid-saga, a fresh one finishes it.
+
+The worker runs in a subprocess; activities apply their effect to sqlite keyed
+by the idempotency key, then wait at a gate where the test kills the worker.
+The attempt is retried on a fresh worker, re-applies its effect, and the key's
+unique constraint keeps it applied once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+
+import pytest
+from conftest import new_id
+from temporalio.client import Client, WorkflowFailureError
+from temporalio.exceptions import ApplicationError
+from temporalio.testing import WorkflowEnvironment
+from workflows.crash import STEPS, CrashJob, CrashWorkflow
+
+pytestmark = [pytest.mark.temporal, pytest.mark.slow]
+
+HERE = Path(__file__).parent
+
+
+def start_worker(env: WorkflowEnvironment, task_queue: str) -> subprocess.Popen[bytes]:
+    address = env.client.service_client.config.target_host
+    return subprocess.Popen(
+        [sys.executable, "-m", "workflows.crash", address, task_queue],
+        cwd=HERE,
+        env={**os.environ, "PYTHONPATH": f"{HERE}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+
+
+async def wait_file(path: Path, seconds: float = 30) -> None:
+    async with asyncio.timeout(seconds):
+        while not path.exists():  # noqa: ASYNC110, ASYNC240 - another process makes it; a stat is cheap
+            await asyncio.sleep(0.05)
+
+
+def kill(proc: subprocess.Popen[bytes]) -> None:
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(10)
+
+
+class TestWorkerKilled:
+    @pytest.mark.parametrize(
+        ("phase", "name"),
+        [("do", "b"), ("do", "d"), ("undo", "c"), ("undo", "a")],
+        ids=["mid-forward", "in-failing-do", "mid-compensation", "last-undo"],
+    )
+    async def test_killed_worker_is_replaced_and_effects_apply_once(
+        self, temporal_env: WorkflowEnvironment, tmp_path: Path, phase: str, name: str
+    ) -> None:
+        """Killed while an activity holds, the saga finishes on a new worker, each effect once."""
+        client: Client = temporal_env.client
+        db = tmp_path / "effects.sqlite3"
+        job = CrashJob(db=str(db), gates=str(tmp_path), fail=["d"])
+        hold = tmp_path / f"hold-{phase}-{name}"
+        hold.touch()
+        task_queue = f"crash-{uuid.uuid4()}"
+        first = start_worker(temporal_env, task_queue)
+        second = None
+        try:
+            handle = await client.start_workflow(
+                CrashWorkflow.run, job, id=new_id("crash"), task_queue=task_queue
+            )
+            await wait_file(tmp_path / f"reached-{phase}-{name}")
+            kill(first)
+            hold.unlink()
+            second = start_worker(temporal_env, task_queue)
+            with pytest.raises(WorkflowFailureError) as ei:
+                await asyncio.wait_for(handle.result(), 60)
+        finally:
+            for proc in (first, second):
+                if proc is not None and proc.poll() is None:
+                    kill(proc)
+        assert isinstance(ei.value.cause, ApplicationError)
+        assert ei.value.cause.type == "SagaFailed"
+        with sqlite3.connect(db) as conn:
+            effects = conn.execute("SELECT phase, name FROM effects ORDER BY rowid").fetchall()
+            attempts = conn.execute(
+                "SELECT COUNT(*), COUNT(DISTINCT pid) FROM attempts WHERE phase = ? AND name = ?",
+                (phase, name),
+            ).fetchone()
+        # Every do and every undo took effect exactly once, in saga order.
+        assert effects == [("do", n) for n in STEPS] + [("undo", n) for n in reversed(STEPS)]
+        # The held activity really ran twice, once on each worker.
+        assert attempts == (2, 2)

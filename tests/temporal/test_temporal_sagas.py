@@ -1,0 +1,530 @@
+"""The Temporal adapter against a real dev server: each class is one rule."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from conftest import new_id, saga_worker
+from temporalio.api.enums.v1 import EventType
+from temporalio.client import Client, WorkflowExecutionStatus, WorkflowFailureError, WorkflowHandle
+from temporalio.exceptions import (
+    ActivityError,
+    ApplicationError,
+    CancelledError,
+    ChildWorkflowError,
+)
+from temporalio.testing import WorkflowEnvironment
+from workflows.activities import ALL, JOURNAL, STARTED, STEPS, Job, events, sync_touch
+from workflows.sagas import (
+    BadStepWorkflow,
+    ByNameWorkflow,
+    CancelSagaTaskWorkflow,
+    ChildDo,
+    ChildStepWorkflow,
+    ChildUndo,
+    InlineWorkflow,
+    LocalStepsWorkflow,
+    SlowRetryWorkflow,
+    StepsWorkflow,
+    SyncActivityWorkflow,
+    TwoSagasWorkflow,
+)
+
+from sagakit import SagaReport, SagaStatus, StepStatus, UndoStatus
+from sagakit.temporal import REPORT_QUERY, SAGA_FAILED_TYPE
+
+pytestmark = pytest.mark.temporal
+
+WORKFLOWS = [
+    StepsWorkflow,
+    TwoSagasWorkflow,
+    ChildStepWorkflow,
+    ChildDo,
+    ChildUndo,
+    InlineWorkflow,
+    BadStepWorkflow,
+    SyncActivityWorkflow,
+    LocalStepsWorkflow,
+    CancelSagaTaskWorkflow,
+]
+
+
+async def run_failing(client: Client, job: Job, workflow: type = StepsWorkflow) -> ApplicationError:
+    """Run a saga workflow that must fail; return its SagaFailed failure."""
+    async with saga_worker(client, workflows=WORKFLOWS, activities=ALL) as w:
+        with pytest.raises(WorkflowFailureError) as ei:
+            await client.execute_workflow(
+                workflow.run,  # type: ignore[attr-defined]
+                job,
+                id=new_id(),
+                task_queue=w.task_queue,
+            )
+    err = ei.value.cause
+    assert isinstance(err, ApplicationError)
+    return err
+
+
+def report_of(err: ApplicationError) -> SagaReport:
+    return SagaReport.model_validate(err.details[0])
+
+
+async def event_types(handle: WorkflowHandle[Any, Any]) -> list[EventType.ValueType]:
+    return [e.event_type async for e in handle.fetch_history_events()]
+
+
+async def poll_until(predicate: Callable[[], bool], seconds: float = 10.0) -> None:
+    async with asyncio.timeout(seconds):
+        while not predicate():  # noqa: ASYNC110 - the journal has no event to wait on
+            await asyncio.sleep(0.05)
+
+
+class TestSuccess:
+    async def test_all_dos_run_in_order_and_no_undo(self, client: Client) -> None:
+        """A saga whose steps all succeed returns their results and runs no undo."""
+        job = Job(run=new_id("run"))
+        async with saga_worker(client, workflows=WORKFLOWS, activities=ALL) as w:
+            result = await client.execute_workflow(
+                StepsWorkflow.run, job, id=new_id(), task_queue=w.task_queue
+            )
+        assert result == [f"do-{n}" for n in STEPS]
+        assert events(job.run) == [f"do:{n}" for n in STEPS]
+
+    async def test_activity_ids_name_the_step(self, client: Client) -> None:
+        """Activity ids read `seq.name` for a do and `seq.name.undo` for an undo."""
+        job = Job(run=new_id("run"), steps=["a", "b"], fail=["b"])
+        async with saga_worker(client, workflows=WORKFLOWS, activities=ALL) as w:
+            handle = await client.start_workflow(
+                StepsWorkflow.run, job, id=new_id(), task_queue=w.task_queue
+            )
+            with pytest.raises(WorkflowFailureError):
+                await handle.result()
+            ids = [
+                e.activity_task_scheduled_event_attributes.activity_id
+                async for e in handle.fetch_history_events()
+                if e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED
+            ]
+        assert ids == ["1.do_a", "2.do_b", "2.do_b.undo", "1.do_a.undo"]
+
+    async def test_sync_activity_sees_the_step(self, client: Client) -> None:
+        """A sync activity on the thread pool reads the step's idempotency key too."""
+        from concurrent.futures import ThreadPoolExecutor
+
+        job = Job(run=new_id("run"))
+        with ThreadPoolExecutor(2) as pool:
+            async with saga_worker(
+                client, workflows=WORKFLOWS, activities=[sync_touch], activity_executor=pool
+            ) as w:
+                wf_id = new_id()
+                assert (
+                    await client.execute_workflow(
+                        SyncActivityWorkflow.run, job, id=wf_id, task_queue=w.task_queue
+                    )
+                    == "sync"
+                )
+        [entry] = JOURNAL[job.run]
+        assert entry.key.startswith(f"{wf_id}/")
+        assert entry.key.endswith("#1")
+
+    async def test_local_activities(self, client: Client) -> None:
+        """`local=True` runs do and undo as local activities, unwound the same way."""
+        job = Job(run=new_id("run"), steps=["a", "b", "c"], fail=["c"])
+        err = await run_failing(client, job, LocalStepsWorkflow)
+        assert err.type == SAGA_FAILED_TYPE
+        assert events(job.run) == ["do:a", "do:b", "do:c", "undo:c", "undo:b", "undo:a"]
+
+
+class TestUnwindOrder:
+    @pytest.mark.parametrize("position", range(len(STEPS)))
+    async def test_failure_at_each_position_unwinds_lifo(
+        self, client: Client, position: int
+    ) -> None:
+        """A do failing at any position runs the registered undos as activities, LIFO."""
+        failing = STEPS[position]
+        job = Job(run=new_id("run"), fail=[failing])
+        err = await run_failing(client, job)
+        ran = list(STEPS[: position + 1])
+        assert events(job.run) == [f"do:{n}" for n in ran] + [f"undo:{n}" for n in reversed(ran)]
+        report = report_of(err)
+        assert report.status is SagaStatus.COMPENSATED
+        assert report.compensation_order == [f"do_{n}" for n in reversed(ran)]
+
+    async def test_parallel_compensation_runs_every_undo_concurrently(self, client: Client) -> None:
+        """With parallel_compensation every undo is scheduled before any completes."""
+        job = Job(run=new_id("run"), fail=["e"], parallel=True)
+        async with saga_worker(client, workflows=WORKFLOWS, activities=ALL) as w:
+            handle = await client.start_workflow(
+                StepsWorkflow.run, job, id=new_id(), task_queue=w.task_queue
+            )
+            with pytest.raises(WorkflowFailureError):
+                await handle.result()
+            types = await event_types(handle)
+        assert sorted(events(job.run)[5:]) == sorted(f"undo:{n}" for n in STEPS)
+        # The five undo ActivityTaskScheduled events come in one workflow task.
+        last_do_done = max(
+            i for i, t in enumerate(types) if t == EventType.EVENT_TYPE_ACTIVITY_TASK_FAILED
+        )
+        after = types[last_do_done:]
+        first_undo_end = after.index(EventType.EVENT_TYPE_ACTIVITY_TASK_STARTED)
+        scheduled = after[:first_undo_end].count(EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED)
+        assert scheduled == 5
+
+
+class TestContinueOnCompensationError:
+    async def test_keeps_going_past_a_failed_undo(self, client: Client) -> None:
+        """continue_on_compensation_error=True runs every other undo and reports the failure."""
+        job = Job(run=new_id("run"), fail=["d"], fail_undo=["c"], keep_going=True)
+        err = await run_failing(client, job)
+        assert events(job.run)[4:] == ["undo:d", "undo:c", "undo:b", "undo:a"]
+        report = report_of(err)
+        assert report.status is SagaStatus.COMPENSATION_FAILED
+        assert [s.name for s in report.failed_undos] == ["do_c"]
+        assert report.step("do_c").undo.error.type == "Boom"  # type: ignore[union-attr]
+
+    async def test_stops_at_a_failed_undo(self, client: Client) -> None:
+        """continue_on_compensation_error=False stops the unwind and skips the rest."""
+        job = Job(run=new_id("run"), fail=["d"], fail_undo=["c"], keep_going=False)
+        err = await run_failing(client, job)
+        assert events(job.run)[4:] == ["undo:d", "undo:c"]
+        report = report_of(err)
+        assert report.step("do_b").undo.status is UndoStatus.SKIPPED  # type: ignore[union-attr]
+        assert report.step("do_a").undo.status is UndoStatus.SKIPPED  # type: ignore[union-attr]
+
+
+class TestChildWorkflowStep:
+    async def test_child_workflow_do_and_undo(self, client: Client) -> None:
+        """A @workflow.defn class is a step: a child workflow, undone by a child, keyed alike."""
+        job = Job(run=new_id("run"), steps=[], fail=["c"])
+        wf_id = new_id()
+        async with saga_worker(client, workflows=WORKFLOWS, activities=ALL) as w:
+            handle = await client.start_workflow(
+                ChildStepWorkflow.run, job, id=wf_id, task_queue=w.task_queue
+            )
+            with pytest.raises(WorkflowFailureError):
+                await handle.result()
+            children = [
+                e.start_child_workflow_execution_initiated_event_attributes.workflow_id
+                async for e in handle.fetch_history_events()
+                if e.event_type == EventType.EVENT_TYPE_START_CHILD_WORKFLOW_EXECUTION_INITIATED
+            ]
+        assert children == [f"{wf_id}.2.b", f"{wf_id}.2.b.undo"]
+        assert events(job.run) == ["do:a", "do:b", "do:c", "undo:c", "undo:b", "undo:a"]
+        b = [e for e in JOURNAL[job.run] if e.name == "b"]
+        assert b[0].key == b[1].key
+        assert b[0].key.endswith("#2")
+        assert [e.outcome for e in b] == ["pending", "succeeded"]
+
+    async def test_child_failure_fails_the_saga(self, client: Client) -> None:
+        """A failing child workflow step is compensated like a failing activity."""
+        job = Job(run=new_id("run"), steps=[], fail=["b"])
+        err = await run_failing(client, job, ChildStepWorkflow)
+        assert events(job.run) == ["do:a", "do:b", "undo:b", "undo:a"]
+        assert isinstance(err.__cause__, ChildWorkflowError)
+
+    async def test_cancel_during_child_step(self, client: Client) -> None:
+        """Cancelling the parent cancels the running child and waits for it, then unwinds."""
+        job = Job(run=new_id("run"), steps=[], block=["b"])
+        async with saga_worker(client, workflows=WORKFLOWS, activities=ALL) as w:
+            handle = await client.start_workflow(
+                ChildStepWorkflow.run, job, id=new_id(), task_queue=w.task_queue
+            )
+            await asyncio.wait_for(STARTED[job.run].wait(), 10)
+            await handle.cancel()
+            with pytest.raises(WorkflowFailureError) as ei:
+                await handle.result()
+        assert isinstance(ei.value.cause, CancelledError)
+        b = [f"{e.event}:{e.phase}" for e in JOURNAL[job.run] if e.name == "b"]
+        assert b == ["started:do", "cancelled:do", "ran:undo"]
+        assert events(job.run) == ["do:a", "undo:b", "undo:a"]
+
+
+class TestInlineStep:
+    async def test_inline_step_waits_for_a_signal(self, client: Client) -> None:
+        """An `async def` step runs in the workflow: here it waits for a signal."""
+        job = Job(run=new_id("run"))
+        async with saga_worker(client, workflows=WORKFLOWS, activities=ALL) as w:
+            handle = await client.start_workflow(
+                InlineWorkflow.run, job, id=new_id(), task_queue=w.task_queue
+            )
+            await handle.signal(InlineWorkflow.decide, True)
+            assert await handle.result() == ["do-a", "approved", "do-b"]
+
+    async def test_inline_step_failure_unwinds(self, client: Client) -> None:
+        """An inline step that raises unwinds the activity steps before it."""
+        job = Job(run=new_id("run"))
+        async with saga_worker(client, workflows=WORKFLOWS, activities=ALL) as w:
+            handle = await client.start_workflow(
+                InlineWorkflow.run, job, id=new_id(), task_queue=w.task_queue
+            )
+            await handle.signal(InlineWorkflow.decide, False)
+            with pytest.raises(WorkflowFailureError) as ei:
+                await handle.result()
+        assert events(job.run) == ["do:a", "undo:a"]
+        assert isinstance(ei.value.cause, ApplicationError)
+        assert ei.value.cause.type == SAGA_FAILED_TYPE
+        assert "rejected" in str(ei.value.cause.cause)
+
+
+class TestRetries:
+    async def test_flaky_step_retries_then_succeeds(self, client: Client) -> None:
+        """A do failing twice then succeeding is retried by its policy, with one key."""
+        job = Job(run=new_id("run"), steps=["a", "b"], flaky={"b": 2})
+        async with saga_worker(client, workflows=WORKFLOWS, activities=ALL) as w:
+            assert await client.execute_workflow(
+                StepsWorkflow.run, job, id=new_id(), task_queue=w.task_queue
+            ) == ["do-a", "do-b"]
+        b = [e for e in JOURNAL[job.run] if e.name == "b"]
+        assert [e.attempt for e in b] == [1, 2, 3]
+        assert len({e.key for e in b}) == 1
+
+
+class TestIdempotencyKey:
+    async def test_do_and_undo_share_the_key_and_steps_differ(self, client: Client) -> None:
+        """Do and undo of a step read one key; each step's key differs; undo knows the outcome."""
+        job = Job(run=new_id("run"), steps=["a", "b", "c"], fail=["c"], flaky={"a": 1})
+        await run_failing(client, job)
+        by_name: dict[str, set[str]] = {}
+        for e in JOURNAL[job.run]:
+            by_name.setdefault(e.name, set()).add(e.key)
+        assert all(len(keys) == 1 for keys in by_name.values())
+        assert len({k for keys in by_name.values() for k in keys}) == 3
+        undo_outcome = {e.name: e.outcome for e in JOURNAL[job.run] if e.phase == "undo"}
+        assert undo_outcome == {"a": "succeeded", "b": "succeeded", "c": "failed"}
+
+    async def test_two_sagas_in_one_run_have_distinct_keys(self, client: Client) -> None:
+        """The second saga of a workflow run gets its own saga id, so its own keys."""
+        job = Job(run=new_id("run"), steps=["a"])
+        async with saga_worker(client, workflows=WORKFLOWS, activities=ALL) as w:
+            await client.execute_workflow(
+                TwoSagasWorkflow.run, job, id=new_id(), task_queue=w.task_queue
+            )
+        first, second = (e.key for e in JOURNAL[job.run])
+        assert first != second
+        assert second.endswith("/2#1")
+
+
+class TestFailureShape:
+    async def test_saga_failed_is_a_non_retryable_application_error(self, client: Client) -> None:
+        """The run fails with a non-retryable ApplicationError SagaFailed carrying the report."""
+        job = Job(run=new_id("run"), steps=["a", "b"], fail=["b"])
+        err = await run_failing(client, job)
+        assert err.type == SAGA_FAILED_TYPE
+        assert err.non_retryable
+        report = report_of(err)
+        assert report.error is not None
+        assert report.error.type == "Boom"
+        assert report.step("do_b").status is StepStatus.FAILED
+        # The original error stays in the cause chain.
+        assert isinstance(err.__cause__, ActivityError)
+        inner = err.__cause__.__cause__
+        assert isinstance(inner, ApplicationError)
+        assert inner.type == "Boom"
+        assert inner.message == "do b failed"
+
+    async def test_report_carries_no_values_by_default(self, client: Client) -> None:
+        """Without record_values the failure details hold no step result or arg."""
+        job = Job(run=new_id("run"), steps=["a", "b"], fail=["b"], secret="s3cr3t-value")
+        err = await run_failing(client, job)
+        assert "s3cr3t" not in str(err.details)
+        assert all(s.get("result") is None for s in err.details[0]["steps"])
+
+
+class TestRefusedBeforeScheduling:
+    @pytest.mark.parametrize(
+        ("which", "error_type", "message"),
+        [
+            ("sync", "StepDefinitionError", "@activity.defn"),
+            ("timeout", "OptionsError", "start_to_close_timeout"),
+            ("lambda", "StepDefinitionError", "lambda"),
+        ],
+    )
+    async def test_bad_step_fails_the_run_before_any_activity(
+        self, client: Client, which: str, error_type: str, message: str
+    ) -> None:
+        """A step the backend cannot run fails the saga before anything is scheduled."""
+        job = Job(run=new_id("run"))
+        async with saga_worker(client, workflows=WORKFLOWS, activities=ALL) as w:
+            handle = await client.start_workflow(
+                BadStepWorkflow.run, args=[job, which], id=new_id(), task_queue=w.task_queue
+            )
+            with pytest.raises(WorkflowFailureError) as ei:
+                await handle.result()
+            types = await event_types(handle)
+        err = ei.value.cause
+        assert isinstance(err, ApplicationError)
+        assert err.type == SAGA_FAILED_TYPE
+        cause = err.__cause__
+        assert isinstance(cause, ApplicationError)
+        assert cause.type == error_type
+        assert message in cause.message
+        assert EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED not in types
+        assert JOURNAL[job.run] == []
+
+
+class TestQuery:
+    async def test_report_query_shows_the_live_saga(self, client: Client) -> None:
+        """`sagakit_report` returns the running saga's report as JSON."""
+        job = Job(run=new_id("run"), steps=["a", "b"], block=["b"])
+        async with saga_worker(client, workflows=WORKFLOWS, activities=ALL) as w:
+            handle = await client.start_workflow(
+                StepsWorkflow.run, job, id=new_id(), task_queue=w.task_queue
+            )
+            await asyncio.wait_for(STARTED[job.run].wait(), 10)
+            raw = await handle.query(REPORT_QUERY)
+            await handle.cancel()
+            with pytest.raises(WorkflowFailureError):
+                await handle.result()
+        report = SagaReport.model_validate(raw)
+        assert report.status is SagaStatus.RUNNING
+        assert [(s.name, s.status) for s in report.steps] == [
+            ("do_a", StepStatus.SUCCEEDED),
+            ("do_b", StepStatus.RUNNING),
+        ]
+
+
+class TestCancellation:
+    async def test_cancel_mid_step_stops_it_then_compensates(self, client: Client) -> None:
+        """Cancelling the workflow cancels the running do, waits for it, unwinds, ends CANCELLED."""
+        job = Job(run=new_id("run"), block=["c"], undo_delay=0.5)
+        async with saga_worker(client, workflows=WORKFLOWS, activities=ALL) as w:
+            handle = await client.start_workflow(
+                StepsWorkflow.run, job, id=new_id(), task_queue=w.task_queue
+            )
+            await asyncio.wait_for(STARTED[job.run].wait(), 10)
+            await handle.cancel()
+            # A second request while the undos run: the server records one cancel
+            # request per run, and the unwind must go on regardless.
+            await poll_until(lambda: "undo:c" in events(job.run))
+            await handle.cancel()
+            with pytest.raises(WorkflowFailureError) as ei:
+                await handle.result()
+            desc = await handle.describe()
+            report = SagaReport.model_validate(await handle.query(REPORT_QUERY))
+        assert isinstance(ei.value.cause, CancelledError)
+        assert desc.status == WorkflowExecutionStatus.CANCELED
+        # The do was stopped before its undo ran.
+        assert [f"{e.event}:{e.phase}:{e.name}" for e in JOURNAL[job.run] if e.name == "c"] == [
+            "started:do:c",
+            "cancelled:do:c",
+            "ran:undo:c",
+        ]
+        assert events(job.run) == ["do:a", "do:b", "undo:c", "undo:b", "undo:a"]
+        assert report.cancelled
+        assert report.status is SagaStatus.COMPENSATED
+        assert report.step("do_c").status is StepStatus.CANCELLED
+        undo_c = next(e for e in JOURNAL[job.run] if e.phase == "undo" and e.name == "c")
+        assert undo_c.outcome == "unknown"
+
+    async def test_second_cancel_does_not_abort_compensation(self, client: Client) -> None:
+        """A cancel arriving while undos run is noted, and every undo still runs."""
+        job = Job(run=new_id("run"), block=["c"], undo_delay=0.5)
+        async with saga_worker(client, workflows=WORKFLOWS, activities=ALL) as w:
+            handle = await client.start_workflow(
+                CancelSagaTaskWorkflow.run, job, id=new_id(), task_queue=w.task_queue
+            )
+            await asyncio.wait_for(STARTED[job.run].wait(), 10)
+            await handle.signal(CancelSagaTaskWorkflow.cancel_saga)
+            await poll_until(lambda: "undo:c" in events(job.run))
+            await handle.signal(CancelSagaTaskWorkflow.cancel_saga)
+            assert await handle.result() == "cancelled"
+        assert events(job.run) == ["do:a", "do:b", "undo:c", "undo:b", "undo:a"]
+
+
+class TestEviction:
+    async def test_eviction_after_every_task_does_not_compensate(self, client: Client) -> None:
+        """With no workflow cache every task ends in eviction; the saga still just succeeds."""
+        job = Job(run=new_id("run"), steps=["a", "b", "c"])
+        async with saga_worker(
+            client, workflows=WORKFLOWS, activities=ALL, max_cached_workflows=0
+        ) as w:
+            assert await client.execute_workflow(
+                StepsWorkflow.run, job, id=new_id(), task_queue=w.task_queue
+            ) == ["do-a", "do-b", "do-c"]
+        assert events(job.run) == ["do:a", "do:b", "do:c"]
+
+    async def test_eviction_mid_unwind_resumes_the_unwind(self, client: Client) -> None:
+        """Evicted between undos, a workflow replays and finishes its unwind once."""
+        job = Job(run=new_id("run"), fail=["e"])
+        err = await run_failing_no_cache(client, job)
+        assert err.type == SAGA_FAILED_TYPE
+        assert events(job.run)[5:] == [f"undo:{n}" for n in reversed(STEPS)]
+
+
+async def run_failing_no_cache(client: Client, job: Job) -> ApplicationError:
+    async with saga_worker(
+        client, workflows=WORKFLOWS, activities=ALL, max_cached_workflows=0
+    ) as w:
+        with pytest.raises(WorkflowFailureError) as ei:
+            await client.execute_workflow(
+                StepsWorkflow.run, job, id=new_id(), task_queue=w.task_queue
+            )
+    assert isinstance(ei.value.cause, ApplicationError)
+    return ei.value.cause
+
+
+class TestStepsByName:
+    async def test_names_refs_and_summary(self, client: Client) -> None:
+        """Activities given by name or ActivityRef run as steps; summary reaches the history."""
+        job = Job(run=new_id("run"))
+        async with saga_worker(client, workflows=[ByNameWorkflow], activities=ALL) as w:
+            handle = await client.start_workflow(
+                ByNameWorkflow.run, job, id=new_id(), task_queue=w.task_queue
+            )
+            assert await handle.result() == ["do-a", "do-b"]
+            scheduled = [
+                e
+                async for e in handle.fetch_history_events()
+                if e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED
+            ]
+        assert [e.activity_task_scheduled_event_attributes.activity_id for e in scheduled] == [
+            "1.do_a",
+            "2.do_b",
+        ]
+        assert b"reserve a" in scheduled[0].user_metadata.summary.data
+
+    async def test_lean_failure_has_no_details(self, client: Client) -> None:
+        """report_in_failure=False leaves the details empty; the query still has the report."""
+        job = Job(run=new_id("run"), fail=["b"])
+        async with saga_worker(client, workflows=[ByNameWorkflow], activities=ALL) as w:
+            handle = await client.start_workflow(
+                ByNameWorkflow.run, job, id=new_id(), task_queue=w.task_queue
+            )
+            with pytest.raises(WorkflowFailureError) as ei:
+                await handle.result()
+            report = SagaReport.model_validate(await handle.query(REPORT_QUERY))
+        err = ei.value.cause
+        assert isinstance(err, ApplicationError)
+        assert err.type == SAGA_FAILED_TYPE
+        assert err.details == ()
+        assert report.compensation_order == ["do_b", "do_a"]
+
+
+class TestTimeSkippingServer:
+    async def test_failure_unwinds_on_the_time_skipping_server(
+        self, temporal_time_skipping_env: WorkflowEnvironment
+    ) -> None:
+        """The same saga unwinds the same way on the time-skipping test server."""
+        client = temporal_time_skipping_env.client
+        job = Job(run=new_id("run"), steps=["a", "b", "c"], fail=["c"], flaky={"b": 1})
+        err = await run_failing(client, job)
+        assert err.type == SAGA_FAILED_TYPE
+        assert events(job.run) == ["do:a", "do:b", "do:b", "do:c", "undo:c", "undo:b", "undo:a"]
+
+    async def test_hour_long_retry_backoff_is_skipped(
+        self, temporal_time_skipping_env: WorkflowEnvironment
+    ) -> None:
+        """A step retried after an hour's backoff finishes at once on the time-skipping server."""
+        client = temporal_time_skipping_env.client
+        job = Job(run=new_id("run"), steps=["a", "b"], flaky={"b": 1})
+        async with saga_worker(client, workflows=[SlowRetryWorkflow], activities=ALL) as w:
+            started = await temporal_time_skipping_env.get_current_time()
+            result = await client.execute_workflow(
+                SlowRetryWorkflow.run, job, id=new_id(), task_queue=w.task_queue
+            )
+            skipped = await temporal_time_skipping_env.get_current_time() - started
+        assert result == ["do-a", "do-b"]
+        assert events(job.run) == ["do:a", "do:b", "do:b"]
+        assert skipped >= timedelta(hours=1)
