@@ -53,6 +53,11 @@ def render_timeline(report: SagaReport, *, color: bool = False) -> str:
         return f"{colour}{text}{_RESET}" if color else text
 
     t0 = report.started_at
+    width = max(
+        [24]
+        + [len(s.name) for s in report.steps]
+        + [len(_undo_label(s.name, s.undo.name)) for s in report.steps if s.undo is not None]
+    )
     rows: list[tuple[datetime, int, str]] = []
     for s in report.steps:
         mark, colour = _MARK.get(s.status, ("?", ""))
@@ -60,7 +65,7 @@ def render_timeline(report: SagaReport, *, color: bool = False) -> str:
         start = s.started_at or t0
         line = (
             f"{_offset(t0, start)}  {paint(mark, colour)} do   "
-            f"{s.seq:>3}. {s.name:<24} {paint(s.status.value, colour):<10} "
+            f"{s.seq:>3}. {s.name:<{width}} {paint(f'{s.status.value:<11}', colour)} "
             f"{_secs(s.started_at, s.ended_at)}{_attempts(s.attempts)}"
             f"{paint(err, _RED) if err else ''}"
         )
@@ -73,7 +78,8 @@ def render_timeline(report: SagaReport, *, color: bool = False) -> str:
         ustart = u.started_at or report.ended_at or start
         line = (
             f"{_offset(t0, ustart)}  {paint(mark, colour)} undo "
-            f"{s.seq:>3}. {_undo_label(s.name, u.name):<24} {paint(u.status.value, colour):<10} "
+            f"{s.seq:>3}. {_undo_label(s.name, u.name):<{width}} "
+            f"{paint(f'{u.status.value:<11}', colour)} "
             f"{_secs(u.started_at, u.ended_at)}{_attempts(u.attempts)}"
             f"{paint(err, _RED) if err else ''}"
         )
