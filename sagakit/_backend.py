@@ -81,9 +81,14 @@ class Backend(abc.ABC):
     def describe_error(self, exc: BaseException) -> tuple[str, str]:
         """(type name, message) of an error for the report.
 
-        Adapters override it to see through their wrappers (Temporal's
-        `ActivityError` to the `ApplicationError` inside).
+        An error with string `type` and `message` attributes (temporalio's
+        `ApplicationError`) is described by those, so a business error reads the
+        same on every backend. Adapters override it to see through their
+        wrappers (Temporal's `ActivityError` to the `ApplicationError` inside).
         """
+        kind, message = getattr(exc, "type", None), getattr(exc, "message", None)
+        if isinstance(kind, str) and kind and isinstance(message, str):
+            return kind, message
         return type(exc).__name__, str(exc)
 
     def passes_through(self, exc: BaseException) -> bool:

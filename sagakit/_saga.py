@@ -10,10 +10,12 @@ and raises `SagaFailed` from the original error.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import inspect
 import sys
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
+from contextvars import Token
 from typing import Any, Final, TypeVar, TypeVarTuple, overload
 
 from pydantic import ValidationError
@@ -357,7 +359,7 @@ class Saga:
                 rec.result = result
             return result
         finally:
-            _current.reset(token)
+            _reset(token)
             rec.ended = backend.time()
             rec.attempts = call.attempts
             waiter = rec.waiter
@@ -530,9 +532,16 @@ class Saga:
         else:
             r.undo_status = UndoStatus.COMPENSATED
         finally:
-            _current.reset(token)
+            _reset(token)
             r.undo_ended = backend.time()
             r.undo_attempts = call.attempts
+
+
+def _reset(token: Token[StepContext | None]) -> None:
+    # A coroutine closed by the garbage collector (a worker shutting down mid-saga)
+    # runs its `finally` in another context; there is nothing to restore there.
+    with contextlib.suppress(ValueError):
+        _current.reset(token)
 
 
 async def _cancel_and_wait(tasks: Sequence[asyncio.Future[Any]]) -> None:

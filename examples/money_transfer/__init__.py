@@ -1,0 +1,1 @@
+"""Money transfer: withdraw, deposit, charge a fee; flaky calls retry, InsufficientFunds unwinds."""

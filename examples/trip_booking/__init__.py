@@ -1,0 +1,1 @@
+"""Trip booking: car, hotel, flight; when no flight goes there, the hotel and car are cancelled."""
