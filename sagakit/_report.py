@@ -8,9 +8,10 @@ fast path copies nothing.
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Any
+from typing import Any, Final
 
 from pydantic import BaseModel, ConfigDict
 
@@ -143,6 +144,95 @@ class SagaReport(BaseModel):
                 return s
         raise KeyError(f"no step named {name!r}; steps: {[s.name for s in self.steps]}")
 
+    def to_compact(self, *, saga_id: bool = True) -> dict[str, Any]:
+        """The report as a small JSON-able dict, for a workflow failure's details.
+
+        Keys are short, each step is one array, and only the saga's start
+        (whole epoch seconds) is kept of the timestamps; error messages longer
+        than 200 characters are cut, ending in `...`. `from_compact` reads it
+        back. The format (version 1; `"v"`):
+
+        - `v`: 1; `id`: the saga id (left out with `saga_id=False`);
+          `s`: the saga status code; `t`: `started_at`, epoch seconds;
+          `e`: the saga's error, `[type, message]`, or the `seq` of the step
+          whose error it is; `x`: 1 if cancelled; `st`: the steps.
+        - a step: `[seq, name, status, undo_name, undo_status, undo_order,
+          attempts, error_type, error_message, undo_attempts,
+          undo_error_type, undo_error_message, result]`, trailing nulls left
+          out (so a step that did not fail ends after its undo's order);
+          `undo_name` is null when it is the step's name, `undo_status` null
+          when the step has no undo.
+        - status codes: saga `r` running, `s` succeeded, `g` compensating,
+          `c` compensated, `f` compensation failed; step `r` running,
+          `s` succeeded, `f` failed, `x` cancelled; undo `n` none, `p`
+          pending, `r` running, `c` compensated, `f` failed, `k` skipped.
+
+        Args:
+            saga_id: Keep the saga id; on Temporal it is the workflow's own
+                `workflow_id/run_id`, which the history already holds.
+        """
+        out: dict[str, Any] = {
+            "v": COMPACT_VERSION,
+            "s": _SAGA_CODES[self.status],
+            "t": int(self.started_at.timestamp() // 1),
+        }
+        if saga_id:
+            out["id"] = self.saga_id
+        steps = [_compact_step(s) for s in self.steps]
+        if self.error is not None:
+            error = _compact_error(self.error)
+            # Usually the saga failed with a step's error: name the step, not the error again.
+            same = next((s[0] for s in steps if s[7:9] == error), None)
+            out["e"] = error if same is None else same
+        if self.cancelled:
+            out["x"] = 1
+        out["st"] = steps
+        return out
+
+    @classmethod
+    def from_compact(cls, data: Mapping[str, Any], *, saga_id: str | None = None) -> SagaReport:
+        """Read back what `to_compact` made.
+
+        Timestamps other than `started_at` (whole seconds) are `None`, and
+        error messages stay as cut.
+
+        Args:
+            data: The compact dict, e.g. a `SagaFailed` failure's `details[0]`.
+            saga_id: The saga id, where `data` holds none (else `""`).
+
+        Raises:
+            ValueError: `data` is not a compact report of a version this
+                sagakit reads.
+        """
+        if not isinstance(data, Mapping):
+            raise ValueError(f"a compact report is a dict, not {type(data).__name__}")
+        version = data.get("v")
+        if version != COMPACT_VERSION:
+            raise ValueError(
+                f"unsupported compact report version {version!r} "
+                f"(this sagakit reads version {COMPACT_VERSION})"
+            )
+        try:
+            steps = [_step_from_compact(s) for s in data.get("st", ())]
+            error: ErrorInfo | None = None
+            raw = data.get("e")
+            if isinstance(raw, list):
+                error = ErrorInfo(type=raw[0], message=raw[1])
+            elif isinstance(raw, int) and not isinstance(raw, bool):
+                error = next(s.error for s in steps if s.seq == raw)
+            elif raw is not None:
+                raise ValueError(f"'e' is neither [type, message] nor a step's seq: {raw!r}")
+            return cls(
+                saga_id=data.get("id", saga_id if saga_id is not None else ""),
+                status=_SAGA_STATUSES[data["s"]],
+                started_at=datetime.fromtimestamp(data["t"], UTC),
+                error=error,
+                cancelled=bool(data.get("x", 0)),
+                steps=steps,
+            )
+        except (KeyError, IndexError, TypeError, StopIteration, ValueError) as e:
+            raise ValueError(f"malformed compact report: {e!r}") from e
+
     def timeline(self, *, color: bool | None = None) -> str:
         """The run as text: each do and each undo in the order they started.
 
@@ -161,6 +251,92 @@ class SagaReport(BaseModel):
         from sagakit._render import render_mermaid
 
         return render_mermaid(self)
+
+
+COMPACT_VERSION: Final = 1
+"""Format version of `SagaReport.to_compact`."""
+
+MESSAGE_CAP: Final = 200
+"""Longest error message `SagaReport.to_compact` keeps, in characters."""
+
+_SAGA_CODES: Final = {
+    SagaStatus.RUNNING: "r",
+    SagaStatus.SUCCEEDED: "s",
+    SagaStatus.COMPENSATING: "g",
+    SagaStatus.COMPENSATED: "c",
+    SagaStatus.COMPENSATION_FAILED: "f",
+}
+_STEP_CODES: Final = {
+    StepStatus.RUNNING: "r",
+    StepStatus.SUCCEEDED: "s",
+    StepStatus.FAILED: "f",
+    StepStatus.CANCELLED: "x",
+}
+_UNDO_CODES: Final = {
+    UndoStatus.NONE: "n",
+    UndoStatus.PENDING: "p",
+    UndoStatus.RUNNING: "r",
+    UndoStatus.COMPENSATED: "c",
+    UndoStatus.FAILED: "f",
+    UndoStatus.SKIPPED: "k",
+}
+_SAGA_STATUSES: Final = {v: k for k, v in _SAGA_CODES.items()}
+_STEP_STATUSES: Final = {v: k for k, v in _STEP_CODES.items()}
+_UNDO_STATUSES: Final = {v: k for k, v in _UNDO_CODES.items()}
+
+
+def _cut(message: str) -> str:
+    return message if len(message) <= MESSAGE_CAP else message[: MESSAGE_CAP - 3] + "..."
+
+
+def _compact_error(error: ErrorInfo) -> list[Any]:
+    return [error.type, _cut(error.message)]
+
+
+def _compact_step(step: StepReport) -> list[Any]:
+    # What every step has comes first, what failures have last: trimming the
+    # trailing nulls then leaves most steps at six short items.
+    undo = step.undo
+    row: list[Any] = [step.seq, step.name, _STEP_CODES[step.status]]
+    if undo is None:
+        row += [None, None, None]
+    else:
+        row += [None if undo.name == step.name else undo.name, _UNDO_CODES[undo.status], undo.order]
+    row.append(step.attempts)
+    row += [None, None] if step.error is None else _compact_error(step.error)
+    if undo is None:
+        row += [None, None, None]
+    else:
+        row.append(undo.attempts)
+        row += [None, None] if undo.error is None else _compact_error(undo.error)
+    row.append(step.result)
+    while row[-1] is None:
+        row.pop()
+    return row
+
+
+def _step_from_compact(row: list[Any]) -> StepReport:
+    row = [*row, *[None] * (13 - len(row))]
+    (seq, name, status, u_name, u_status, u_order) = row[:6]
+    (attempts, e_type, e_msg, u_attempts, u_type, u_msg, result) = row[6:13]
+    undo = None
+    if u_status is not None:
+        undo = UndoReport(
+            name=name if u_name is None else u_name,
+            status=_UNDO_STATUSES[u_status],
+            order=u_order,
+            attempts=u_attempts,
+            error=None if u_type is None else ErrorInfo(type=u_type, message=u_msg),
+        )
+    return StepReport(
+        seq=seq,
+        name=name,
+        status=_STEP_STATUSES[status],
+        attempts=attempts,
+        error=None if e_type is None else ErrorInfo(type=e_type, message=e_msg),
+        result=result,
+        undo=undo,
+    )
 
 
 def _stdout_is_tty() -> bool:

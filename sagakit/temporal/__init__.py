@@ -4,10 +4,16 @@
 and undo becomes an activity (or a local activity, a child workflow, or inline
 workflow code). `SagakitPlugin` goes on every worker: it carries
 `sagakit.idempotency_key()` to activities and child workflows, and passes
-`sagakit` through the workflow sandbox.
+`sagakit` through the workflow sandbox. `report_from_failure` reads the report
+back from a failed saga's workflow failure.
 """
 
-from sagakit.temporal._executor import REPORT_QUERY, SAGA_FAILED_TYPE, TemporalExecutor
+from sagakit.temporal._executor import (
+    REPORT_QUERY,
+    SAGA_FAILED_TYPE,
+    TemporalExecutor,
+    report_from_failure,
+)
 from sagakit.temporal._header import STEP_HEADER
 from sagakit.temporal._plugin import SagakitInterceptor, SagakitPlugin
 from sagakit.temporal._refs import ActivityRef, ChildWorkflowRef
@@ -21,4 +27,5 @@ __all__ = [
     "SagakitInterceptor",
     "SagakitPlugin",
     "TemporalExecutor",
+    "report_from_failure",
 ]

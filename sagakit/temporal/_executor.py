@@ -24,11 +24,12 @@ from sagakit._backend import Backend, StepCall
 from sagakit._context import Phase
 from sagakit._exceptions import OptionsError, SagaFailed, SagaStateError, StepDefinitionError
 from sagakit._options import RetryPolicy, SagaOptions, StepOptions
+from sagakit._report import SagaReport
 from sagakit._saga import Saga, run_saga
 from sagakit.temporal._header import run_saga_base
 from sagakit.temporal._refs import ActivityRef, ChildWorkflowRef
 
-__all__ = ["REPORT_QUERY", "SAGA_FAILED_TYPE", "TemporalExecutor"]
+__all__ = ["REPORT_QUERY", "SAGA_FAILED_TYPE", "TemporalExecutor", "report_from_failure"]
 
 R = TypeVar("R")
 
@@ -349,9 +350,10 @@ class TemporalExecutor:
       saga). Timeouts and retry policies do not apply to it.
 
     A failed saga fails the workflow run with an `ApplicationError` of type
-    `SagaFailed` (non-retryable) whose details are the report and whose cause
-    is the original error. A cancelled workflow compensates, then ends
-    cancelled. The live report is served by the `sagakit_report` query.
+    `SagaFailed` (non-retryable) whose details are the report, compact (read
+    it with `report_from_failure`), and whose cause is the original error. A
+    cancelled workflow compensates, then ends cancelled. The live report is
+    served by the `sagakit_report` query.
 
     Example:
         ```python
@@ -366,8 +368,9 @@ class TemporalExecutor:
         options: Saga-wide options; step keywords override them.
         report_query: Name of the report query; `None` registers none.
         report_in_failure: Put the report in the `SagaFailed` failure's
-            details. It costs about 330 bytes of history per step; without
-            it the report stays available through the query, which a closed
+            details, compact (`SagaReport.to_compact`): about 35 bytes of
+            history per step, plus its error messages. Without it the
+            report stays available through the query, which a closed
             workflow still answers.
     """
 
@@ -392,11 +395,12 @@ class TemporalExecutor:
 
         Raises:
             temporalio.exceptions.ApplicationError: type `SagaFailed`, the saga
-                failed and was unwound; details[0] is the report as JSON
-                (`report.model_dump(mode="json", exclude_none=True)`) and
-                `__cause__` the original error. A step the backend cannot run
-                (`StepDefinitionError`, `OptionsError`) ends the same way,
-                before anything of that step is scheduled.
+                failed and was unwound; details[0] is the report, compact
+                (`report.to_compact(saga_id=False)`, read back by
+                `report_from_failure`), and `__cause__` the original error.
+                A step the backend cannot run (`StepDefinitionError`,
+                `OptionsError`) ends the same way, before anything of that
+                step is scheduled.
             asyncio.CancelledError: the workflow was cancelled; the saga was
                 unwound first.
             SagaStateError: called outside a workflow.
@@ -427,10 +431,62 @@ class TemporalExecutor:
             report = e.report
             # The saga id is the workflow's own id: no need to repeat it in the history.
             message = str(e).replace(f"saga {report.saga_id} ", "saga ", 1)
-            details = (report.model_dump(mode="json", exclude_none=True),)
+            details = (report.to_compact(saga_id=False),) if self._report_in_failure else ()
             raise temporalio.exceptions.ApplicationError(
                 message,
-                *(details if self._report_in_failure else ()),
+                *details,
                 type=SAGA_FAILED_TYPE,
                 non_retryable=True,
             ) from cause
+
+
+def report_from_failure(err: BaseException, *, saga_id: str | None = None) -> SagaReport | None:
+    """The report a failed saga put in its workflow's failure, or `None`.
+
+    Follows the cause chain of `err` — a `WorkflowFailureError`, a
+    `ChildWorkflowError`, an `ActivityError` or the `ApplicationError` itself
+    — to the first `ApplicationError` of type `SagaFailed`, and decodes its
+    `details[0]`. Its timestamps are `None` but `started_at` (whole seconds);
+    error messages over 200 characters are cut. The `sagakit_report` query
+    still serves the full report.
+
+    Example:
+        ```python
+        try:
+            await client.execute_workflow(BookTrip.run, trip, id=..., task_queue=...)
+        except WorkflowFailureError as e:
+            report = report_from_failure(e)
+            if report is not None:
+                print(report.timeline())
+        ```
+
+    Args:
+        err: The error a workflow (or child workflow, or step) failed with.
+        saga_id: Fills in `SagaReport.saga_id`, which the failure leaves out:
+            it is the workflow's `workflow_id/run_id` (plus `/n` for the n-th
+            saga of one run). Else the report's `saga_id` is `""`.
+
+    Returns:
+        The report; `None` when no `SagaFailed` is in the chain or it carries
+        no report (`report_in_failure=False`).
+
+    Raises:
+        ValueError: the details are not a report this sagakit can read.
+    """
+    seen: set[int] = set()
+    current: BaseException | None = err
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if (
+            isinstance(current, temporalio.exceptions.ApplicationError)
+            and current.type == SAGA_FAILED_TYPE
+        ):
+            if not current.details:
+                return None
+            data = current.details[0]
+            if isinstance(data, dict) and "saga_id" in data:
+                # A full report (`model_dump`), as earlier builds wrote it.
+                return SagaReport.model_validate(data)
+            return SagaReport.from_compact(data, saga_id=saga_id)
+        current = current.__cause__
+    return None

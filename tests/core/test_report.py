@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import json
+import math
 import pickle
+from datetime import UTC, datetime
+from typing import Any
 
 import pytest
 
@@ -126,6 +130,121 @@ class TestReportContent:
         assert r.steps[0].undo.status is UndoStatus.PENDING
         assert r.compensation_order == []
         assert r.failed_undos == []
+
+
+def without_times(r: SagaReport) -> SagaReport:
+    """The report as its compact form keeps it: the saga's start in whole seconds, no other time."""
+    data = r.model_dump()
+    data["started_at"] = datetime.fromtimestamp(math.floor(r.started_at.timestamp()), UTC)
+    data["ended_at"] = None
+    for step in data["steps"]:
+        step["started_at"] = step["ended_at"] = None
+        if step["undo"] is not None:
+            step["undo"]["started_at"] = step["undo"]["ended_at"] = None
+    return SagaReport.model_validate(data)
+
+
+class TestCompact:
+    async def test_round_trip_keeps_all_but_timestamps(self, journal: Journal) -> None:
+        """from_compact(to_compact(r)) is r without its timestamps (start in whole seconds)."""
+        _, err = await failed_run(journal)
+        r = err.report
+        back = SagaReport.from_compact(r.to_compact())
+        assert back == without_times(r)
+        assert back.started_at.tzinfo is not None
+        assert back.compensation_order == r.compensation_order
+        assert [s.name for s in back.failed_undos] == ["charge"]
+
+    async def test_shape_is_short_keys_and_one_array_per_step(self, journal: Journal) -> None:
+        """Versioned, short keys, no timestamps; trailing nulls trimmed; the saga error by seq."""
+        _, err = await failed_run(journal)
+        c = err.report.to_compact()
+        assert c["v"] == 1
+        assert c["id"] == "order-1"
+        assert c["s"] == "f"
+        assert isinstance(c["t"], int)
+        assert c["e"] == 4  # the saga failed with step 4's error: not repeated
+        assert "x" not in c
+        book, reserve, charge, ship = c["st"]
+        assert book == [1, "book", "s", "undo_book", "c", 3, 1, None, None, 1]
+        assert reserve == [2, "reserve", "s", None, None, None, 1]
+        assert charge[:7] == [3, "charge", "s", "undo_charge", "f", 2, 1]
+        assert charge[10] == "InjectedFault"
+        assert ship == [4, "ship", "f", "undo_ship", "c", 1, 2, "Boom", "no truck", 1]
+        assert "_at" not in json.dumps(c)
+
+    async def test_is_much_smaller_than_the_full_report(self, journal: Journal) -> None:
+        """The compact JSON is a fraction of the full report's."""
+        _, err = await failed_run(journal)
+        r = err.report
+        compact = json.dumps(r.to_compact(saga_id=False), separators=(",", ":"))
+        full = r.model_dump_json(exclude_none=True)
+        assert len(compact) * 3 < len(full)
+
+    async def test_saga_id_can_be_left_out_and_filled_in(self, journal: Journal) -> None:
+        """to_compact(saga_id=False) drops the id; from_compact(saga_id=...) supplies it."""
+        _, err = await failed_run(journal)
+        c = err.report.to_compact(saga_id=False)
+        assert "id" not in c
+        assert SagaReport.from_compact(c).saga_id == ""
+        assert SagaReport.from_compact(c, saga_id="order-1") == without_times(err.report)
+
+    async def test_long_messages_are_cut(self) -> None:
+        """Error messages over 200 characters are cut to 200, ending in '...'."""
+
+        def fail() -> None:
+            raise Boom("x" * 5000)
+
+        async def saga(s: Saga) -> None:
+            await s.step(fail, None)
+
+        executor = InMemoryExecutor(options())
+        with pytest.raises(SagaFailed) as info:
+            await executor.run(saga)
+        c = info.value.report.to_compact()
+        message = c["st"][0][8]
+        assert len(message) == 200
+        assert message.endswith("...")
+        assert c["e"] == 1
+        back = SagaReport.from_compact(c)
+        assert back.error == back.steps[0].error == ErrorInfo(type="Boom", message=message)
+
+    async def test_body_error_cancelled_flag_and_values(self, journal: Journal) -> None:
+        """An error of the saga body, the cancelled flag and recorded results round-trip too."""
+
+        async def saga(s: Saga) -> None:
+            await s.step(*journal.step("a"))
+            raise Boom("body broke")
+
+        executor = InMemoryExecutor(options(record_values=True))
+        with pytest.raises(SagaFailed) as info:
+            await executor.run(saga)
+        r = info.value.report.model_copy(update={"cancelled": True})
+        c = r.to_compact()
+        assert c["e"] == ["Boom", "body broke"]
+        assert c["x"] == 1
+        assert c["st"][0][-1] == "a"
+        assert SagaReport.from_compact(c) == without_times(r)
+
+    @pytest.mark.parametrize(
+        "data",
+        [
+            {"v": 2, "s": "c", "t": 0, "st": []},
+            {"s": "c", "t": 0, "st": []},
+            {"v": 1, "s": "?", "t": 0, "st": []},
+            {"v": 1, "s": "c", "st": []},
+            {"v": 1, "s": "c", "t": 0, "st": [[1, "a", "?"]]},
+            {"v": 1, "s": "c", "t": 0, "st": [[1, "a", "s", None, "?"]]},
+            {"v": 1, "s": "c", "t": 0, "e": 9, "st": [[1, "a", "s"]]},
+            {"v": 1, "s": "c", "t": 0, "st": 5},
+            {"v": 1, "s": "c", "t": 0, "e": "Boom", "st": []},
+            ["not", "a", "dict"],
+        ],
+    )
+    def test_unreadable_input_raises_value_error(self, data: Any) -> None:
+        """A wrong version or a malformed compact report raises ValueError, naming the problem."""
+        with pytest.raises(ValueError, match="compact report"):
+            SagaReport.from_compact(data)
 
 
 class TestRendering:

@@ -24,8 +24,8 @@ from workflows.activities import ALL, JOURNAL, Job, events
 from workflows.models import ACTIVITIES, LEDGER, Booking, Trip, TripWorkflow
 from workflows.sagas import StepsWorkflow
 
-from sagakit import SagaReport
-from sagakit.temporal import SagakitPlugin
+from sagakit import SagaStatus, StepStatus
+from sagakit.temporal import SagakitPlugin, report_from_failure
 
 pytestmark = pytest.mark.temporal
 
@@ -54,7 +54,7 @@ class TestPydantic:
         ]
 
     async def test_failed_saga_report_validates(self, temporal_env: WorkflowEnvironment) -> None:
-        """With the pydantic converter the SagaFailed details still validate as a SagaReport."""
+        """With the pydantic converter the SagaFailed details still read back as a SagaReport."""
         client = await plugin_client(temporal_env, pydantic_data_converter)
         trip = Trip(
             run=new_id("run"),
@@ -72,7 +72,12 @@ class TestPydantic:
                 )
         err = ei.value.cause
         assert isinstance(err, ApplicationError)
-        report = SagaReport.model_validate(err.details[0])
+        report = report_from_failure(ei.value)
+        assert report is not None
+        assert [(s.name, s.status) for s in report.steps] == [
+            ("book_car", StepStatus.SUCCEEDED),
+            ("book_hotel", StepStatus.FAILED),
+        ]
         assert report.compensation_order == ["book_car"]
         do, undo = LEDGER[trip.run]
         assert do.split(":", 1)[1] == undo.split(":", 1)[1]
@@ -134,5 +139,14 @@ class TestEncryptingCodec:
         # The saga still ran and unwound, and the worker (with the codec) saw the values.
         assert events(job.run) == ["do:a", "do:b", "do:c", "undo:c", "undo:b", "undo:a"]
         assert all(e.key for e in JOURNAL[job.run])
+        # The report travels encrypted as the failure's details...
+        assert b'"st":[' not in stored
+        # ...and the client with the codec reads it back.
         assert isinstance(ei.value.cause, ApplicationError)
         assert ei.value.cause.type == "SagaFailed"
+        report = report_from_failure(ei.value)
+        assert report is not None
+        assert report.status is SagaStatus.COMPENSATED
+        assert report.error is not None
+        assert report.error.type == "Boom"
+        assert report.compensation_order == ["do_c", "do_b", "do_a"]

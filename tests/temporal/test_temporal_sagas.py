@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
@@ -35,7 +36,7 @@ from workflows.sagas import (
 )
 
 from sagakit import SagaReport, SagaStatus, StepStatus, UndoStatus
-from sagakit.temporal import REPORT_QUERY, SAGA_FAILED_TYPE
+from sagakit.temporal import REPORT_QUERY, SAGA_FAILED_TYPE, report_from_failure
 
 pytestmark = pytest.mark.temporal
 
@@ -68,8 +69,11 @@ async def run_failing(client: Client, job: Job, workflow: type = StepsWorkflow) 
     return err
 
 
-def report_of(err: ApplicationError) -> SagaReport:
-    return SagaReport.model_validate(err.details[0])
+def report_of(err: BaseException) -> SagaReport:
+    """The report in a SagaFailed failure, read the way users read it."""
+    report = report_from_failure(err)
+    assert report is not None, "the SagaFailed failure carries no report"
+    return report
 
 
 async def event_types(handle: WorkflowHandle[Any, Any]) -> list[EventType.ValueType]:
@@ -150,6 +154,16 @@ class TestUnwindOrder:
         assert events(job.run) == [f"do:{n}" for n in ran] + [f"undo:{n}" for n in reversed(ran)]
         report = report_of(err)
         assert report.status is SagaStatus.COMPENSATED
+        assert report.error == report.step(f"do_{failing}").error
+        assert report.error is not None
+        assert report.error.type == "Boom"
+        assert [(s.name, s.status) for s in report.steps] == [
+            *((f"do_{n}", StepStatus.SUCCEEDED) for n in ran[:-1]),
+            (f"do_{failing}", StepStatus.FAILED),
+        ]
+        assert [(s.undo.name, s.undo.status) for s in report.steps if s.undo] == [
+            (f"undo_{n}", UndoStatus.COMPENSATED) for n in ran
+        ]
         assert report.compensation_order == [f"do_{n}" for n in reversed(ran)]
 
     async def test_parallel_compensation_runs_every_undo_concurrently(self, client: Client) -> None:
@@ -314,9 +328,13 @@ class TestFailureShape:
         assert err.type == SAGA_FAILED_TYPE
         assert err.non_retryable
         report = report_of(err)
+        assert report.status is SagaStatus.COMPENSATED
         assert report.error is not None
         assert report.error.type == "Boom"
+        assert report.error.message == "do b failed"
+        assert report.step("do_a").status is StepStatus.SUCCEEDED
         assert report.step("do_b").status is StepStatus.FAILED
+        assert report.compensation_order == ["do_b", "do_a"]
         # The original error stays in the cause chain.
         assert isinstance(err.__cause__, ActivityError)
         inner = err.__cause__.__cause__
@@ -329,7 +347,43 @@ class TestFailureShape:
         job = Job(run=new_id("run"), steps=["a", "b"], fail=["b"], secret="s3cr3t-value")
         err = await run_failing(client, job)
         assert "s3cr3t" not in str(err.details)
-        assert all(s.get("result") is None for s in err.details[0]["steps"])
+        assert all(s.result is None for s in report_of(err).steps)
+
+    async def test_details_are_the_compact_report(self, client: Client) -> None:
+        """details[0] is the versioned compact form: no timestamps, one short array per step."""
+        job = Job(run=new_id("run"), fail=["e"])
+        err = await run_failing(client, job)
+        [data] = err.details
+        assert data["v"] == 1
+        assert "id" not in data  # the workflow's own id and run id
+        assert data["st"][0] == [1, "do_a", "s", "undo_a", "c", 5]
+        assert data["st"][4] == [5, "do_e", "f", "undo_e", "c", 1, None, "Boom", "do e failed"]
+        assert data["e"] == 5  # the saga's error is step 5's: not repeated
+        assert len(json.dumps(data, separators=(",", ":"))) < 50 * len(STEPS)
+        assert SagaReport.from_compact(data) == report_of(err)
+
+    async def test_report_from_the_client_error(self, client: Client) -> None:
+        """report_from_failure takes the WorkflowFailureError itself; saga_id fills in the id."""
+        job = Job(run=new_id("run"), steps=["a", "b"], fail=["b"])
+        async with saga_worker(client, workflows=WORKFLOWS, activities=ALL) as w:
+            handle = await client.start_workflow(
+                StepsWorkflow.run, job, id=new_id(), task_queue=w.task_queue
+            )
+            with pytest.raises(WorkflowFailureError) as ei:
+                await handle.result()
+            full = SagaReport.model_validate(await handle.query(REPORT_QUERY))
+        saga_id = f"{handle.id}/{handle.result_run_id}"
+        report = report_from_failure(ei.value, saga_id=saga_id)
+        assert report is not None
+        assert report.saga_id == full.saga_id == saga_id
+        assert report.status is full.status
+        assert report.error == full.error
+        assert report.started_at == full.started_at.replace(microsecond=0)
+        assert [s.model_dump(exclude={"started_at", "ended_at", "undo"}) for s in report.steps] == [
+            s.model_dump(exclude={"started_at", "ended_at", "undo"}) for s in full.steps
+        ]
+        assert report.compensation_order == full.compensation_order == ["do_b", "do_a"]
+        assert report_from_failure(ApplicationError("not a saga", type="Other")) is None
 
 
 class TestRefusedBeforeScheduling:
@@ -499,6 +553,7 @@ class TestStepsByName:
         assert isinstance(err, ApplicationError)
         assert err.type == SAGA_FAILED_TYPE
         assert err.details == ()
+        assert report_from_failure(ei.value) is None
         assert report.compensation_order == ["do_b", "do_a"]
 
 

@@ -1,11 +1,33 @@
-"""The adapter's pure parts, without a server: the header codec and refusals."""
+"""The adapter's pure parts, without a server: the header codec, refusals, failure reading."""
 
 from __future__ import annotations
 
-import pytest
+from datetime import UTC, datetime
 
-from sagakit import DoOutcome, Phase, SagaStateError, StepContext
-from sagakit.temporal import ActivityRef, ChildWorkflowRef, TemporalExecutor
+import pytest
+from temporalio.client import WorkflowFailureError
+from temporalio.exceptions import ApplicationError, ChildWorkflowError, RetryState
+
+from sagakit import (
+    DoOutcome,
+    ErrorInfo,
+    Phase,
+    SagaReport,
+    SagaStateError,
+    SagaStatus,
+    StepContext,
+    StepReport,
+    StepStatus,
+    UndoReport,
+    UndoStatus,
+)
+from sagakit.temporal import (
+    SAGA_FAILED_TYPE,
+    ActivityRef,
+    ChildWorkflowRef,
+    TemporalExecutor,
+    report_from_failure,
+)
 from sagakit.temporal._header import decode_step, encode_step
 
 BASE = "wf-1/run-1"
@@ -54,3 +76,83 @@ class TestOutsideAWorkflow:
 
         with pytest.raises(SagaStateError, match="InMemoryExecutor"):
             await TemporalExecutor().run(saga_fn)
+
+
+REPORT = SagaReport(
+    saga_id=BASE,
+    status=SagaStatus.COMPENSATED,
+    started_at=datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC),
+    error=ErrorInfo(type="Boom", message="no"),
+    steps=[
+        StepReport(
+            seq=1,
+            name="a",
+            status=StepStatus.SUCCEEDED,
+            undo=UndoReport(name="undo_a", status=UndoStatus.COMPENSATED, order=2),
+        ),
+        StepReport(
+            seq=2,
+            name="b",
+            status=StepStatus.FAILED,
+            error=ErrorInfo(type="Boom", message="no"),
+            undo=UndoReport(name="b", status=UndoStatus.COMPENSATED, order=1),
+        ),
+    ],
+)
+
+
+def saga_failed(*details: object) -> ApplicationError:
+    return ApplicationError("saga failed", *details, type=SAGA_FAILED_TYPE, non_retryable=True)
+
+
+class TestReportFromFailure:
+    def test_reads_through_the_cause_chain(self) -> None:
+        """From a client's WorkflowFailureError or a parent's ChildWorkflowError to the report."""
+        inner = saga_failed(REPORT.to_compact(saga_id=False))
+        child = ChildWorkflowError(
+            "child failed",
+            namespace="default",
+            workflow_id="wf-1",
+            run_id="run-1",
+            workflow_type="Child",
+            initiated_event_id=1,
+            started_event_id=2,
+            retry_state=RetryState.NON_RETRYABLE_FAILURE,
+        )
+        child.__cause__ = inner
+        for err in (inner, WorkflowFailureError(cause=inner), WorkflowFailureError(cause=child)):
+            assert report_from_failure(err, saga_id=BASE) == REPORT
+
+    def test_no_saga_failed_or_no_details_is_none(self) -> None:
+        """Another failure, or a SagaFailed without details (report_in_failure=False): None."""
+        other = ApplicationError("x", REPORT.to_compact(), type="Other")
+        assert report_from_failure(WorkflowFailureError(cause=other)) is None
+        assert report_from_failure(saga_failed()) is None
+        assert report_from_failure(ValueError("x")) is None
+
+    def test_full_report_details_still_read(self) -> None:
+        """Details holding the full JSON report (as earlier builds wrote) validate as before."""
+        err = saga_failed(REPORT.model_dump(mode="json", exclude_none=True))
+        assert report_from_failure(err) == REPORT
+
+    def test_unreadable_details_raise(self) -> None:
+        """Details of an unknown compact version raise ValueError rather than pass silently."""
+        with pytest.raises(ValueError, match="version"):
+            report_from_failure(saga_failed({"v": 99}))
+
+
+class TestExports:
+    def test_all_is_sorted_and_documented(self) -> None:
+        """__all__ is sorted (constants, classes, functions); classes and functions have docs."""
+        import sagakit.temporal
+
+        def kind(name: str) -> tuple[int, str]:
+            return (0 if name.isupper() else 1 if name[0].isupper() else 2, name)
+
+        names = sagakit.temporal.__all__
+        assert names == sorted(names, key=kind)
+        assert "report_from_failure" in names
+        for name in names:
+            obj = getattr(sagakit.temporal, name)
+            if not isinstance(obj, str):  # constants are documented where they are defined
+                assert (obj.__doc__ or "").strip(), name
