@@ -10,18 +10,23 @@ from __future__ import annotations
 
 import abc
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
-from sagakit._context import Phase, StepContext
+from sagakit._context import Phase, StepContext, _ContextSource
 from sagakit._options import RetryPolicy, StepOptions
 
 __all__ = ["Backend", "StepCall"]
 
 
-@dataclass(slots=True)
-class StepCall:
-    """One do or undo the core asks a backend to run."""
+class StepCall(_ContextSource):
+    """One do or undo the core asks a backend to run.
+
+    The core's record of a step is itself the `StepCall` of its do (one object
+    per step, not three): `retry_policy` and `context` are properties so that
+    record can derive them only when a backend or the step reads them.
+    """
+
+    __slots__ = ("_context", "_retry_policy", "args", "attempts", "fn", "options")
 
     fn: Callable[..., Any]
     """The do or undo, exactly as the user passed it."""
@@ -29,19 +34,46 @@ class StepCall:
     """Positional args; the same for the do and the undo of a step."""
     options: StepOptions
     """The step's options merged over the saga's defaults (the name is `context.name`)."""
-    retry_policy: RetryPolicy | None
-    """The policy for this phase (the undo's resolved from `undo_retry_policy`);
-    `None` means the backend's default."""
-    context: StepContext
-    """What `current_step()` answers inside the call."""
-    attempts: int | None = None
+    attempts: int | None
     """Set by the backend: attempts made, when it can know (in memory always;
     on Temporal only for failures that say so)."""
+
+    def __init__(
+        self,
+        fn: Callable[..., Any],
+        args: tuple[Any, ...],
+        options: StepOptions,
+        retry_policy: RetryPolicy | None,
+        context: StepContext,
+        attempts: int | None = None,
+    ) -> None:
+        self.fn = fn
+        self.args = args
+        self.options = options
+        self._retry_policy = retry_policy
+        self._context = context
+        self.attempts = attempts
+
+    @property
+    def retry_policy(self) -> RetryPolicy | None:
+        """The policy for this phase; `None` means the backend's default.
+
+        The undo's is resolved from `undo_retry_policy`.
+        """
+        return self._retry_policy
+
+    @property
+    def context(self) -> StepContext:
+        """What `current_step()` answers inside the call."""
+        return self._context
 
     @property
     def phase(self) -> Phase:
         """Do or undo."""
         return self.context.phase
+
+    def __repr__(self) -> str:
+        return f"StepCall({self.fn!r}, {self.args!r}, {self.context!r}, attempts={self.attempts!r})"
 
 
 class Backend(abc.ABC):

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from contextvars import ContextVar
 from enum import StrEnum
-from typing import NamedTuple
+from typing import NamedTuple, Union
 
 from sagakit._exceptions import NotInStepError
 
@@ -64,7 +64,31 @@ class StepContext(NamedTuple):
         return f"{self.saga_id}#{self.seq}"
 
 
-_current: ContextVar[StepContext | None] = ContextVar("sagakit_current_step", default=None)
+class _ContextSource:
+    """A value of `_current` that makes its `StepContext` when first asked.
+
+    The core's step record is one: most steps never read their context, and
+    making a named tuple costs more than the rest of registering the step.
+    """
+
+    __slots__ = ()
+
+    @property
+    def context(self) -> StepContext:
+        raise NotImplementedError
+
+
+_current: ContextVar[Union[StepContext, _ContextSource, None]] = ContextVar(  # noqa: UP007
+    "sagakit_current_step", default=None
+)
+
+
+def _get() -> StepContext | None:
+    """The running step's context, or None: read `_current` through this, never directly."""
+    ctx = _current.get()
+    if ctx is None or type(ctx) is StepContext:
+        return ctx
+    return ctx.context  # type: ignore[union-attr]
 
 
 def current_step() -> StepContext:
@@ -73,7 +97,7 @@ def current_step() -> StepContext:
     Raises:
         NotInStepError: outside a do or undo run by a sagakit executor.
     """
-    ctx = _current.get()
+    ctx = _get()
     if ctx is None:
         raise NotInStepError(
             "current_step() was called outside a saga step: call it inside the do or "
@@ -93,7 +117,7 @@ def idempotency_key() -> str:
     Raises:
         NotInStepError: outside a do or undo run by a sagakit executor.
     """
-    ctx = _current.get()
+    ctx = _get()
     if ctx is None:
         raise NotInStepError(
             "idempotency_key() was called outside a saga step: call it inside the do "

@@ -10,12 +10,12 @@ and raises `SagaFailed` from the original error.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import functools
 import inspect
 import sys
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
-from contextvars import Token
+from inspect import CO_COROUTINE
+from types import FunctionType
 from typing import Any, Final, TypeVar, TypeVarTuple, overload
 
 from pydantic import ValidationError
@@ -30,6 +30,7 @@ from sagakit._exceptions import (
     StepDefinitionError,
 )
 from sagakit._options import (
+    RetryPolicy,
     SagaOptions,
     StepOptions,
     merge,
@@ -63,14 +64,14 @@ _OUTCOME = {
 }
 
 
+# `_task_of(_running_loop())` is the current task. 3.11's `asyncio.current_task` is
+# Python and costs a fifth of a step: read its table directly. From 3.12 it is C.
+_running_loop = asyncio.get_running_loop
+_new = object.__new__
 if sys.version_info >= (3, 12):
-    _current_task = asyncio.current_task  # implemented in C from 3.12
-else:  # pragma: no cover - 3.11's is Python and costs a fifth of a step; read its table
-    _tasks_by_loop: dict[Any, asyncio.Task[Any]] = asyncio.tasks._current_tasks  # type: ignore[attr-defined]
-    _running_loop = asyncio.get_running_loop
-
-    def _current_task() -> asyncio.Task[Any] | None:
-        return _tasks_by_loop.get(_running_loop())
+    _task_of: Callable[[Any], asyncio.Task[Any] | None] = asyncio.current_task
+else:  # pragma: no cover - version-specific
+    _task_of = asyncio.tasks._current_tasks.get  # type: ignore[attr-defined]
 
 
 # Enum members read once: `StepStatus.RUNNING` is a class-attribute lookup on every use.
@@ -83,9 +84,12 @@ _RUNNING, _SUCCEEDED, _FAILED, _CANCELLED = (
 )
 
 
-class _Step:
-    """A registered step while the saga runs: cheap to make, read only for reports.
+class _Step(StepCall):
+    """A registered step while the saga runs; also the `StepCall` of its do.
 
+    One object per step: the backend runs the record itself, and the step
+    context `current_step()` reads is made from it only when first asked.
+    `Saga.step` fills it on a bare instance, without an `__init__` frame.
     Not slotted on purpose: the class attributes below are the defaults, so a
     step sets only what it knows at registration (half the cost of assigning
     every slot), and CPython's key-sharing instance dicts keep it as small.
@@ -96,6 +100,7 @@ class _Step:
     attempts: int | None = None
     error: BaseException | None = None
     result: Any = None
+    undo_status: UndoStatus = UndoStatus.PENDING
     undo_started: float | None = None
     undo_ended: float | None = None
     undo_attempts: int | None = None
@@ -103,25 +108,62 @@ class _Step:
     undo_order: int | None = None
     waiter: asyncio.Future[None] | None = None
     """Made only when an unwind has to wait for this step's do to stop."""
+    _ctx: StepContext | None = None
 
-    def __init__(
-        self,
-        seq: int,
-        name: str,
-        undo: Any,
-        args: tuple[Any, ...],
-        options: StepOptions,
-        started: float,
-        task: asyncio.Task[Any] | None,
-    ) -> None:
-        self.seq = seq
-        self.name = name
-        self.undo = undo
-        self.args = args
-        self.options = options
-        self.started = started
-        self.task = task
-        self.undo_status = UndoStatus.NONE if undo is None else UndoStatus.PENDING
+    # Set by `Saga.step` on a bare instance (`object.__new__`): no `__init__` frame.
+    seq: int
+    name: str
+    undo: Any
+    saga_id: str
+    started: float
+    task: asyncio.Task[Any] | None
+
+    @property
+    def retry_policy(self) -> RetryPolicy | None:
+        return self.options.retry_policy
+
+    @property
+    def context(self) -> StepContext:
+        ctx = self._ctx
+        if ctx is None:
+            ctx = self._ctx = StepContext(self.saga_id, self.seq, self.name, _DO)
+        return ctx
+
+    @property
+    def phase(self) -> Phase:
+        return _DO
+
+
+class _UndoCall(StepCall):
+    """The `StepCall` of a step's undo; its context is made only when first asked."""
+
+    __slots__ = ("_rec",)
+
+    def __init__(self, rec: _Step) -> None:
+        self._rec = rec
+        self.fn = rec.undo
+        self.args = rec.args
+        self.options = rec.options
+        self.attempts = None
+
+    @property
+    def retry_policy(self) -> RetryPolicy | None:
+        opts = self.options
+        return opts.undo_retry_policy or opts.retry_policy
+
+    @property
+    def context(self) -> StepContext:
+        try:
+            return self._context
+        except AttributeError:
+            r = self._rec
+            ctx = StepContext(r.saga_id, r.seq, r.name, _UNDO, _OUTCOME[r.status])
+            self._context = ctx
+            return ctx
+
+    @property
+    def phase(self) -> Phase:
+        return _UNDO
 
 
 def _default_name(fn: Any) -> str:
@@ -254,7 +296,11 @@ class Saga:
         self._steps: list[_Step] = []
         self._state: str = _OPEN
         self._saga_id = backend.saga_id()
-        self._started = backend.time()
+        self._time = backend.time
+        self._call = backend.call
+        self._record_values = self._options.record_values
+        self._shapes: dict[tuple[Any, Any, int], str] = {}
+        self._started = self._time()
         self._ended: float | None = None
         self._error: BaseException | None = None
         self._cancelled = False
@@ -321,30 +367,35 @@ class Saga:
                 + ("started unwinding" if self._state is _UNWINDING else "ended")
                 + ": every step must be awaited inside the saga function, before it returns"
             )
-        name = _check_step(do, undo, len(args))
         if options:
-            try:
-                own = StepOptions(**options)
-            except ValidationError as e:
-                raise validation_to_options_error(f"options of step {name!r}", e) from None
-            opts = merge(self._options, own)
-            name = own.name or name
+            name, opts = self._check_with_options(do, undo, len(args), options)
         else:
+            # Repeated step shapes skip the checks, the backend's too: a hit is one lookup.
             opts = self._defaults
-        backend = self._backend
-        backend.check(do, _DO, opts)
-        if undo is not None:
-            backend.check(undo, _UNDO, opts)
-
+            key = (do, undo, len(args))
+            try:
+                name = self._shapes[key]
+            except KeyError:
+                name = self._shapes[key] = self._check(do, undo, len(args), opts)
+            except TypeError:  # an unhashable callable: check it every time
+                name = self._check(do, undo, len(args), opts)
         steps = self._steps
-        seq = len(steps) + 1
-        rec = _Step(seq, name, undo, args, opts, backend.time(), _current_task())
+        rec: _Step = _new(_Step)
+        rec.seq = len(steps) + 1
+        rec.name = name
+        rec.fn = do
+        rec.undo = undo
+        rec.args = args
+        rec.options = opts
+        rec.saga_id = self._saga_id
+        rec.started = self._time()
+        rec.task = _task_of(_running_loop())
+        if undo is None:
+            rec.undo_status = UndoStatus.NONE
         steps.append(rec)  # the undo is registered from here on
-        ctx = StepContext(self._saga_id, seq, name, _DO)
-        call = StepCall(do, args, opts, opts.retry_policy, ctx)
-        token = _current.set(ctx)
+        token = _current.set(rec)
         try:
-            result = await backend.call(call)
+            result = await self._call(rec)
         except asyncio.CancelledError as e:
             rec.status = _CANCELLED
             rec.error = e
@@ -355,16 +406,41 @@ class Saga:
             raise
         else:
             rec.status = _SUCCEEDED
-            if self._options.record_values:
+            if self._record_values:
                 rec.result = result
             return result
         finally:
-            _reset(token)
-            rec.ended = backend.time()
-            rec.attempts = call.attempts
+            try:  # noqa: SIM105 - contextlib.suppress costs a tenth of a step
+                _current.reset(token)
+            except ValueError:
+                # A coroutine closed by the garbage collector (a worker shutting down
+                # mid-saga) runs its `finally` in another context: nothing to restore.
+                pass
+            rec.ended = self._time()
             waiter = rec.waiter
             if waiter is not None and not waiter.done():
                 waiter.set_result(None)
+
+    def _check(self, do: Any, undo: Any, nargs: int, opts: StepOptions) -> str:
+        """The core's checks, then the backend's; the do's default name."""
+        name = _check_step(do, undo, nargs)
+        backend = self._backend
+        backend.check(do, _DO, opts)
+        if undo is not None:
+            backend.check(undo, _UNDO, opts)
+        return name
+
+    def _check_with_options(
+        self, do: Any, undo: Any, nargs: int, options: dict[str, Any]
+    ) -> tuple[str, StepOptions]:
+        name = _check_step(do, undo, nargs)
+        try:
+            own = StepOptions(**options)
+        except ValidationError as e:
+            raise validation_to_options_error(f"options of step {name!r}", e) from None
+        opts = merge(self._options, own)
+        self._check(do, undo, nargs, opts)
+        return own.name or name, opts
 
     async def gather(self, *steps: Awaitable[R]) -> list[R]:
         """Run steps concurrently; on the first failure cancel the rest, await them, re-raise.
@@ -464,16 +540,33 @@ class Saga:
         self._state = _UNWINDING
         self._error = error
         cancelled = isinstance(error, asyncio.CancelledError)
-        task = asyncio.ensure_future(self._compensate())
+        loop = asyncio.get_running_loop()
         # Wait on the task rather than `asyncio.shield` it: a cancel of this task
         # then leaves the compensation untouched, and no "exception in shielded
-        # future" is logged when it ends (sdk-python #1600).
+        # future" is logged when it ends (sdk-python #1600). The waiter is woken by
+        # the compensation's last act (one loop iteration sooner than a done
+        # callback), and by a done callback should the task never have started.
+        waiter = loop.create_future()
+
+        def wake(_: object = None) -> None:
+            if not waiter.done():
+                waiter.set_result(None)
+
+        async def compensate() -> CompensationError | None:
+            try:
+                return await self._compensate()
+            finally:
+                wake()
+
+        task = loop.create_task(compensate())
+        task.add_done_callback(wake)
         while not task.done():
             try:
-                await asyncio.wait([task])
+                await waiter
             except asyncio.CancelledError:
                 # A second cancel must not abort compensation: note it, wait on.
                 cancelled = True
+                waiter = loop.create_future()
         comp_error = task.result()  # re-raises if the loop itself tore the task down
         self._cancelled = cancelled
         self._state = _CLOSED
@@ -515,33 +608,26 @@ class Saga:
         return CompensationError(f"{len(errors)} undo(s) failed: {', '.join(names)}", errors)
 
     async def _run_undo(self, r: _Step) -> None:
-        backend = self._backend
-        opts = r.options
         self._undo_count += 1
         r.undo_order = self._undo_count
         r.undo_status = UndoStatus.RUNNING
-        r.undo_started = backend.time()
-        ctx = StepContext(self._saga_id, r.seq, r.name, Phase.UNDO, _OUTCOME[r.status])
-        call = StepCall(r.undo, r.args, opts, opts.undo_retry_policy or opts.retry_policy, ctx)
-        token = _current.set(ctx)
+        r.undo_started = self._time()
+        call = _UndoCall(r)
+        token = _current.set(call)
         try:
-            await backend.call(call)
+            await self._call(call)
         except Exception as e:  # the undo finally failed: recorded, reported, raised later
             r.undo_status = UndoStatus.FAILED
             r.undo_error = e
         else:
             r.undo_status = UndoStatus.COMPENSATED
         finally:
-            _reset(token)
-            r.undo_ended = backend.time()
+            try:  # noqa: SIM105 - contextlib.suppress costs a tenth of an undo
+                _current.reset(token)
+            except ValueError:  # closed by the garbage collector in another context
+                pass
+            r.undo_ended = self._time()
             r.undo_attempts = call.attempts
-
-
-def _reset(token: Token[StepContext | None]) -> None:
-    # A coroutine closed by the garbage collector (a worker shutting down mid-saga)
-    # runs its `finally` in another context; there is nothing to restore there.
-    with contextlib.suppress(ValueError):
-        _current.reset(token)
 
 
 async def _cancel_and_wait(tasks: Sequence[asyncio.Future[Any]]) -> None:
@@ -572,8 +658,12 @@ async def run_saga(
         BaseException: a `KeyboardInterrupt`, `SystemExit` (any non-`Exception`)
             raised in the saga, re-raised as it is once the saga was unwound.
     """
-    if not inspect.iscoroutinefunction(fn) and not inspect.iscoroutinefunction(
-        getattr(fn, "__call__", None)  # noqa: B004 - async callable objects count too
+    if (
+        not (type(fn) is FunctionType and fn.__code__.co_flags & CO_COROUTINE)
+        and not (inspect.iscoroutinefunction(fn))
+        and not inspect.iscoroutinefunction(
+            getattr(fn, "__call__", None)  # noqa: B004 - async callable objects count too
+        )
     ):
         raise StepDefinitionError(
             f"a saga must be an `async def` that takes the Saga first, like "

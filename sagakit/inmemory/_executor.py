@@ -76,19 +76,20 @@ def _kind(fn: Any) -> str:
     return _SYNC
 
 
-def _is_async(kinds: dict[Any, str], fn: Any) -> bool:
-    try:
-        return kinds.get(fn) is _ASYNC
-    except TypeError:  # unhashable: never cached
-        return False
+def _timed(ex: InMemoryExecutor, opts: StepOptions) -> bool:
+    """Whether `opts` sets a timeout; remembers the last options that set none."""
+    if opts.start_to_close_timeout or opts.schedule_to_close_timeout:
+        return True
+    ex._untimed = opts
+    return False
 
 
 class _InMemoryBackend(Backend):
-    __slots__ = ("_executor", "_saga_id")
-
     def __init__(self, executor: InMemoryExecutor, saga_id: str) -> None:
         self._executor = executor
         self._saga_id = saga_id
+        # Read twice per step: the clock's own method, one call instead of two.
+        self.time = executor.clock.time  # type: ignore[method-assign]
 
     def saga_id(self) -> str:
         return self._saga_id
@@ -108,21 +109,29 @@ class _InMemoryBackend(Backend):
         ex = self._executor
         opts = call.options
         # Fast path: the first attempt runs with no retry machinery at all.
-        start = ex.clock.time()
         try:
-            if ex.faults or opts.start_to_close_timeout or opts.schedule_to_close_timeout:
+            if ex.faults or (opts is not ex._untimed and _timed(ex, opts)):
+                start = ex.clock.time()
                 result = await self._attempt(call, 1, start)
-            elif _is_async(ex._kinds, call.fn):  # the common case, one frame fewer
-                result = await call.fn(*call.args)
             else:
-                result = await self._invoke(call, 1)
+                # No schedule_to_close_timeout here: a retry does not need the start.
+                start = 0.0
+                fn = call.fn
+                try:
+                    kind = ex._kinds.get(fn)
+                except TypeError:  # unhashable: never cached
+                    kind = None
+                if kind is _ASYNC:  # the common case, one frame fewer
+                    result = await fn(*call.args)
+                else:
+                    result = await self._invoke(call, 1)
         except Exception as first:
             if ex.record_calls:
-                ex.calls.append(_attempt_record(call, 1, first))
+                ex._log.append(_attempt_record(call, 1, first))
             return await self._retry(call, first, start)
         call.attempts = 1
         if ex.record_calls:
-            ex.calls.append(_attempt_record(call, 1, None))
+            ex._log.append(call)  # made into an `Attempt` only when `calls` is read
         return result
 
     async def _invoke(self, call: StepCall, attempt: int) -> Any:
@@ -262,10 +271,10 @@ class _InMemoryBackend(Backend):
                         result = await self._attempt(call, n, first_start)
                     except Exception as e:
                         if ex.record_calls:
-                            ex.calls.append(_attempt_record(call, n, e))
+                            ex._log.append(_attempt_record(call, n, e))
                         raise
                     if ex.record_calls:
-                        ex.calls.append(_attempt_record(call, n, None))
+                        ex._log.append(_attempt_record(call, n, None))
                     return result
         except _ScheduleToCloseExceeded as e:
             raise StepTimeoutError(str(e)) from None
@@ -389,12 +398,37 @@ class InMemoryExecutor:
         """Attempts after which an unlimited policy gives up."""
         self.record_calls = record_calls
         """Whether `calls` is kept."""
-        self.calls: list[Attempt] = []
-        """Every attempt of every do and undo, in the order they ended."""
+        self._calls: list[Attempt] = []
+        # Attempts not yet in `_calls`, in the order they ended: an `Attempt`, or the
+        # `StepCall` of a first attempt that succeeded (the common case, recorded with
+        # one append and made into an `Attempt` only when `calls` is read).
+        self._log: list[Attempt | StepCall] = []
         self._sagas: list[Saga] = []
         self._kinds: dict[Any, str] = {}
+        self._untimed: StepOptions | None = None
         self._prefix = uuid.uuid4().hex[:8]
         self._runs = itertools.count(1)
+
+    @property
+    def calls(self) -> list[Attempt]:
+        """Every attempt of every do and undo, in the order they ended.
+
+        The list is brought up to date each time this property is read: read
+        `executor.calls` again after a run rather than keeping the list from before.
+        """
+        log = self._log
+        if log:
+            self._calls.extend(
+                a if type(a) is Attempt else _attempt_record(a, 1, None)  # type: ignore[arg-type]
+                for a in log
+            )
+            log.clear()
+        return self._calls
+
+    @calls.setter
+    def calls(self, value: list[Attempt]) -> None:
+        self._log.clear()
+        self._calls = value
 
     def _fault_for(self, step: str, phase: Phase, attempt: int) -> Fault | None:
         for f in self.faults:

@@ -36,14 +36,14 @@ from temporalio.worker import (
 )
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner
 
-from sagakit._context import _current
+from sagakit._context import _current, _get
 from sagakit.temporal._header import STEP_HEADER, decode_step, encode_step, run_saga_base
 
 __all__ = ["SagakitInterceptor", "SagakitPlugin"]
 
 
 def _with_step(headers: Mapping[str, Payload]) -> Mapping[str, Payload]:
-    ctx = _current.get()
+    ctx = _get()
     if ctx is None:
         return headers
     info = workflow.info()
