@@ -91,20 +91,24 @@ def _get() -> StepContext | None:
     return ctx.context  # type: ignore[union-attr]
 
 
+def _require(accessor: str) -> StepContext:
+    ctx = _get()
+    if ctx is None:
+        raise NotInStepError(
+            f"{accessor}() was called outside a saga step: call it inside the do or "
+            "undo function that saga.step(...) runs (on Temporal, install "
+            "sagakit.temporal.SagakitPlugin on the worker that runs the activity)"
+        )
+    return ctx
+
+
 def current_step() -> StepContext:
     """The step whose do or undo is running.
 
     Raises:
         NotInStepError: outside a do or undo run by a sagakit executor.
     """
-    ctx = _get()
-    if ctx is None:
-        raise NotInStepError(
-            "current_step() was called outside a saga step: call it inside the do or "
-            "undo function that saga.step(...) runs (on Temporal, install "
-            "sagakit.temporal.SagakitPlugin on the worker that runs the activity)"
-        )
-    return ctx
+    return _require("current_step")
 
 
 def idempotency_key() -> str:
@@ -117,11 +121,5 @@ def idempotency_key() -> str:
     Raises:
         NotInStepError: outside a do or undo run by a sagakit executor.
     """
-    ctx = _get()
-    if ctx is None:
-        raise NotInStepError(
-            "idempotency_key() was called outside a saga step: call it inside the do "
-            "or undo function that saga.step(...) runs (on Temporal, install "
-            "sagakit.temporal.SagakitPlugin on the worker that runs the activity)"
-        )
+    ctx = _require("idempotency_key")
     return f"{ctx.saga_id}#{ctx.seq}"
