@@ -21,7 +21,9 @@ class Phase(StrEnum):
     """Which half of a step is running."""
 
     DO = "do"
+    """The forward action."""
     UNDO = "undo"
+    """The compensation."""
 
 
 class DoOutcome(StrEnum):
@@ -35,10 +37,12 @@ class DoOutcome(StrEnum):
     PENDING = "pending"
     """The do has not ended (seen only from inside the do itself)."""
     SUCCEEDED = "succeeded"
+    """The do returned: its effect took place."""
     FAILED = "failed"
     """The do raised; it may still have taken effect before raising."""
     UNKNOWN = "unknown"
-    """The do was cancelled, or its worker lost, before it reported."""
+    """The do was cancelled in flight (a sibling failed, or the saga was cancelled).
+    A do whose worker was lost ends in a timeout, which counts as `FAILED`."""
 
 
 class StepContext(NamedTuple):

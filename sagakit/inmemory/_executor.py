@@ -62,6 +62,11 @@ def _kind(fn: Any) -> str:
             f"in memory a step is a callable, not an activity name ({fn!r}): pass the "
             f"activity function itself"
         )
+    if getattr(type(fn), "__sagakit_temporal_only__", False):
+        raise StepDefinitionError(
+            f"{fn!r} names a Temporal activity or workflow, which runs only on Temporal: "
+            f"in memory pass a function that does the same"
+        )
     if isinstance(fn, type) and hasattr(fn, "__temporal_workflow_definition"):
         raise StepDefinitionError(
             f"{fn.__name__} is a Temporal workflow: child-workflow steps run only on "
@@ -320,9 +325,10 @@ def _retryable(e: BaseException, policy: RetryPolicy) -> bool:
     names = policy.non_retryable_error_types
     if not names:
         return True
-    if getattr(e, "type", None) in names:  # ApplicationError(type="InsufficientFunds")
-        return False
-    return not any(c.__name__ in names for c in type(e).__mro__)
+    # Exactly as Temporal matches: an ApplicationError's `type`, else the class's own
+    # name (not its bases'), so a saga tested here retries the same way there.
+    kind = getattr(e, "type", None)
+    return (kind if isinstance(kind, str) and kind else type(e).__name__) not in names
 
 
 # A frozen dataclass's __init__ goes through object.__setattr__ per field; the slot

@@ -10,6 +10,10 @@ __all__ = ["ActivityRef", "ChildWorkflowRef"]
 
 
 class _Ref:
+    # Read by other backends (duck-typed: they never import temporalio) to refuse
+    # a ref before anything runs.
+    __sagakit_temporal_only__ = True
+
     def __init__(self, name: str, *, result_type: type | None = None) -> None:
         if not isinstance(name, str) or not name:
             raise TypeError(f"{type(self).__name__} needs a non-empty name, got {name!r}")

@@ -272,3 +272,24 @@ class TestBadSagaUse:
         assert "stray" in str(info.value.__cause__)
         journal.assert_no_undo_before_its_do_ended()
         assert journal.undone == ["stray"]
+
+
+class TestTemporalOnlyStepsInMemory:
+    async def test_an_activity_ref_is_refused_before_anything_runs(self) -> None:
+        """An ActivityRef (a Temporal activity by name) is refused in memory, never retried."""
+        from sagakit.temporal import ActivityRef
+
+        ran: list[str] = []
+
+        async def first() -> None:
+            ran.append("first")
+
+        async def saga(s: Saga) -> None:
+            await s.step(first, None)
+            await s.step(ActivityRef("charge"), None)
+
+        with pytest.raises(SagaFailed) as info:
+            await InMemoryExecutor().run(saga)
+        assert isinstance(info.value.__cause__, StepDefinitionError)
+        assert "runs only on Temporal" in str(info.value.__cause__)
+        assert ran == ["first"]
