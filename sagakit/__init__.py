@@ -37,6 +37,7 @@ from sagakit._report import (
 from sagakit._saga import Saga, run_saga
 
 __version__ = "0.1.0"
+"""The installed sagakit version."""
 
 __all__ = [
     "Backend",

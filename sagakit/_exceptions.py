@@ -73,6 +73,7 @@ class CompensationError(SagaError, ExceptionGroup[Exception]):
     """
 
     report: SagaReport | None
+    """The report of the saga whose undos failed (set once the unwind ends)."""
 
     def __new__(
         cls, message: str, errors: list[Exception], report: SagaReport | None = None

@@ -30,8 +30,11 @@ class SagaStatus(StrEnum):
     """Where a saga run stands."""
 
     RUNNING = "running"
+    """The saga function is still running."""
     SUCCEEDED = "succeeded"
+    """The saga function returned; no undo ran."""
     COMPENSATING = "compensating"
+    """It failed and its undos are running."""
     COMPENSATED = "compensated"
     """It failed and every registered undo succeeded."""
     COMPENSATION_FAILED = "compensation_failed"
@@ -42,8 +45,11 @@ class StepStatus(StrEnum):
     """How a step's do ended."""
 
     RUNNING = "running"
+    """The do has not ended."""
     SUCCEEDED = "succeeded"
+    """The do returned."""
     FAILED = "failed"
+    """The do raised after its last retry."""
     CANCELLED = "cancelled"
     """Cancelled in flight (a sibling failed, or the saga was cancelled): outcome unknown."""
 
@@ -56,7 +62,9 @@ class UndoStatus(StrEnum):
     PENDING = "pending"
     """Registered, not run: the saga has not failed (yet)."""
     RUNNING = "running"
+    """The undo is running."""
     COMPENSATED = "compensated"
+    """The undo returned."""
     FAILED = "failed"
     """It failed after its last retry."""
     SKIPPED = "skipped"
@@ -69,7 +77,9 @@ class ErrorInfo(BaseModel):
     model_config = ConfigDict(frozen=True)
 
     type: str
+    """The error's type name (an `ApplicationError`'s `type`, else its class name)."""
     message: str
+    """The error's message."""
 
 
 class _Timed(BaseModel):
@@ -77,8 +87,11 @@ class _Timed(BaseModel):
     attempts: int | None = None
     """Attempts made, where the backend can know (on Temporal only for some failures)."""
     started_at: datetime | None = None
+    """When it started, on the backend's clock (virtual in memory, `workflow.now()` on Temporal)."""
     ended_at: datetime | None = None
+    """When it ended, or `None` while it runs."""
     error: ErrorInfo | None = None
+    """Its final error, if it failed."""
 
     @property
     def duration(self) -> float | None:
@@ -92,7 +105,9 @@ class UndoReport(_Timed):
     """The undo of one step."""
 
     status: UndoStatus
+    """How the undo ended."""
     name: str
+    """The undo's name (its function's)."""
     order: int | None = None
     """1 for the first undo the unwind ran, 2 for the next, ..."""
 
@@ -103,24 +118,32 @@ class StepReport(_Timed):
     seq: int
     """Registration number, from 1."""
     name: str
+    """The step's name (`name=` or the do's function name)."""
     status: StepStatus
+    """How the do ended."""
     result: Any = None
     """The do's result, only with `SagaOptions(record_values=True)`."""
     undo: UndoReport | None = None
+    """The undo, or `None` when the step registered none."""
 
 
 class SagaReport(BaseModel):
     """Everything a saga run did, in registration order; serialises to JSON and back."""
 
     saga_id: str
+    """Unique per saga run; idempotency keys derive from it."""
     status: SagaStatus
+    """Where the run stands."""
     started_at: datetime
+    """When the saga started, on the backend's clock."""
     ended_at: datetime | None = None
+    """When it ended, or `None` while it runs."""
     error: ErrorInfo | None = None
     """The error that made the saga unwind."""
     cancelled: bool = False
     """The saga's task (or workflow) was cancelled, and unwound."""
     steps: list[StepReport] = []
+    """Every registered step, in registration order."""
 
     @property
     def compensation_order(self) -> list[str]:

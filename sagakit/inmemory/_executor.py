@@ -43,10 +43,15 @@ class Attempt:
     """One attempt of a do or undo, as the executor recorded it."""
 
     saga_id: str
+    """The saga run it belongs to."""
     seq: int
+    """The step's registration number."""
     step: str
+    """The step's name."""
     phase: Phase
+    """Do or undo."""
     attempt: int
+    """The attempt number, from 1."""
     error: BaseException | None
     """`None` when the attempt succeeded."""
 

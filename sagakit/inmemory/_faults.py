@@ -34,6 +34,7 @@ class Fault:
     step: str
     """The step's name (default: the do's function name)."""
     phase: Phase = Phase.DO
+    """Whether it hits the do or the undo."""
     attempts: frozenset[int] | None = frozenset({1})
     """Attempt numbers (from 1) it hits; `None` (`ALWAYS`) hits every attempt."""
     error: ErrorSpec = None
