@@ -179,7 +179,6 @@ def _default_name(fn: Any) -> str:
     return name if isinstance(name, str) else type(fn).__name__
 
 
-@functools.lru_cache(maxsize=4096)
 def _arity(fn: Any) -> tuple[int, int | None, tuple[str, ...]] | None:
     """(required positional, max positional or None, required keyword-only) of `fn`."""
     if isinstance(fn, type) or not callable(fn):
@@ -243,10 +242,7 @@ def _check_callable(fn: Any, role: str, nargs: int) -> None:
             f"the {role} must be a function (or an activity/workflow on Temporal), "
             f"got {type(fn).__name__} {fn!r}"
         )
-    try:
-        shape = _arity(fn)
-    except TypeError:  # unhashable callable: not cacheable, check it directly
-        shape = _arity.__wrapped__(fn)
+    shape = _arity(fn)  # uncached: `_check_step` caches whole step shapes already
     if shape is None:
         return
     required, most, kwonly = shape
