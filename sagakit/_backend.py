@@ -110,6 +110,46 @@ class Backend(abc.ABC):
         never starts an undo while its do may still be running.
         """
 
+    # -- optional: a cheaper path for backends that can offer one -------------
+
+    def inline(self, fn: Any, phase: Phase, options: StepOptions) -> bool:
+        """Whether the core may make the first attempt of `fn` itself.
+
+        `True` promises that a first attempt is exactly `await fn(*args)`: no
+        timeout to enforce, no fault to inject, no context to set up around it.
+        The core then awaits `fn` directly, saving a frame per step, and hands
+        the call back through `retry` only if that attempt raises. Asked once
+        per step shape after `check` accepted it, and cached in `shapes()`.
+        The default, `False`, sends every call through `call`.
+        """
+        return False
+
+    async def retry(self, call: StepCall, error: Exception) -> Any:
+        """Go on with `call` after its inline first attempt raised `error`.
+
+        Makes attempts 2 and on by the call's retry policy, as `call` would
+        have, and returns the result or raises the final error (`error` itself
+        when it is not retryable). Only backends whose `inline` can say `True`
+        need it.
+        """
+        try:
+            raise error
+        finally:
+            del error  # this frame, in the traceback, must not hold the error: no cycle
+
+    def shapes(self) -> dict[Any, Any] | None:
+        """Where the core may remember the step shapes this backend accepted.
+
+        A step shape is (do, undo, number of args) under the saga's default
+        options. Returning the same dict for many runs lets them skip the
+        checks of shapes already seen; clear it when an answer of `check` or
+        `inline` would change. `None` (the default) keeps a cache per run.
+        """
+        return None
+
+    inline_log: list[Any] | None = None
+    """Where the core appends each call whose inline first attempt succeeded, if set."""
+
     def describe_error(self, exc: BaseException) -> tuple[str, str]:
         """(type name, message) of an error for the report.
 

@@ -98,13 +98,14 @@ class _Step(StepCall):
     status: StepStatus = _RUNNING
     ended: float | None = None
     attempts: int | None = None
-    error: BaseException | None = None
+    error: BaseException | ErrorInfo | None = None
+    """The do's error; described (an `ErrorInfo`) once the saga has ended."""
     result: Any = None
     undo_status: UndoStatus = UndoStatus.PENDING
     undo_started: float | None = None
     undo_ended: float | None = None
     undo_attempts: int | None = None
-    undo_error: BaseException | None = None
+    undo_error: BaseException | ErrorInfo | None = None
     undo_order: int | None = None
     waiter: asyncio.Future[None] | None = None
     """Made only when an unwind has to wait for this step's do to stop."""
@@ -262,6 +263,10 @@ def _check_callable(fn: Any, role: str, nargs: int) -> None:
         )
 
 
+# A step shape's facts, kept per (do, undo, nargs): (default name, do inline?, undo inline?).
+_Shape = tuple[str, bool, bool]
+_UNKNOWN: Final[_Shape] = ("", False, False)
+
 # id(SagaOptions) -> (the options, the step options they give a step that sets none).
 # Options are frozen, and an executor passes the same instance to every run.
 _defaults: dict[int, tuple[SagaOptions, StepOptions]] = {}
@@ -295,12 +300,19 @@ class Saga:
         self._time = backend.time
         self._call = backend.call
         self._record_values = self._options.record_values
-        self._shapes: dict[tuple[Any, Any, int], str] = {}
+        self._retry = backend.retry
+        self._inline_log = backend.inline_log
+        shared = backend.shapes()
+        # (do, undo, nargs) -> (default name, do inline?, undo inline?) of accepted shapes.
+        self._shapes: dict[tuple[Any, Any, int], _Shape] = {} if shared is None else shared
         self._started = self._time()
         self._ended: float | None = None
-        self._error: BaseException | None = None
+        self._error: BaseException | ErrorInfo | None = None
         self._cancelled = False
         self._undo_count = 0
+        self._errored: list[_Step] | None = None  # steps that hold an exception
+        self._undo_ok = 0
+        self._undo_total = 0
 
     @property
     def saga_id(self) -> str:
@@ -365,16 +377,14 @@ class Saga:
             )
         if options:
             name, opts = self._check_with_options(do, undo, len(args), options)
+            inline = False
         else:
             # Repeated step shapes skip the checks, the backend's too: a hit is one lookup.
             opts = self._defaults
-            key = (do, undo, len(args))
             try:
-                name = self._shapes[key]
-            except KeyError:
-                name = self._shapes[key] = self._check(do, undo, len(args), opts)
-            except TypeError:  # an unhashable callable: check it every time
-                name = self._check(do, undo, len(args), opts)
+                name, inline, _ = self._shapes[do, undo, len(args)]
+            except (KeyError, TypeError):  # new, or unhashable (then checked every time)
+                name, inline, _ = self._learn(do, undo, len(args))
         steps = self._steps
         rec: _Step = _new(_Step)
         rec.seq = len(steps) + 1
@@ -391,14 +401,27 @@ class Saga:
         steps.append(rec)  # the undo is registered from here on
         token = _current.set(rec)
         try:
-            result = await self._call(rec)
+            if inline:
+                # The backend promised the first attempt is a bare await: make it here.
+                try:
+                    result = await do(*args)
+                except Exception as e:
+                    result = await self._retry(rec, e)
+                else:
+                    rec.attempts = 1
+                    if self._inline_log is not None:
+                        self._inline_log.append(rec)
+            else:
+                result = await self._call(rec)
         except asyncio.CancelledError as e:
             rec.status = _CANCELLED
             rec.error = e
+            self._held(rec)
             raise
         except BaseException as e:
             rec.status = _FAILED
             rec.error = e
+            self._held(rec)
             raise
         else:
             rec.status = _SUCCEEDED
@@ -416,6 +439,32 @@ class Saga:
             waiter = rec.waiter
             if waiter is not None and not waiter.done():
                 waiter.set_result(None)
+
+    def _held(self, rec: _Step) -> None:
+        """Note a step that now holds an exception, for `_seal` to describe."""
+        if self._errored is None:
+            self._errored = [rec]
+        else:
+            self._errored.append(rec)
+
+    def _learn(self, do: Any, undo: Any, nargs: int) -> _Shape:
+        """Check a step shape under the default options; remember it if it is hashable."""
+        opts = self._defaults
+        backend = self._backend
+        name = self._check(do, undo, nargs, opts)
+        shape = (
+            name,
+            backend.inline(do, _DO, opts),
+            undo is not None and backend.inline(undo, _UNDO, opts),
+        )
+        shapes = self._shapes
+        try:
+            if len(shapes) >= _CHECKED_MAX:
+                shapes.clear()  # a crude bound: closures made per run must not pile up
+            shapes[do, undo, nargs] = shape
+        except TypeError:  # an unhashable callable: checked again next time
+            pass
+        return shape
 
     def _check(self, do: Any, undo: Any, nargs: int, opts: StepOptions) -> str:
         """The core's checks, then the backend's; the do's default name."""
@@ -567,28 +616,56 @@ class Saga:
         self._cancelled = cancelled
         self._state = _CLOSED
         self._ended = self._backend.time()
+        self._seal()
         return comp_error
 
+    def _seal(self) -> None:
+        """Keep only the described errors of an ended saga, not the exceptions.
+
+        An exception's traceback holds the frames that hold this saga: kept, it
+        makes every failed run a reference cycle only the garbage collector can
+        free, and an executor that keeps its runs' reports would keep all their
+        frames too. The report needs only each error's type and message.
+        """
+        backend = self._backend
+        if isinstance(self._error, BaseException):
+            self._error = _info(backend, self._error)
+        if self._errored is not None:
+            for r in self._errored:
+                if isinstance(r.error, BaseException):
+                    r.error = _info(backend, r.error)
+                if isinstance(r.undo_error, BaseException):
+                    r.undo_error = _info(backend, r.undo_error)
+            self._errored = None
+
     async def _compensate(self) -> CompensationError | None:
+        # One pass, newest first: the undos to run, and the steps still in flight.
+        todo: list[_Step] = []
+        running: list[_Step] = []
+        for r in reversed(self._steps):
+            if r.status is _RUNNING:
+                running.append(r)
+            if r.undo is not None:
+                todo.append(r)
         # 1. No undo may start while its own do may still run: stop the steps in flight.
-        me = asyncio.current_task()
-        running = [r for r in self._steps if r.status is StepStatus.RUNNING]
-        for r in running:
-            if r.task is not None and r.task is not me and not r.task.done():
-                r.task.cancel()
-        loop = asyncio.get_running_loop()
-        for r in running:
-            if r.status is StepStatus.RUNNING:
-                r.waiter = loop.create_future()
-                await r.waiter
+        if running:
+            me = asyncio.current_task()
+            for r in running:
+                if r.task is not None and r.task is not me and not r.task.done():
+                    r.task.cancel()
+            loop = asyncio.get_running_loop()
+            for r in running:
+                if r.status is _RUNNING:
+                    r.waiter = loop.create_future()
+                    await r.waiter
         # 2. Undo what was registered, last registered first (or all at once).
-        todo = [r for r in reversed(self._steps) if r.undo is not None]
+        self._undo_total = len(todo)
         errors: list[Exception] = []
         if self._options.parallel_compensation:
             tasks = [asyncio.ensure_future(self._run_undo(r)) for r in todo]
             for t in tasks:
                 await t
-            errors = [r.undo_error for r in todo if isinstance(r.undo_error, Exception)]
+            errors = [e for r in todo if isinstance(e := r.undo_error, Exception)]
         else:
             keep_going = self._options.continue_on_compensation_error
             for r in todo:
@@ -596,8 +673,8 @@ class Saga:
                     r.undo_status = UndoStatus.SKIPPED
                     continue
                 await self._run_undo(r)
-                if isinstance(r.undo_error, Exception):
-                    errors.append(r.undo_error)
+                if isinstance(e := r.undo_error, Exception):
+                    errors.append(e)
         if not errors:
             return None
         names = [r.name for r in todo if r.undo_status is UndoStatus.FAILED]
@@ -609,14 +686,35 @@ class Saga:
         r.undo_status = UndoStatus.RUNNING
         r.undo_started = self._time()
         call = _UndoCall(r)
+        # Inline as the do was, if its shape is still known to be (a fault may have come),
+        # and the step has no options of its own.
+        try:
+            inline = (
+                r.options is self._defaults
+                and self._shapes.get((r.fn, r.undo, len(r.args)), _UNKNOWN)[2]
+            )
+        except TypeError:  # an unhashable callable: never inline
+            inline = False
         token = _current.set(call)
         try:
-            await self._call(call)
+            if inline:
+                try:
+                    await r.undo(*r.args)
+                except Exception as e:
+                    await self._retry(call, e)
+                else:
+                    call.attempts = 1
+                    if self._inline_log is not None:
+                        self._inline_log.append(call)
+            else:
+                await self._call(call)
         except Exception as e:  # the undo finally failed: recorded, reported, raised later
             r.undo_status = UndoStatus.FAILED
             r.undo_error = e
+            self._held(r)
         else:
             r.undo_status = UndoStatus.COMPENSATED
+            self._undo_ok += 1
         finally:
             try:  # noqa: SIM105 - contextlib.suppress costs a tenth of an undo
                 _current.reset(token)
@@ -635,9 +733,10 @@ async def _cancel_and_wait(tasks: Sequence[asyncio.Future[Any]]) -> None:
         await asyncio.wait(pending)
 
 
-def _info(backend: Backend, e: BaseException | None) -> ErrorInfo | None:
-    if e is None:
-        return None
+def _info(backend: Backend, e: BaseException | ErrorInfo | None) -> ErrorInfo | None:
+    if e is None or type(e) is ErrorInfo:
+        return e
+    assert isinstance(e, BaseException)
     type_name, message = backend.describe_error(e)
     return ErrorInfo(type=type_name, message=message)
 
@@ -684,7 +783,7 @@ async def run_saga(
         if saga._cancelled:
             # The body failed, then the caller cancelled us during the unwind.
             raise asyncio.CancelledError() from error
-        message = _message(saga, error)
+        message = _message(saga)
         if comp_error is not None:
             comp_error.report = saga.report()
             raise SagaFailed(message, comp_error.report, comp_error) from error
@@ -692,17 +791,22 @@ async def run_saga(
         raise SagaFailed(message, saga.report, None) from error
     saga._state = _CLOSED
     saga._ended = saga._backend.time()
+    if saga._errored is not None:  # a step failed and the saga caught it
+        saga._seal()
     return result
 
 
-def _message(saga: Saga, error: BaseException) -> str:
-    steps = saga._steps
-    failed = next((r for r in steps if r.status is _FAILED), None)
+def _message(saga: Saga) -> str:
+    """The one-line summary of a failed saga, once it is unwound and sealed."""
+    failed = None
+    for r in saga._steps:  # the first step to fail, by registration
+        if r.status is _FAILED:
+            failed = r
+            break
     where = f"at step {failed.seq} {failed.name!r}" if failed else "in the saga body"
-    ran = [r for r in steps if r.undo is not None]
-    ok = sum(1 for r in ran if r.undo_status is UndoStatus.COMPENSATED)
-    type_name, message = saga._backend.describe_error(error)
+    error = saga._error
+    what = f"{error.type}: {error.message}" if isinstance(error, ErrorInfo) else "?"
     return (
-        f"saga {saga.saga_id} failed {where} ({type_name}: {message}); "
-        f"{ok} of {len(ran)} undo(s) succeeded"
+        f"saga {saga.saga_id} failed {where} ({what}); "
+        f"{saga._undo_ok} of {saga._undo_total} undo(s) succeeded"
     )

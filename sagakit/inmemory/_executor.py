@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import functools
 import inspect
 import itertools
 import uuid
@@ -100,6 +101,8 @@ class _InMemoryBackend(Backend):
         self._saga_id = saga_id
         # Read twice per step: the clock's own method, one call instead of two.
         self.time = executor.clock.time  # type: ignore[method-assign]
+        if executor.record_calls:
+            self.inline_log = executor._log
 
     def saga_id(self) -> str:
         return self._saga_id
@@ -120,7 +123,7 @@ class _InMemoryBackend(Backend):
         opts = call.options
         # Fast path: the first attempt runs with no retry machinery at all.
         try:
-            if ex.faults or (opts is not ex._untimed and _timed(ex, opts)):
+            if ex._faults or (opts is not ex._untimed and _timed(ex, opts)):
                 start = ex.clock.time()
                 result = await self._attempt(call, 1, start)
             else:
@@ -136,13 +139,43 @@ class _InMemoryBackend(Backend):
                 else:
                     result = await self._invoke(call, 1)
         except Exception as first:
-            if ex.record_calls:
-                ex._log.append(_attempt_record(call, 1, first))
-            return await self._retry(call, first, start)
+            return await self.retry(call, first, start)
         call.attempts = 1
         if ex.record_calls:
             ex._log.append(call)  # made into an `Attempt` only when `calls` is read
         return result
+
+    def inline(self, fn: Any, phase: Phase, options: StepOptions) -> bool:
+        # A bare await is all an attempt is for an async function with no timeout,
+        # while no fault is set (the fault list clears the shapes when it changes).
+        ex = self._executor
+        if ex._faults or options.start_to_close_timeout or options.schedule_to_close_timeout:
+            return False
+        try:
+            return ex._kinds.get(fn) is _ASYNC
+        except TypeError:  # unhashable: its kind is never cached, so never inline
+            return False
+
+    def shapes(self) -> dict[Any, Any]:
+        return self._executor._shapes_for_run()
+
+    async def retry(self, call: StepCall, error: Exception, start: float = 0.0) -> Any:
+        """Record a failed first attempt; retry it by its policy, or raise it."""
+        first = error
+        del error  # held by no frame of the traceback: no reference cycle
+        ex = self._executor
+        if ex.record_calls:
+            ex._log.append(_attempt_record(call, 1, first))
+        policy = call.retry_policy or ex.default_retry_policy
+        if policy.maximum_attempts == 1 or not _retryable(first, policy):
+            call.attempts = 1  # nothing to retry: no tenacity set-up on this path
+            try:
+                if isinstance(first, _ScheduleToCloseExceeded):
+                    raise StepTimeoutError(str(first)) from None
+                raise first
+            finally:
+                del first  # this frame, in the traceback, must not hold the error: no cycle
+        return await self._retry(call, first, start, policy)
 
     async def _invoke(self, call: StepCall, attempt: int) -> Any:
         fn = call.fn
@@ -237,7 +270,9 @@ class _InMemoryBackend(Backend):
                 f"{name} ran past schedule_to_close_timeout ({sched}) on attempt {attempt}"
             )
 
-    async def _retry(self, call: StepCall, first: Exception, first_start: float) -> Any:
+    async def _retry(
+        self, call: StepCall, first: Exception, first_start: float, policy: RetryPolicy
+    ) -> Any:
         """Attempts 2..n, driven by tenacity on the virtual clock.
 
         tenacity sees the failed first attempt as its own attempt 1 (replayed,
@@ -245,13 +280,6 @@ class _InMemoryBackend(Backend):
         Temporal's: the wait after attempt n is initial * coefficient^(n-1).
         """
         ex = self._executor
-        policy = call.retry_policy or ex.default_retry_policy
-        if policy.maximum_attempts == 1 or not _retryable(first, policy):
-            # Nothing to retry: no tenacity set-up on this path.
-            call.attempts = 1
-            if isinstance(first, _ScheduleToCloseExceeded):
-                raise StepTimeoutError(str(first)) from None
-            raise first
         sched = call.options.schedule_to_close_timeout
         stop_at_deadline = _StopAtDeadline(ex.clock, first_start, sched)
 
@@ -357,6 +385,33 @@ def _attempt_record(call: StepCall, n: int, error: BaseException | None) -> Atte
     return a
 
 
+class _Faults(list[Fault]):
+    """The executor's fault list: any change forgets which step shapes may run inline."""
+
+    def __init__(self, faults: Iterable[Fault], changed: Callable[[], None]) -> None:
+        super().__init__(faults)
+        self._changed = changed
+
+
+def _notifying(name: str) -> Any:
+    method = getattr(list, name)
+
+    @functools.wraps(method)
+    def wrapper(self: _Faults, *args: Any) -> Any:
+        result = method(self, *args)
+        self._changed()
+        return result
+
+    return wrapper
+
+
+for _name in (
+    "append", "extend", "insert", "remove", "pop", "clear",
+    "__setitem__", "__delitem__", "__iadd__", "__imul__",
+):  # fmt: skip
+    setattr(_Faults, _name, _notifying(_name))
+
+
 class InMemoryExecutor:
     """Runs a saga function with no server: the backend users unit-test their sagas with.
 
@@ -399,8 +454,9 @@ class InMemoryExecutor:
             raise ValueError("unlimited_attempts must be >= 1")
         self.options = options if options is not None else SagaOptions()
         """Saga-wide options of every run."""
-        self.faults: list[Fault] = list(faults)
-        """The injected faults; append to add more."""
+        self._shapes: dict[Any, Any] = {}
+        self._shapes_options: SagaOptions | None = None
+        self._faults = _Faults(faults, self._shapes.clear)
         self.clock = clock if clock is not None else VirtualClock()
         """The virtual clock the runs share."""
         self.default_retry_policy = default_retry_policy or RetryPolicy()
@@ -441,8 +497,25 @@ class InMemoryExecutor:
         self._log.clear()
         self._calls = value
 
+    @property
+    def faults(self) -> list[Fault]:
+        """The injected faults; append to add more, even while a saga runs."""
+        return self._faults
+
+    @faults.setter
+    def faults(self, value: Iterable[Fault]) -> None:
+        self._shapes.clear()
+        self._faults = _Faults(value, self._shapes.clear)
+
+    def _shapes_for_run(self) -> dict[Any, Any]:
+        """The step shapes runs share; new ones when `options` was replaced."""
+        if self._shapes_options is not self.options:
+            self._shapes.clear()
+            self._shapes_options = self.options
+        return self._shapes
+
     def _fault_for(self, step: str, phase: Phase, attempt: int) -> Fault | None:
-        for f in self.faults:
+        for f in self._faults:
             if f.step == step and f.phase is phase and f.hits(attempt):
                 return f
         return None

@@ -376,6 +376,70 @@ class TestFaults:
             await executor.run(saga)
         assert journal.done == []
 
+    async def test_a_fault_added_mid_run_hits_a_step_shape_already_seen(self) -> None:
+        """Faults apply from the moment they are added, even to a shape that ran fault-free.
+
+        Steps of a shape seen with no fault run on a fast path that skips fault
+        matching; adding a fault must take that path away at once.
+        """
+        executor = InMemoryExecutor(options())
+        undone: list[int] = []
+
+        async def reserve(n: int) -> int:
+            if n == 1:
+                executor.faults.append(Fault.fail("reserve", attempts=ALWAYS))
+            return n
+
+        async def release(n: int) -> None:
+            undone.append(n)
+
+        async def saga(s: Saga) -> None:
+            await s.step(reserve, release, 1)
+            await s.step(reserve, release, 2)  # same shape, now faulted
+
+        with pytest.raises(SagaFailed) as info:
+            await executor.run(saga)
+        assert isinstance(info.value.__cause__, InjectedFault)
+        assert undone == [2, 1]
+        assert [a.ok for a in executor.attempts_of("reserve")] == [True, False]
+
+    async def test_faults_set_between_runs_apply_to_the_next_run(self) -> None:
+        """Replacing or clearing the fault list between runs takes effect on the next run."""
+        executor = InMemoryExecutor(options())
+
+        async def reserve() -> str:
+            return "ok"
+
+        async def saga(s: Saga) -> str:
+            return await s.step(reserve, None)
+
+        assert await executor.run(saga) == "ok"
+        executor.faults = [Fault.fail("reserve")]
+        with pytest.raises(SagaFailed):
+            await executor.run(saga)
+        executor.faults.clear()
+        assert await executor.run(saga) == "ok"
+        executor.faults += [Fault.fail("reserve")]
+        with pytest.raises(SagaFailed):
+            await executor.run(saga)
+
+    async def test_options_replaced_between_runs_apply_to_the_next_run(self) -> None:
+        """A step timeout set on `executor.options` after a run bounds the next run's steps."""
+        executor = InMemoryExecutor(options())
+
+        async def slow() -> str:
+            await asyncio.sleep(0.2)
+            return "late"
+
+        async def saga(s: Saga) -> str:
+            return await s.step(slow, None)
+
+        assert await executor.run(saga) == "late"
+        executor.options = options(start_to_close_timeout=timedelta(milliseconds=10))
+        with pytest.raises(SagaFailed) as info:
+            await executor.run(saga)
+        assert isinstance(info.value.__cause__, StepTimeoutError)
+
     def test_bad_fault_arguments_are_refused(self) -> None:
         """Fault attempts start at 1 and a delay cannot be negative."""
         with pytest.raises(ValueError, match="from 1"):
