@@ -147,6 +147,14 @@ class Backend(abc.ABC):
         """
         return None
 
+    clock: Any = None
+    """An object whose `seconds` attribute is always this backend's `time()`, if set.
+
+    For a clock that moves only when told (a virtual one): the core reads the
+    attribute instead of calling `time()`, twice per step. `None` (the default)
+    means call `time()`.
+    """
+
     inline_log: list[Any] | None = None
     """Where the core appends each call whose inline first attempt succeeded, if set."""
 

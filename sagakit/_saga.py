@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import inspect
+import operator
 import sys
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from inspect import CO_COROUTINE
@@ -74,6 +75,8 @@ else:  # pragma: no cover - version-specific
     _task_of = asyncio.tasks._current_tasks.get  # type: ignore[attr-defined]
 
 
+_status_of = operator.attrgetter("status")
+
 # Enum members read once: `StepStatus.RUNNING` is a class-attribute lookup on every use.
 _DO, _UNDO = Phase.DO, Phase.UNDO
 _RUNNING, _SUCCEEDED, _FAILED, _CANCELLED = (
@@ -98,14 +101,14 @@ class _Step(StepCall):
     status: StepStatus = _RUNNING
     ended: float | None = None
     attempts: int | None = None
-    error: BaseException | ErrorInfo | None = None
-    """The do's error; described (an `ErrorInfo`) once the saga has ended."""
+    error: _Error | None = None
+    """The do's error; once the saga has ended, only its (type, message)."""
     result: Any = None
     undo_status: UndoStatus = UndoStatus.PENDING
     undo_started: float | None = None
     undo_ended: float | None = None
     undo_attempts: int | None = None
-    undo_error: BaseException | ErrorInfo | None = None
+    undo_error: _Error | None = None
     undo_order: int | None = None
     waiter: asyncio.Future[None] | None = None
     """Made only when an unwind has to wait for this step's do to stop."""
@@ -263,6 +266,9 @@ def _check_callable(fn: Any, role: str, nargs: int) -> None:
         )
 
 
+# An error as a run keeps it: the exception, or once the run ended its (type, message).
+_Error = BaseException | tuple[str, str]
+
 # A step shape's facts, kept per (do, undo, nargs): (default name, do inline?, undo inline?).
 _Shape = tuple[str, bool, bool]
 _UNKNOWN: Final[_Shape] = ("", False, False)
@@ -283,12 +289,35 @@ def _defaults_of(options: SagaOptions) -> StepOptions:
     return merged
 
 
+class _Calling:
+    """`Backend.clock` for a backend that keeps none: each read calls `time()`."""
+
+    __slots__ = ("_time",)
+
+    def __init__(self, backend: Backend) -> None:
+        self._time = backend.time
+
+    @property
+    def seconds(self) -> float:
+        return self._time()
+
+
 class Saga:
     """The builder a saga function receives: `await saga.step(do, undo, *args)`.
 
     Executors make one per run; a saga function never constructs it. The same
     saga function runs on every backend and must not know which.
     """
+
+    # Defaults a run changes only when something fails: set here, not per run.
+    _ended: float | None = None
+    _error: _Error | None = None
+    _cancelled = False
+    _undo_count = 0
+    _errored: list[_Step] | None = None
+    """Steps that hold an exception, for `_seal` to describe."""
+    _undo_ok = 0
+    _undo_total = 0
 
     def __init__(self, backend: Backend, options: SagaOptions | None = None) -> None:
         self._backend = backend
@@ -297,22 +326,14 @@ class Saga:
         self._steps: list[_Step] = []
         self._state: str = _OPEN
         self._saga_id = backend.saga_id()
-        self._time = backend.time
-        self._call = backend.call
+        # The clock is read twice per step: an attribute when the backend keeps one.
+        self._clock: Any = backend.clock if backend.clock is not None else _Calling(backend)
         self._record_values = self._options.record_values
-        self._retry = backend.retry
         self._inline_log = backend.inline_log
         shared = backend.shapes()
         # (do, undo, nargs) -> (default name, do inline?, undo inline?) of accepted shapes.
         self._shapes: dict[tuple[Any, Any, int], _Shape] = {} if shared is None else shared
-        self._started = self._time()
-        self._ended: float | None = None
-        self._error: BaseException | ErrorInfo | None = None
-        self._cancelled = False
-        self._undo_count = 0
-        self._errored: list[_Step] | None = None  # steps that hold an exception
-        self._undo_ok = 0
-        self._undo_total = 0
+        self._started = self._clock.seconds
 
     @property
     def saga_id(self) -> str:
@@ -394,7 +415,7 @@ class Saga:
         rec.args = args
         rec.options = opts
         rec.saga_id = self._saga_id
-        rec.started = self._time()
+        rec.started = self._clock.seconds
         rec.task = _task_of(_running_loop())
         if undo is None:
             rec.undo_status = UndoStatus.NONE
@@ -406,13 +427,13 @@ class Saga:
                 try:
                     result = await do(*args)
                 except Exception as e:
-                    result = await self._retry(rec, e)
+                    result = await self._backend.retry(rec, e)
                 else:
                     rec.attempts = 1
                     if self._inline_log is not None:
                         self._inline_log.append(rec)
             else:
-                result = await self._call(rec)
+                result = await self._backend.call(rec)
         except asyncio.CancelledError as e:
             rec.status = _CANCELLED
             rec.error = e
@@ -435,7 +456,7 @@ class Saga:
                 # A coroutine closed by the garbage collector (a worker shutting down
                 # mid-saga) runs its `finally` in another context: nothing to restore.
                 pass
-            rec.ended = self._time()
+            rec.ended = self._clock.seconds
             waiter = rec.waiter
             if waiter is not None and not waiter.done():
                 waiter.set_result(None)
@@ -615,7 +636,7 @@ class Saga:
         comp_error = task.result()  # re-raises if the loop itself tore the task down
         self._cancelled = cancelled
         self._state = _CLOSED
-        self._ended = self._backend.time()
+        self._ended = self._clock.seconds
         self._seal()
         return comp_error
 
@@ -627,15 +648,15 @@ class Saga:
         free, and an executor that keeps its runs' reports would keep all their
         frames too. The report needs only each error's type and message.
         """
-        backend = self._backend
+        describe = self._backend.describe_error  # (type, message): no model made until a report
         if isinstance(self._error, BaseException):
-            self._error = _info(backend, self._error)
+            self._error = describe(self._error)
         if self._errored is not None:
             for r in self._errored:
                 if isinstance(r.error, BaseException):
-                    r.error = _info(backend, r.error)
+                    r.error = describe(r.error)
                 if isinstance(r.undo_error, BaseException):
-                    r.undo_error = _info(backend, r.undo_error)
+                    r.undo_error = describe(r.undo_error)
             self._errored = None
 
     async def _compensate(self) -> CompensationError | None:
@@ -684,7 +705,7 @@ class Saga:
         self._undo_count += 1
         r.undo_order = self._undo_count
         r.undo_status = UndoStatus.RUNNING
-        r.undo_started = self._time()
+        r.undo_started = self._clock.seconds
         call = _UndoCall(r)
         # Inline as the do was, if its shape is still known to be (a fault may have come),
         # and the step has no options of its own.
@@ -701,13 +722,13 @@ class Saga:
                 try:
                     await r.undo(*r.args)
                 except Exception as e:
-                    await self._retry(call, e)
+                    await self._backend.retry(call, e)
                 else:
                     call.attempts = 1
                     if self._inline_log is not None:
                         self._inline_log.append(call)
             else:
-                await self._call(call)
+                await self._backend.call(call)
         except Exception as e:  # the undo finally failed: recorded, reported, raised later
             r.undo_status = UndoStatus.FAILED
             r.undo_error = e
@@ -720,7 +741,7 @@ class Saga:
                 _current.reset(token)
             except ValueError:  # closed by the garbage collector in another context
                 pass
-            r.undo_ended = self._time()
+            r.undo_ended = self._clock.seconds
             r.undo_attempts = call.attempts
 
 
@@ -733,11 +754,10 @@ async def _cancel_and_wait(tasks: Sequence[asyncio.Future[Any]]) -> None:
         await asyncio.wait(pending)
 
 
-def _info(backend: Backend, e: BaseException | ErrorInfo | None) -> ErrorInfo | None:
-    if e is None or type(e) is ErrorInfo:
-        return e
-    assert isinstance(e, BaseException)
-    type_name, message = backend.describe_error(e)
+def _info(backend: Backend, e: _Error | None) -> ErrorInfo | None:
+    if e is None:
+        return None
+    type_name, message = e if isinstance(e, tuple) else backend.describe_error(e)
     return ErrorInfo(type=type_name, message=message)
 
 
@@ -766,8 +786,8 @@ async def run_saga(
         )
     try:
         result = await fn(saga, *args)
-        stray = [r.name for r in saga._steps if r.status is StepStatus.RUNNING]
-        if stray:
+        if _RUNNING in map(_status_of, saga._steps):  # C-speed scan: this runs every time
+            stray = [r.name for r in saga._steps if r.status is _RUNNING]
             raise SagaStateError(
                 f"the saga function returned while steps {stray} were still running: "
                 f"await every saga.step(...) (use saga.gather for concurrent steps)"
@@ -790,7 +810,7 @@ async def run_saga(
         # The report is built when first read: a caller that only catches pays nothing.
         raise SagaFailed(message, saga.report, None) from error
     saga._state = _CLOSED
-    saga._ended = saga._backend.time()
+    saga._ended = saga._clock.seconds
     if saga._errored is not None:  # a step failed and the saga caught it
         saga._seal()
     return result
@@ -805,7 +825,7 @@ def _message(saga: Saga) -> str:
             break
     where = f"at step {failed.seq} {failed.name!r}" if failed else "in the saga body"
     error = saga._error
-    what = f"{error.type}: {error.message}" if isinstance(error, ErrorInfo) else "?"
+    what = f"{error[0]}: {error[1]}" if isinstance(error, tuple) else "?"
     return (
         f"saga {saga.saga_id} failed {where} ({what}); "
         f"{saga._undo_ok} of {saga._undo_total} undo(s) succeeded"
