@@ -4,6 +4,12 @@ The core (`_saga.py`) owns registration, ordering, unwinding, error collection
 and the report. A backend only answers four questions: which callables can you
 run, run this one (with its retries and timeouts), what time is it, and what is
 this saga run called. Adapters translate; they never decide what to compensate.
+
+A backend may also offer the core a cheaper path (the in-memory one does; the
+Temporal one need not): `inline` lets the core await a plain first attempt
+itself and hand it back through `retry` only if it fails, `shapes` shares the
+checked step shapes across runs, and `clock` lets the core read the time
+without a call.
 """
 
 from __future__ import annotations
