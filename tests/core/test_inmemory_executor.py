@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import gc
+import weakref
 
 import pytest
 
@@ -137,3 +139,49 @@ class TestConcurrentRuns:
             SagaStatus.COMPENSATED,
             SagaStatus.SUCCEEDED,
         }
+
+
+class TestMemory:
+    async def test_a_failed_run_keeps_no_exception_alive(self) -> None:
+        """Once the caller drops `SagaFailed`, reference counting alone frees the error.
+
+        The error's traceback holds the frames that hold the saga: were the saga
+        (kept by the executor for `reports`) to keep the error, every failed run
+        would keep its frames alive, and be a reference cycle once dropped.
+        """
+        raised: list[weakref.ref[Boom]] = []
+
+        async def reserve(n: int) -> int:
+            return n
+
+        async def release(n: int) -> None:
+            return None
+
+        def boom(n: int) -> Boom:
+            error = Boom(n)  # made here, so no frame of the traceback holds it
+            raised.append(weakref.ref(error))
+            return error
+
+        async def declined(n: int) -> int:
+            raise boom(n)
+
+        async def saga(s: Saga) -> None:
+            await s.step(reserve, release, 1)
+            await s.step(declined, release, 2)
+
+        executor = InMemoryExecutor(options(), record_calls=False)
+        described = []
+        gc.disable()  # only reference counting may free it
+        try:
+            for _ in range(3):
+                try:
+                    await executor.run(saga)
+                except SagaFailed as e:  # not pytest.raises: its ExceptionInfo keeps frames
+                    described.append(e.report.steps[1].error)
+            alive = [r() for r in raised]
+        finally:
+            gc.enable()
+        assert len(raised) == 3
+        assert alive == [None, None, None]
+        assert [d.type if d else None for d in described] == ["Boom"] * 3  # described, not kept
+        assert [r.steps[1].error for r in executor.reports] == described
