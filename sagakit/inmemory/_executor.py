@@ -456,9 +456,10 @@ class InMemoryExecutor:
             raise ValueError("unlimited_attempts must be >= 1")
         self.options = options if options is not None else SagaOptions()
         """Saga-wide options of every run."""
-        self._shapes: dict[Any, Any] = {}
-        self._shapes_options: SagaOptions | None = None
-        self._faults = _Faults(faults, self._shapes.clear)
+        # Step shapes the runs share, one dict per options object they ran with (the
+        # newest few): a run keeps the dict it started with even if `options` changes.
+        self._shapes: list[tuple[SagaOptions, dict[Any, Any]]] = []
+        self._faults = _Faults(faults, self._forget_shapes)
         self.clock = clock if clock is not None else VirtualClock()
         """The virtual clock the runs share."""
         self.default_retry_policy = default_retry_policy or RetryPolicy()
@@ -466,7 +467,7 @@ class InMemoryExecutor:
         self.unlimited_attempts = unlimited_attempts
         """Attempts after which an unlimited policy gives up."""
         self.record_calls = record_calls
-        """Whether `calls` is kept."""
+        """Whether `calls` is kept (set it between runs: a run reads it when it starts)."""
         self._calls: list[Attempt] = []
         # Attempts not yet in `_calls`, in the order they ended: an `Attempt`, or the
         # `StepCall` of a first attempt that succeeded (the common case, recorded with
@@ -506,15 +507,24 @@ class InMemoryExecutor:
 
     @faults.setter
     def faults(self, value: Iterable[Fault]) -> None:
-        self._shapes.clear()
-        self._faults = _Faults(value, self._shapes.clear)
+        self._forget_shapes()
+        self._faults = _Faults(value, self._forget_shapes)
 
     def _shapes_for_run(self) -> dict[Any, Any]:
-        """The step shapes runs share; new ones when `options` was replaced."""
-        if self._shapes_options is not self.options:
-            self._shapes.clear()
-            self._shapes_options = self.options
-        return self._shapes
+        """The step shapes the runs with the current `options` share."""
+        for options, shapes in self._shapes:
+            if options is self.options:
+                return shapes
+        if len(self._shapes) >= 8:
+            del self._shapes[0]
+        shapes = {}
+        self._shapes.append((self.options, shapes))
+        return shapes
+
+    def _forget_shapes(self) -> None:
+        """Faults changed: no shape may skip fault matching until checked again."""
+        for _, shapes in self._shapes:
+            shapes.clear()
 
     def _fault_for(self, step: str, phase: Phase, attempt: int) -> Fault | None:
         for f in self._faults:
