@@ -708,7 +708,8 @@ class Saga:
         r.undo_started = self._clock.seconds
         call = _UndoCall(r)
         # Inline as the do was, if its shape is still known to be (a fault may have come),
-        # and the step has no options of its own.
+        # and the step has no options of its own. The attempt below mirrors `step`'s:
+        # a shared helper would add back the coroutine frame the inline path saves.
         try:
             inline = (
                 r.options is self._defaults

@@ -99,9 +99,8 @@ class _InMemoryBackend(Backend):
     def __init__(self, executor: InMemoryExecutor, saga_id: str) -> None:
         self._executor = executor
         self._saga_id = saga_id
-        # Read twice per step: the clock's own method, one call instead of two, or better
-        # the attribute it keeps current, when it moves only when told.
-        self.time = executor.clock.time  # type: ignore[method-assign]
+        # The core reads this attribute twice per step instead of calling `time()`;
+        # None for a clock that follows the wall, which `time()` serves.
         self.clock = executor.clock._cell
         if executor.record_calls:
             self.inline_log = executor._log
