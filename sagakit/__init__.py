@@ -8,10 +8,10 @@ async def book_trip(saga: Saga, trip: Trip) -> Itinerary:
 ```
 
 The core here knows no backend; run a saga with `sagakit.inmemory.InMemoryExecutor`
-or, inside a Temporal workflow, `sagakit.temporal.TemporalExecutor`.
+or, inside a Temporal workflow, `sagakit.temporal.TemporalExecutor`. A new
+backend plugs in through `sagakit.backend`.
 """
 
-from sagakit._backend import Backend, StepCall
 from sagakit._context import DoOutcome, Phase, StepContext, current_step, idempotency_key
 from sagakit._exceptions import (
     CompensationError,
@@ -34,13 +34,12 @@ from sagakit._report import (
     UndoReport,
     UndoStatus,
 )
-from sagakit._saga import Saga, run_saga
+from sagakit._saga import Saga
 
 __version__ = "0.1.0"
 """The installed sagakit version."""
 
 __all__ = [
-    "Backend",
     "CompensationError",
     "DoOutcome",
     "ErrorInfo",
@@ -56,7 +55,6 @@ __all__ = [
     "SagaReport",
     "SagaStateError",
     "SagaStatus",
-    "StepCall",
     "StepContext",
     "StepDefinitionError",
     "StepOptions",
@@ -68,5 +66,4 @@ __all__ = [
     "__version__",
     "current_step",
     "idempotency_key",
-    "run_saga",
 ]

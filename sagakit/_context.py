@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from contextvars import ContextVar
 from enum import StrEnum
-from typing import NamedTuple, Union
+from typing import NamedTuple
 
 from sagakit._exceptions import NotInStepError
 
@@ -48,7 +48,7 @@ class DoOutcome(StrEnum):
 class StepContext(NamedTuple):
     """Facts about the running do or undo; read them with `current_step()`.
 
-    A named tuple: immutable, and cheap to make on every step.
+    A named tuple: immutable, and made once per do and per undo.
     """
 
     saga_id: str
@@ -68,31 +68,12 @@ class StepContext(NamedTuple):
         return f"{self.saga_id}#{self.seq}"
 
 
-class _ContextSource:
-    """A value of `_current` that makes its `StepContext` when first asked.
-
-    The core's step record is one: most steps never read their context, and
-    making a named tuple costs more than the rest of registering the step.
-    """
-
-    __slots__ = ()
-
-    @property
-    def context(self) -> StepContext:
-        raise NotImplementedError
-
-
-_current: ContextVar[Union[StepContext, _ContextSource, None]] = ContextVar(  # noqa: UP007
-    "sagakit_current_step", default=None
-)
+_current: ContextVar[StepContext | None] = ContextVar("sagakit_current_step", default=None)
 
 
 def _get() -> StepContext | None:
-    """The running step's context, or None: read `_current` through this, never directly."""
-    ctx = _current.get()
-    if ctx is None or type(ctx) is StepContext:
-        return ctx
-    return ctx.context  # type: ignore[union-attr]
+    """The running step's context, or None."""
+    return _current.get()
 
 
 def _require(accessor: str) -> StepContext:

@@ -7,6 +7,7 @@ adapter maps them 1:1 and users meet no new vocabulary.
 
 from __future__ import annotations
 
+import functools
 from datetime import timedelta
 from typing import Any
 
@@ -128,10 +129,21 @@ class SagaOptions(_StepFields):
 _INHERITED = tuple(_StepFields.model_fields)
 
 
+@functools.lru_cache(maxsize=64)
+def step_defaults(saga: SagaOptions) -> StepOptions:
+    """The options of a step that sets none of its own.
+
+    Cached (options are frozen, so equal options give equal defaults): building
+    a `StepOptions` costs more than a whole in-memory step, and most steps set
+    no options.
+    """
+    return StepOptions.model_construct(**{f: getattr(saga, f) for f in _INHERITED})
+
+
 def merge(saga: SagaOptions, step: StepOptions | None) -> StepOptions:
     """The options a step runs with: its own, then the saga's defaults."""
     if step is None:
-        return StepOptions.model_construct(**{f: getattr(saga, f) for f in _INHERITED})
+        return step_defaults(saga)
     values: dict[str, Any] = {}
     for f in _INHERITED:
         own = getattr(step, f)

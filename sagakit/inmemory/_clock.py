@@ -9,15 +9,6 @@ from datetime import UTC, datetime, timedelta
 __all__ = ["VirtualClock"]
 
 
-class _Seconds:
-    """A clock's current time as an attribute: read with no call (see `Backend.clock`)."""
-
-    __slots__ = ("seconds",)
-
-    def __init__(self, seconds: float) -> None:
-        self.seconds = seconds
-
-
 class VirtualClock:
     """The in-memory executor's clock.
 
@@ -37,8 +28,6 @@ class VirtualClock:
         self._skipped = 0.0
         self._follow = follow_real_time
         self._mono0 = time.monotonic()
-        # Kept equal to `time()` when it moves only when told; None when it follows the wall.
-        self._cell = None if follow_real_time else _Seconds(self._base)
 
     def time(self) -> float:
         """Seconds since the epoch on this clock."""
@@ -61,8 +50,6 @@ class VirtualClock:
         if seconds < 0:
             raise ValueError("a clock only moves forward: advance(by) needs by >= 0")
         self._skipped += seconds
-        if self._cell is not None:
-            self._cell.seconds = self._base + self._skipped
 
     async def sleep(self, seconds: float) -> None:
         """Advance by `seconds` and yield to the event loop once (so others can run)."""

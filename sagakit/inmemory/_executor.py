@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import functools
 import inspect
 import itertools
 import uuid
@@ -24,7 +23,7 @@ from tenacity import (
 from tenacity.stop import stop_base
 
 from sagakit._backend import Backend, StepCall
-from sagakit._context import Phase
+from sagakit._context import Phase, StepContext
 from sagakit._exceptions import StepDefinitionError, StepTimeoutError
 from sagakit._options import RetryPolicy, SagaOptions, StepOptions
 from sagakit._report import SagaReport
@@ -35,8 +34,6 @@ from sagakit.inmemory._faults import Fault
 __all__ = ["Attempt", "InMemoryExecutor"]
 
 R = TypeVar("R")
-
-_ASYNC, _SYNC, _ACTIVITY = "async", "sync", "activity"
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,7 +59,8 @@ class Attempt:
         return self.error is None
 
 
-def _kind(fn: Any) -> str:
+def _check_kind(fn: Any) -> None:
+    """Refuse what only Temporal can run; everything callable runs in memory."""
     if isinstance(fn, str):
         raise StepDefinitionError(
             f"in memory a step is a callable, not an activity name ({fn!r}): pass the "
@@ -78,32 +76,12 @@ def _kind(fn: Any) -> str:
             f"{fn.__name__} is a Temporal workflow: child-workflow steps run only on "
             f"Temporal; in memory pass a function that does the same"
         )
-    if hasattr(fn, "__temporal_activity_definition"):
-        return _ACTIVITY
-    if inspect.iscoroutinefunction(fn) or inspect.iscoroutinefunction(
-        getattr(fn, "__call__", None)  # noqa: B004 - async callable objects count too
-    ):
-        return _ASYNC
-    return _SYNC
-
-
-def _timed(ex: InMemoryExecutor, opts: StepOptions) -> bool:
-    """Whether `opts` sets a timeout; remembers the last options that set none."""
-    if opts.start_to_close_timeout or opts.schedule_to_close_timeout:
-        return True
-    ex._untimed = opts
-    return False
 
 
 class _InMemoryBackend(Backend):
     def __init__(self, executor: InMemoryExecutor, saga_id: str) -> None:
         self._executor = executor
         self._saga_id = saga_id
-        # The core reads this attribute twice per step instead of calling `time()`;
-        # None for a clock that follows the wall, which `time()` serves.
-        self.clock = executor.clock._cell
-        if executor.record_calls:
-            self.inline_log = executor._log
 
     def saga_id(self) -> str:
         return self._saga_id
@@ -112,88 +90,122 @@ class _InMemoryBackend(Backend):
         return self._executor.clock.time()
 
     def check(self, fn: Any, phase: Phase, options: StepOptions) -> None:
-        kinds = self._executor._kinds
-        try:
-            if fn not in kinds:
-                kinds[fn] = _kind(fn)
-        except TypeError:  # unhashable callable: check it uncached
-            _kind(fn)
+        _check_kind(fn)
 
     async def call(self, call: StepCall) -> Any:
+        """The first attempt, then attempts 2 and on by tenacity if it failed and may retry."""
         ex = self._executor
-        opts = call.options
-        # Fast path: the first attempt runs with no retry machinery at all.
+        start = ex.clock.time()
+        policy = call.retry_policy or ex.default_retry_policy
         try:
-            if ex._faults or (opts is not ex._untimed and _timed(ex, opts)):
-                start = ex.clock.time()
-                result = await self._attempt(call, 1, start)
-            else:
-                # No schedule_to_close_timeout here: a retry does not need the start.
-                start = 0.0
-                fn = call.fn
-                try:
-                    kind = ex._kinds.get(fn)
-                except TypeError:  # unhashable: never cached
-                    kind = None
-                if kind is _ASYNC:  # the common case, one frame fewer
-                    result = await fn(*call.args)
-                else:
-                    result = await self._invoke(call, 1)
+            return await self._attempt(call, 1, start)
         except Exception as first:
-            return await self.retry(call, first, start)
-        call.attempts = 1
+            # Setting tenacity up costs more than a whole step: only when there is a retry.
+            if policy.maximum_attempts != 1 and _retryable(first, policy):
+                return await self._retry(call, first, start, policy)
+            if isinstance(first, _ScheduleToCloseExceeded):
+                raise StepTimeoutError(str(first)) from None
+            raise
+
+    async def _retry(
+        self, call: StepCall, first: Exception, start: float, policy: RetryPolicy
+    ) -> Any:
+        """Attempts 2..n, driven by tenacity on the virtual clock.
+
+        tenacity counts the first attempt, already made, as its own attempt 1
+        (its error re-raised, not re-run), so its attempt numbers, waits and stop
+        rules line up with Temporal's: the wait after attempt n is
+        initial * coefficient^(n-1).
+        """
+        ex = self._executor
+        sched = call.options.schedule_to_close_timeout
+        deadline = _StopAtDeadline(ex.clock, start, sched)
+        retrying = AsyncRetrying(
+            stop=stop_any(
+                stop_after_attempt(policy.maximum_attempts or ex.unlimited_attempts), deadline
+            ),
+            wait=wait_exponential(
+                multiplier=policy.initial_interval.total_seconds(),
+                exp_base=policy.backoff_coefficient,
+                max=policy.effective_maximum_interval.total_seconds(),
+            ),
+            sleep=ex.clock.sleep,
+            retry=retry_if_exception(lambda e: _retryable(e, policy)),
+            reraise=True,
+        )
+        try:
+            async for attempt in retrying:
+                with attempt:
+                    n = attempt.retry_state.attempt_number
+                    if n == 1:
+                        raise first
+                    return await self._attempt(call, n, start)
+        except _ScheduleToCloseExceeded as e:
+            raise StepTimeoutError(str(e)) from None
+        except Exception as e:
+            if deadline.passed:
+                raise StepTimeoutError(
+                    f"{call.context.name} {call.phase.value} ran past "
+                    f"schedule_to_close_timeout ({sched}) after {call.attempts} attempt(s)"
+                ) from e
+            raise
+        raise AssertionError("unreachable: tenacity either returns or raises")
+
+    async def _attempt(self, call: StepCall, n: int, start: float) -> Any:
+        """Attempt `n`, with its faults and timeouts, recorded in the executor's log."""
+        ex = self._executor
+        call.attempts = n
+        try:
+            result = await self._timed(call, n, start)
+        except Exception as e:
+            if ex.record_calls:
+                ex._log.append((call.context, n, e))
+            raise
         if ex.record_calls:
-            ex._log.append(call)  # made into an `Attempt` only when `calls` is read
+            ex._log.append((call.context, n, None))
         return result
 
-    def inline(self, fn: Any, phase: Phase, options: StepOptions) -> bool:
-        # A bare await is all an attempt is for an async function with no timeout,
-        # while no fault is set (the fault list clears the shapes when it changes).
+    async def _timed(self, call: StepCall, n: int, start: float) -> Any:
+        """Attempt `n` with the faults that hit it and the step's timeouts applied."""
         ex = self._executor
-        if ex._faults or options.start_to_close_timeout or options.schedule_to_close_timeout:
-            return False
-        try:
-            return ex._kinds.get(fn) is _ASYNC
-        except TypeError:  # unhashable: its kind is never cached, so never inline
-            return False
-
-    def shapes(self) -> dict[Any, Any]:
-        return self._executor._shapes_for_run()
-
-    async def retry(self, call: StepCall, error: Exception, start: float = 0.0) -> Any:
-        """Record a failed first attempt; retry it by its policy, or raise it."""
-        first = error
-        del error  # held by no frame of the traceback: no reference cycle
-        ex = self._executor
-        if ex.record_calls:
-            ex._log.append(_attempt_record(call, 1, first))
-        policy = call.retry_policy or ex.default_retry_policy
-        if policy.maximum_attempts == 1 or not _retryable(first, policy):
-            call.attempts = 1  # nothing to retry: no tenacity set-up on this path
+        opts = call.options
+        fault = ex._fault_for(call.context.name, call.phase, n)
+        if fault is not None:
+            if fault.latency:
+                took = fault.latency.total_seconds()
+                await ex.clock.sleep(took)
+                self._check_deadlines(call, n, took, start)
+            if fault.raises and not fault.after_effect:
+                raise fault.make_error(n)
+        limit = _seconds(opts.start_to_close_timeout)
+        if opts.schedule_to_close_timeout is not None:
+            left = opts.schedule_to_close_timeout.total_seconds() - (ex.clock.time() - start)
+            limit = left if limit is None else min(limit, left)
+        if limit is None:
+            result = await self._invoke(call, n)
+        else:
+            # Real time bounds real code; virtual time (faults, backoffs) is checked above.
             try:
-                if isinstance(first, _ScheduleToCloseExceeded):
-                    raise StepTimeoutError(str(first)) from None
-                raise first
-            finally:
-                del first  # this frame, in the traceback, must not hold the error: no cycle
-        return await self._retry(call, first, start, policy)
+                async with asyncio.timeout(max(limit, 0.0)):
+                    result = await self._invoke(call, n)
+            except TimeoutError as e:
+                raise StepTimeoutError(
+                    f"{call.context.name} {call.phase.value} attempt {n} ran "
+                    f"past its timeout ({limit:g}s)"
+                ) from e
+        if fault is not None and fault.raises and fault.after_effect:
+            raise fault.make_error(n)
+        return result
 
-    async def _invoke(self, call: StepCall, attempt: int) -> Any:
-        fn = call.fn
-        try:
-            kind = self._executor._kinds[fn]
-        except (KeyError, TypeError):
-            kind = _kind(fn)
-        if kind is _ASYNC:
-            return await fn(*call.args)
-        if kind is _ACTIVITY:
-            return await self._run_activity(call, attempt)
-        result = fn(*call.args)
+    async def _invoke(self, call: StepCall, n: int) -> Any:
+        if hasattr(call.fn, "__temporal_activity_definition"):
+            return await self._run_activity(call, n)
+        result = call.fn(*call.args)
         if inspect.isawaitable(result):
             return await result
         return result
 
-    async def _run_activity(self, call: StepCall, attempt: int) -> Any:
+    async def _run_activity(self, call: StepCall, n: int) -> Any:
         # temporalio's own test environment gives the function a real activity
         # context, so activity.info() and activity.heartbeat() work as on a worker.
         from temporalio.testing import ActivityEnvironment
@@ -207,7 +219,7 @@ class _InMemoryBackend(Backend):
             env.info,
             activity_id=f"{ctx.seq}.{ctx.name}{suffix}",
             activity_type=defn.name or call.fn.__name__,
-            attempt=attempt,
+            attempt=n,
             workflow_id=self._saga_id,
             workflow_type="InMemorySaga",
             heartbeat_timeout=call.options.heartbeat_timeout,
@@ -223,108 +235,17 @@ class _InMemoryBackend(Backend):
             return await result
         return result
 
-    async def _attempt(self, call: StepCall, attempt: int, first_start: float) -> Any:
-        """One attempt with faults and timeouts applied."""
-        ex = self._executor
+    def _check_deadlines(self, call: StepCall, n: int, took: float, start: float) -> None:
         opts = call.options
-        fault = ex._fault_for(call.context.name, call.context.phase, attempt)
-        if fault is not None:
-            if fault.latency:
-                took = fault.latency.total_seconds()
-                await ex.clock.sleep(took)
-                self._check_deadlines(call, attempt, took, first_start)
-            if fault.raises and not fault.after_effect:
-                raise fault.make_error(attempt)
-        limit = _seconds(opts.start_to_close_timeout)
-        if opts.schedule_to_close_timeout is not None:
-            left = opts.schedule_to_close_timeout.total_seconds() - (ex.clock.time() - first_start)
-            limit = left if limit is None else min(limit, left)
-        if limit is None:
-            result = await self._invoke(call, attempt)
-        else:
-            # Real time bounds real code; virtual time (faults, backoffs) is checked above.
-            try:
-                async with asyncio.timeout(max(limit, 0.0)):
-                    result = await self._invoke(call, attempt)
-            except TimeoutError as e:
-                raise StepTimeoutError(
-                    f"{call.context.name} {call.context.phase.value} attempt {attempt} ran "
-                    f"past its timeout ({limit:g}s)"
-                ) from e
-        if fault is not None and fault.raises and fault.after_effect:
-            raise fault.make_error(attempt)
-        return result
-
-    def _check_deadlines(
-        self, call: StepCall, attempt: int, took: float, first_start: float
-    ) -> None:
-        opts = call.options
-        name = f"{call.context.name} {call.context.phase.value}"
+        name = f"{call.context.name} {call.phase.value}"
         stc = opts.start_to_close_timeout
         if stc is not None and took > stc.total_seconds():
-            raise StepTimeoutError(
-                f"{name} attempt {attempt} ran past start_to_close_timeout ({stc})"
-            )
+            raise StepTimeoutError(f"{name} attempt {n} ran past start_to_close_timeout ({stc})")
         sched = opts.schedule_to_close_timeout
-        if sched is not None and self._executor.clock.time() - first_start > sched.total_seconds():
+        if sched is not None and self._executor.clock.time() - start > sched.total_seconds():
             raise _ScheduleToCloseExceeded(
-                f"{name} ran past schedule_to_close_timeout ({sched}) on attempt {attempt}"
+                f"{name} ran past schedule_to_close_timeout ({sched}) on attempt {n}"
             )
-
-    async def _retry(
-        self, call: StepCall, first: Exception, first_start: float, policy: RetryPolicy
-    ) -> Any:
-        """Attempts 2..n, driven by tenacity on the virtual clock.
-
-        tenacity sees the failed first attempt as its own attempt 1 (replayed,
-        not re-run), so its attempt numbers, waits and stop rules line up with
-        Temporal's: the wait after attempt n is initial * coefficient^(n-1).
-        """
-        ex = self._executor
-        sched = call.options.schedule_to_close_timeout
-        stop_at_deadline = _StopAtDeadline(ex.clock, first_start, sched)
-
-        retrying = AsyncRetrying(
-            stop=stop_any(
-                stop_after_attempt(policy.maximum_attempts or ex.unlimited_attempts),
-                stop_at_deadline,
-            ),
-            wait=wait_exponential(
-                multiplier=policy.initial_interval.total_seconds(),
-                exp_base=policy.backoff_coefficient,
-                max=policy.effective_maximum_interval.total_seconds(),
-            ),
-            sleep=ex.clock.sleep,
-            retry=retry_if_exception(lambda e: _retryable(e, policy)),
-            reraise=True,
-        )
-        n = 1
-        try:
-            async for attempt_ctx in retrying:
-                with attempt_ctx:
-                    n = attempt_ctx.retry_state.attempt_number
-                    call.attempts = n
-                    if n == 1:
-                        raise first
-                    try:
-                        result = await self._attempt(call, n, first_start)
-                    except Exception as e:
-                        if ex.record_calls:
-                            ex._log.append(_attempt_record(call, n, e))
-                        raise
-                    if ex.record_calls:
-                        ex._log.append(_attempt_record(call, n, None))
-                    return result
-        except _ScheduleToCloseExceeded as e:
-            raise StepTimeoutError(str(e)) from None
-        except Exception as e:
-            if stop_at_deadline.passed:
-                raise StepTimeoutError(
-                    f"{call.context.name} {call.context.phase.value} ran past "
-                    f"schedule_to_close_timeout ({sched}) after {n} attempt(s)"
-                ) from e
-            raise
-        raise AssertionError("unreachable: tenacity either returns or raises")
 
 
 class _StopAtDeadline(stop_base):
@@ -347,8 +268,8 @@ class _ScheduleToCloseExceeded(StepTimeoutError):
     """Internal: the overall deadline passed; never retried."""
 
 
-def _seconds(td: Any) -> float | None:
-    return None if td is None else float(td.total_seconds())
+def _seconds(td: timedelta | None) -> float | None:
+    return None if td is None else td.total_seconds()
 
 
 def _retryable(e: BaseException, policy: RetryPolicy) -> bool:
@@ -363,54 +284,6 @@ def _retryable(e: BaseException, policy: RetryPolicy) -> bool:
     # name (not its bases'), so a saga tested here retries the same way there.
     kind = getattr(e, "type", None)
     return (kind if isinstance(kind, str) and kind else type(e).__name__) not in names
-
-
-# A frozen dataclass's __init__ goes through object.__setattr__ per field; the slot
-# descriptors set the same fields in half the time. One record per attempt, on the
-# fast path, and `calls` is on by default: worth the trick.
-_new_attempt = object.__new__
-_set_saga_id, _set_seq, _set_step, _set_phase, _set_attempt, _set_error = (
-    getattr(Attempt, f.name).__set__ for f in dataclasses.fields(Attempt)
-)
-
-
-def _attempt_record(call: StepCall, n: int, error: BaseException | None) -> Attempt:
-    ctx = call.context
-    a: Attempt = _new_attempt(Attempt)
-    _set_saga_id(a, ctx.saga_id)
-    _set_seq(a, ctx.seq)
-    _set_step(a, ctx.name)
-    _set_phase(a, ctx.phase)
-    _set_attempt(a, n)
-    _set_error(a, error)
-    return a
-
-
-class _Faults(list[Fault]):
-    """The executor's fault list: any change forgets which step shapes may run inline."""
-
-    def __init__(self, faults: Iterable[Fault], changed: Callable[[], None]) -> None:
-        super().__init__(faults)
-        self._changed = changed
-
-
-def _notifying(name: str) -> Any:
-    method = getattr(list, name)
-
-    @functools.wraps(method)
-    def wrapper(self: _Faults, *args: Any) -> Any:
-        result = method(self, *args)
-        self._changed()
-        return result
-
-    return wrapper
-
-
-for _name in (
-    "append", "extend", "insert", "remove", "pop", "clear",
-    "__setitem__", "__delitem__", "__iadd__", "__imul__",
-):  # fmt: skip
-    setattr(_Faults, _name, _notifying(_name))
 
 
 class InMemoryExecutor:
@@ -455,10 +328,8 @@ class InMemoryExecutor:
             raise ValueError("unlimited_attempts must be >= 1")
         self.options = options if options is not None else SagaOptions()
         """Saga-wide options of every run."""
-        # Step shapes the runs share, one dict per options object they ran with (the
-        # newest few): a run keeps the dict it started with even if `options` changes.
-        self._shapes: list[tuple[SagaOptions, dict[Any, Any]]] = []
-        self._faults = _Faults(faults, self._forget_shapes)
+        self.faults: list[Fault] = list(faults)
+        """The injected faults; change the list at any time, even while a saga runs."""
         self.clock = clock if clock is not None else VirtualClock()
         """The virtual clock the runs share."""
         self.default_retry_policy = default_retry_policy or RetryPolicy()
@@ -466,15 +337,12 @@ class InMemoryExecutor:
         self.unlimited_attempts = unlimited_attempts
         """Attempts after which an unlimited policy gives up."""
         self.record_calls = record_calls
-        """Whether `calls` is kept (set it between runs: a run reads it when it starts)."""
+        """Whether every attempt is recorded in `calls`."""
         self._calls: list[Attempt] = []
-        # Attempts not yet in `_calls`, in the order they ended: an `Attempt`, or the
-        # `StepCall` of a first attempt that succeeded (the common case, recorded with
-        # one append and made into an `Attempt` only when `calls` is read).
-        self._log: list[Attempt | StepCall] = []
+        # (step context, attempt, error) of the attempts not yet in `_calls`: the
+        # `Attempt` records are made only when `calls` is read.
+        self._log: list[tuple[StepContext, int, BaseException | None]] = []
         self._sagas: list[Saga] = []
-        self._kinds: dict[Any, str] = {}
-        self._untimed: StepOptions | None = None
         self._prefix = uuid.uuid4().hex[:8]
         self._runs = itertools.count(1)
 
@@ -485,13 +353,11 @@ class InMemoryExecutor:
         The list is brought up to date each time this property is read: read
         `executor.calls` again after a run rather than keeping the list from before.
         """
-        log = self._log
-        if log:
-            self._calls.extend(
-                a if type(a) is Attempt else _attempt_record(a, 1, None)  # type: ignore[arg-type]
-                for a in log
-            )
-            log.clear()
+        self._calls.extend(
+            Attempt(ctx.saga_id, ctx.seq, ctx.name, ctx.phase, n, error)
+            for ctx, n, error in self._log
+        )
+        self._log.clear()
         return self._calls
 
     @calls.setter
@@ -499,34 +365,8 @@ class InMemoryExecutor:
         self._log.clear()
         self._calls = value
 
-    @property
-    def faults(self) -> list[Fault]:
-        """The injected faults; append to add more, even while a saga runs."""
-        return self._faults
-
-    @faults.setter
-    def faults(self, value: Iterable[Fault]) -> None:
-        self._forget_shapes()
-        self._faults = _Faults(value, self._forget_shapes)
-
-    def _shapes_for_run(self) -> dict[Any, Any]:
-        """The step shapes the runs with the current `options` share."""
-        for options, shapes in self._shapes:
-            if options is self.options:
-                return shapes
-        if len(self._shapes) >= 8:
-            del self._shapes[0]
-        shapes = {}
-        self._shapes.append((self.options, shapes))
-        return shapes
-
-    def _forget_shapes(self) -> None:
-        """Faults changed: no shape may skip fault matching until checked again."""
-        for _, shapes in self._shapes:
-            shapes.clear()
-
     def _fault_for(self, step: str, phase: Phase, attempt: int) -> Fault | None:
-        for f in self._faults:
+        for f in self.faults:
             if f.step == step and f.phase is phase and f.hits(attempt):
                 return f
         return None

@@ -6,10 +6,10 @@ import subprocess
 import sys
 
 import sagakit
+import sagakit.backend
 import sagakit.inmemory
 
 SAGAKIT_ALL = [
-    "Backend",
     "CompensationError",
     "DoOutcome",
     "ErrorInfo",
@@ -25,7 +25,6 @@ SAGAKIT_ALL = [
     "SagaReport",
     "SagaStateError",
     "SagaStatus",
-    "StepCall",
     "StepContext",
     "StepDefinitionError",
     "StepOptions",
@@ -37,8 +36,9 @@ SAGAKIT_ALL = [
     "__version__",
     "current_step",
     "idempotency_key",
-    "run_saga",
 ]
+
+BACKEND_ALL = ["Backend", "Saga", "StepCall", "run_saga"]
 
 INMEMORY_ALL = ["ALWAYS", "Attempt", "Fault", "InMemoryExecutor", "InjectedFault", "VirtualClock"]
 
@@ -49,6 +49,11 @@ class TestExports:
         assert sagakit.__all__ == SAGAKIT_ALL
         assert sagakit.__all__ == sorted(sagakit.__all__)
 
+    def test_backend_all_is_pinned_and_sorted(self) -> None:
+        """The backend author's seam lives in sagakit.backend, not at the top level."""
+        assert sagakit.backend.__all__ == BACKEND_ALL
+        assert not {"Backend", "StepCall", "run_saga"} & set(sagakit.__all__)
+
     def test_inmemory_all_is_pinned_and_sorted(self) -> None:
         """sagakit.inmemory.__all__ is exactly the pinned list, sorted."""
         assert sagakit.inmemory.__all__ == INMEMORY_ALL
@@ -56,7 +61,7 @@ class TestExports:
 
     def test_every_exported_name_exists_and_is_documented(self) -> None:
         """Every exported class and function exists and has a docstring of its own."""
-        for module in (sagakit, sagakit.inmemory):
+        for module in (sagakit, sagakit.backend, sagakit.inmemory):
             for name in module.__all__:
                 obj = getattr(module, name)
                 if name in ("__version__", "ALWAYS"):
