@@ -198,6 +198,7 @@ class Saga:
     def __init__(self, backend: Backend, options: SagaOptions | None = None) -> None:
         self._backend = backend
         self._options = options if options is not None else SagaOptions()
+        self._defaults = merge(self._options, None)  # what a step without options runs with
         self._saga_id = backend.saga_id()
         self._steps: list[_Step] = []
         self._state = _State.OPEN
@@ -297,14 +298,14 @@ class Saga:
     ) -> tuple[str, StepOptions]:
         """The step's name and options, once the core and the backend accepted it."""
         name = _check_step(do, undo, nargs)
-        own = None
+        opts = self._defaults
         if options:
             try:
                 own = StepOptions(**options)
             except ValidationError as e:
                 raise validation_to_options_error(f"options of step {name!r}", e) from None
             name = own.name or name
-        opts = merge(self._options, own)
+            opts = merge(self._options, own)
         self._backend.check(do, Phase.DO, opts)
         if undo is not None:
             self._backend.check(undo, Phase.UNDO, opts)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import functools
 import inspect
 import itertools
 import uuid
@@ -59,8 +60,8 @@ class Attempt:
         return self.error is None
 
 
-def _check_kind(fn: Any) -> None:
-    """Refuse what only Temporal can run; everything callable runs in memory."""
+def _kind(fn: Any) -> str:
+    """How to run `fn` in memory: "activity" or "callable"; refuse what only Temporal runs."""
     if isinstance(fn, str):
         raise StepDefinitionError(
             f"in memory a step is a callable, not an activity name ({fn!r}): pass the "
@@ -76,6 +77,20 @@ def _check_kind(fn: Any) -> None:
             f"{fn.__name__} is a Temporal workflow: child-workflow steps run only on "
             f"Temporal; in memory pass a function that does the same"
         )
+    return "activity" if hasattr(fn, "__temporal_activity_definition") else "callable"
+
+
+# Asked for every do and undo, twice (check, then run): its attribute look-ups, which
+# mostly miss, cost more than a plain step.
+_kind_cached = functools.lru_cache(maxsize=1024)(_kind)
+
+
+def _kind_of(fn: Any) -> str:
+    try:
+        hash(fn)
+    except TypeError:  # an unhashable callable: looked at every time
+        return _kind(fn)
+    return _kind_cached(fn)
 
 
 class _InMemoryBackend(Backend):
@@ -90,7 +105,7 @@ class _InMemoryBackend(Backend):
         return self._executor.clock.time()
 
     def check(self, fn: Any, phase: Phase, options: StepOptions) -> None:
-        _check_kind(fn)
+        _kind_of(fn)
 
     async def call(self, call: StepCall) -> Any:
         """The first attempt, then attempts 2 and on by tenacity if it failed and may retry."""
@@ -152,11 +167,33 @@ class _InMemoryBackend(Backend):
         raise AssertionError("unreachable: tenacity either returns or raises")
 
     async def _attempt(self, call: StepCall, n: int, start: float) -> Any:
-        """Attempt `n`, with its faults and timeouts, recorded in the executor's log."""
+        """Attempt `n`, with the faults that hit it and the step's timeouts, recorded."""
         ex = self._executor
         call.attempts = n
+        fault = ex._fault_for(call.context.name, call.phase, n) if ex.faults else None
         try:
-            result = await self._timed(call, n, start)
+            if fault is not None:
+                if fault.latency:
+                    took = fault.latency.total_seconds()
+                    await ex.clock.sleep(took)
+                    self._check_deadlines(call, n, took, start)
+                if fault.raises and not fault.after_effect:
+                    raise fault.make_error(n)
+            limit = self._time_left(call, start)
+            if limit is None:
+                result = await self._invoke(call, n)
+            else:
+                # Real time bounds real code; virtual time (faults, backoffs) is checked above.
+                try:
+                    async with asyncio.timeout(max(limit, 0.0)):
+                        result = await self._invoke(call, n)
+                except TimeoutError as e:
+                    raise StepTimeoutError(
+                        f"{call.context.name} {call.phase.value} attempt {n} ran "
+                        f"past its timeout ({limit:g}s)"
+                    ) from e
+            if fault is not None and fault.raises and fault.after_effect:
+                raise fault.make_error(n)
         except Exception as e:
             if ex.record_calls:
                 ex._log.append((call.context, n, e))
@@ -165,40 +202,18 @@ class _InMemoryBackend(Backend):
             ex._log.append((call.context, n, None))
         return result
 
-    async def _timed(self, call: StepCall, n: int, start: float) -> Any:
-        """Attempt `n` with the faults that hit it and the step's timeouts applied."""
-        ex = self._executor
+    def _time_left(self, call: StepCall, start: float) -> float | None:
+        """Real seconds this attempt may run, by the step's timeouts; `None`: unbounded."""
         opts = call.options
-        fault = ex._fault_for(call.context.name, call.phase, n)
-        if fault is not None:
-            if fault.latency:
-                took = fault.latency.total_seconds()
-                await ex.clock.sleep(took)
-                self._check_deadlines(call, n, took, start)
-            if fault.raises and not fault.after_effect:
-                raise fault.make_error(n)
         limit = _seconds(opts.start_to_close_timeout)
         if opts.schedule_to_close_timeout is not None:
-            left = opts.schedule_to_close_timeout.total_seconds() - (ex.clock.time() - start)
+            elapsed = self._executor.clock.time() - start
+            left = opts.schedule_to_close_timeout.total_seconds() - elapsed
             limit = left if limit is None else min(limit, left)
-        if limit is None:
-            result = await self._invoke(call, n)
-        else:
-            # Real time bounds real code; virtual time (faults, backoffs) is checked above.
-            try:
-                async with asyncio.timeout(max(limit, 0.0)):
-                    result = await self._invoke(call, n)
-            except TimeoutError as e:
-                raise StepTimeoutError(
-                    f"{call.context.name} {call.phase.value} attempt {n} ran "
-                    f"past its timeout ({limit:g}s)"
-                ) from e
-        if fault is not None and fault.raises and fault.after_effect:
-            raise fault.make_error(n)
-        return result
+        return limit
 
     async def _invoke(self, call: StepCall, n: int) -> Any:
-        if hasattr(call.fn, "__temporal_activity_definition"):
+        if _kind_of(call.fn) == "activity":
             return await self._run_activity(call, n)
         result = call.fn(*call.args)
         if inspect.isawaitable(result):
