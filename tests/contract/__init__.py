@@ -1,0 +1,8 @@
+"""The contract of API.md §2-4, one test body on every backend.
+
+Each test runs once on `InMemoryExecutor` and once on a real Temporal dev
+server (the anyio model): the `backend` fixture of `conftest.py` is
+parametrised over both. A package (unlike `tests/temporal`), so its modules
+are `contract.conftest`, `contract._shared`, ... and never clash with
+`tests/temporal`'s top-level `conftest` and `workflows`.
+"""

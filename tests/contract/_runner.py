@@ -1,0 +1,251 @@
+"""Run one saga function on either backend and read back the same `Outcome`.
+
+`InMemory` runs it with `InMemoryExecutor`; `OnTemporal` runs it in the
+generic `ContractSaga` workflow on a real dev server, with an in-process
+worker on a fresh task queue. Both turn how the run ended into an `Outcome`:
+
+* in memory, `SagaFailed` is caught and its `__cause__` described;
+* on Temporal, the workflow fails with an `ApplicationError` of type
+  `SagaFailed` whose cause chain keeps the original error (seen through the
+  `ActivityError` wrapper), and the report is the `sagakit_report` query's.
+
+So a test asserts `outcome.error == "SagaFailed"` and
+`outcome.cause.type == "Boom"` and reads `outcome.report` the same way on both.
+"""
+
+from __future__ import annotations
+
+import abc
+import asyncio
+import contextlib
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from temporalio.client import Client, WorkflowFailureError, WorkflowHandle
+from temporalio.exceptions import (
+    ActivityError,
+    ApplicationError,
+    CancelledError,
+    ChildWorkflowError,
+)
+from temporalio.exceptions import TimeoutError as TemporalTimeoutError
+from temporalio.worker import Worker
+
+from sagakit import ErrorInfo, RetryPolicy, SagaFailed, SagaOptions, SagaReport
+from sagakit.inmemory import InMemoryExecutor
+from sagakit.temporal import REPORT_QUERY, SAGA_FAILED_TYPE, SagakitPlugin
+
+from ._shared import ACTIVITIES, Plan, SagaCall, SagaFn, register
+from ._workflow import ContractSaga
+
+__all__ = [
+    "FAST_RETRY",
+    "ONE_ATTEMPT",
+    "Backend",
+    "InMemory",
+    "OnTemporal",
+    "Outcome",
+    "Run",
+    "options",
+]
+
+FAST_RETRY = RetryPolicy(
+    initial_interval=timedelta(milliseconds=100), maximum_interval=timedelta(milliseconds=200)
+)
+"""Retries every 100-200 ms, without limit: a flaky step costs a tenth of a second."""
+
+ONE_ATTEMPT = RetryPolicy(maximum_attempts=1)
+"""No retry: the first failure (a timeout included) is final."""
+
+
+def options(**overrides: Any) -> SagaOptions:
+    """Saga options every contract test starts from: timeouts Temporal needs, fast retries."""
+    defaults: dict[str, Any] = {
+        "start_to_close_timeout": timedelta(seconds=10),
+        # A hanging do heartbeats; this is how soon Temporal notices one that stopped.
+        "heartbeat_timeout": timedelta(seconds=2),
+        "retry_policy": FAST_RETRY,
+    }
+    return SagaOptions(**{**defaults, **overrides})
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """How a saga run ended, the same on every backend."""
+
+    report: SagaReport
+    """The run's full report."""
+    result: Any = None
+    """What the saga function returned, when it succeeded."""
+    error: str | None = None
+    """`"SagaFailed"` when the run failed and was unwound, else `None`."""
+    cause: ErrorInfo | None = None
+    """The original error (`SagaFailed.__cause__`): its type name and message."""
+    cancelled: bool = False
+    """The run was cancelled, and ended cancelled (after its undos ran)."""
+
+
+class Run(abc.ABC):
+    """A saga run under way."""
+
+    @abc.abstractmethod
+    async def cancel(self) -> None:
+        """Cancel the run: the asyncio task in memory, the workflow on Temporal."""
+
+    @abc.abstractmethod
+    async def outcome(self) -> Outcome:
+        """Wait for the run to end; how it ended.
+
+        Raises:
+            BaseException: it ended other than by succeeding, failing with
+                `SagaFailed`, or being cancelled: a bug, shown as it is.
+        """
+
+
+class Backend(abc.ABC):
+    """Where a contract test runs its saga: one test body, every backend."""
+
+    name: str
+    """`inmemory` or `temporal`."""
+    timeout_error: str
+    """Type name of the error a step timing out fails with (API.md: `StepTimeoutError`
+    in memory, temporalio's own `TimeoutError` on Temporal)."""
+
+    @abc.abstractmethod
+    def start(
+        self, saga_fn: SagaFn, plan: Plan, *, options: SagaOptions
+    ) -> AbstractAsyncContextManager[Run]:
+        """Start `saga_fn(saga, plan)`; the run is cleaned up when the block ends."""
+
+    async def run(self, saga_fn: SagaFn, plan: Plan, *, options: SagaOptions) -> Outcome:
+        """Run `saga_fn(saga, plan)` to its end."""
+        async with self.start(saga_fn, plan, options=options) as run:
+            return await run.outcome()
+
+
+def _describe(error: BaseException | None) -> ErrorInfo:
+    """An error as reports name it: an `ApplicationError` by its type, else by its class."""
+    if isinstance(error, ApplicationError):
+        return ErrorInfo(type=error.type or "ApplicationError", message=error.message)
+    return ErrorInfo(type=type(error).__name__, message=str(error))
+
+
+class _InMemoryRun(Run):
+    def __init__(self, executor: InMemoryExecutor, task: asyncio.Task[Any]) -> None:
+        self.executor = executor
+        self.task = task
+
+    async def cancel(self) -> None:
+        self.task.cancel()
+
+    async def outcome(self) -> Outcome:
+        await asyncio.wait([self.task])
+        if self.task.cancelled():
+            return Outcome(report=self.executor.last_report, cancelled=True)
+        error = self.task.exception()
+        if isinstance(error, SagaFailed):
+            return Outcome(
+                report=error.report, error="SagaFailed", cause=_describe(error.__cause__)
+            )
+        if error is not None:
+            raise error
+        return Outcome(report=self.executor.last_report, result=self.task.result())
+
+
+class InMemory(Backend):
+    """`InMemoryExecutor`: the saga runs in a task of the test's own loop."""
+
+    name = "inmemory"
+    timeout_error = "StepTimeoutError"
+
+    @asynccontextmanager
+    async def start(
+        self, saga_fn: SagaFn, plan: Plan, *, options: SagaOptions
+    ) -> AsyncIterator[Run]:
+        """Run the saga function in an asyncio task."""
+        executor = InMemoryExecutor(options=options)
+        task = asyncio.create_task(executor.run(saga_fn, plan))
+        try:
+            yield _InMemoryRun(executor, task)
+        finally:
+            if not task.done():
+                task.cancel()
+                await asyncio.wait([task])
+
+
+class _TemporalRun(Run):
+    def __init__(self, handle: WorkflowHandle[Any, Any]) -> None:
+        self.handle = handle
+        self.ended = False
+
+    async def cancel(self) -> None:
+        await self.handle.cancel()
+
+    async def outcome(self) -> Outcome:
+        result = error = cause = None
+        cancelled = False
+        try:
+            result = await self.handle.result()
+        except WorkflowFailureError as e:
+            failure = e.cause
+            if isinstance(failure, CancelledError):
+                cancelled = True
+            elif isinstance(failure, ApplicationError) and failure.type == SAGA_FAILED_TYPE:
+                error = "SagaFailed"
+                original = failure.cause
+                # The do's error arrives wrapped in its step's ActivityError or ChildWorkflowError.
+                while isinstance(original, ActivityError | ChildWorkflowError) and original.cause:
+                    original = original.cause
+                if isinstance(original, TemporalTimeoutError):
+                    cause = ErrorInfo(type="TimeoutError", message=original.message)
+                else:
+                    cause = _describe(original)
+            else:
+                raise
+        finally:
+            self.ended = True
+        # A closed workflow still answers the query, while a worker polls its queue.
+        report = SagaReport.model_validate(await self.handle.query(REPORT_QUERY))
+        return Outcome(report=report, result=result, error=error, cause=cause, cancelled=cancelled)
+
+
+class OnTemporal(Backend):
+    """A real Temporal server; each run gets its own worker, task queue and workflow id."""
+
+    name = "temporal"
+    timeout_error = "TimeoutError"
+
+    def __init__(self, client: Client) -> None:
+        self.client = client
+
+    @asynccontextmanager
+    async def start(
+        self, saga_fn: SagaFn, plan: Plan, *, options: SagaOptions
+    ) -> AsyncIterator[Run]:
+        """Start the generic workflow on the saga function's registered name."""
+        task_queue = f"contract-{uuid.uuid4()}"
+        worker = Worker(
+            self.client,
+            task_queue=task_queue,
+            workflows=[ContractSaga],
+            activities=ACTIVITIES,
+            plugins=[SagakitPlugin()],
+            # A hanging do learns of its cancel at its next heartbeat sent to the server.
+            max_heartbeat_throttle_interval=timedelta(milliseconds=100),
+        )
+        async with worker:
+            call = SagaCall(saga=register(saga_fn), options=options.model_dump_json(), plan=plan)
+            handle = await self.client.start_workflow(
+                ContractSaga.run, call, id=f"contract-{uuid.uuid4()}", task_queue=task_queue
+            )
+            run = _TemporalRun(handle)
+            try:
+                yield run
+            finally:
+                if not run.ended:  # the test stopped early: leave nothing running on the server
+                    with contextlib.suppress(Exception):
+                        await handle.terminate()
