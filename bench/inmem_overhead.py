@@ -9,8 +9,19 @@ process it measures:
 2. one saga of 1k, 10k and 100k no-op steps: time per step, and memory per step
    (tracemalloc peak over the run, divided by the steps).
 
-Goals: <= 1.5x plain asyncio with yielding steps, <= 10x with no-op steps;
-time and memory per step flat as the saga grows, under 2 KB per step.
+Budgets:
+
+* yielding steps (`await asyncio.sleep(0)`, the worst case for sagakit: the cheapest
+  step that still yields to the event loop) are a guard, not a target: no slower
+  than 4x the plain saga, on the success and the failure path;
+* no-op steps: the ratio is informational (it measures sagakit's bookkeeping against
+  a saga that does nothing at all), printed with no budget;
+* growth from 1k to 100k steps is linear (time per step flat: largest/smallest close
+  to 1; the check allows 2x for noise, where quadratic growth would show ~100x), and
+  memory stays under 2 KB per step.
+
+The budget for real I/O is in `bench/inmem_tcp.py`. (The former goals, 1.5x yielding
+and 10x no-op, are retired.) Exit status 1 if a budget is missed.
 """
 
 from __future__ import annotations
@@ -18,6 +29,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import gc
+import os
 import platform
 import sys
 import time
@@ -29,6 +41,9 @@ from sagakit import RetryPolicy, Saga, SagaFailed, SagaOptions
 from sagakit.inmemory import InMemoryExecutor
 
 STEPS = 10
+GUARD = 4.0  # yielding steps: sagakit no slower than this many times the plain saga
+MAX_BYTES_PER_STEP = 2048
+MAX_SPREAD = 2.0  # time per step, largest/smallest over the sizes: quadratic would be ~100x
 NO_RETRY = SagaOptions(retry_policy=RetryPolicy(maximum_attempts=1))
 
 
@@ -167,24 +182,35 @@ async def growth(sizes: list[int]) -> list[tuple[int, float, float]]:
     return rows
 
 
-async def main() -> None:
+def machine() -> str:
+    return (
+        f"{platform.platform()}; {platform.machine()}; cpu_count={os.cpu_count()}; "
+        f"python {platform.python_version()} ({platform.python_implementation()})"
+    )
+
+
+async def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer runs, up to 10k steps")
     args = parser.parse_args()
     n, repeats = (300, 5) if args.quick else (1000, 15)
     sizes = [1_000, 10_000] if args.quick else [1_000, 10_000, 100_000]
 
-    print(f"python {platform.python_version()} on {platform.machine()}, {platform.system()}")
+    print(machine())
     print(f"{STEPS}-step saga, best of {repeats} x {n} runs (us per saga run)\n")
+    ok = True
     for record_calls in (True, False):
         print(f"InMemoryExecutor(record_calls={record_calls})")
-        print(f"  {'steps':<10} {'path':<8} {'sagakit':>9} {'plain':>9} {'ratio':>7}  goal")
+        print(f"  {'steps':<10} {'path':<8} {'sagakit':>9} {'plain':>9} {'ratio':>7}  budget")
         for kind, path, sk, pl in await compare(n, repeats, record_calls):
-            goal = 1.5 if kind == "yielding" else 10.0
-            ok = "ok" if sk / pl <= goal else "MISSED"
+            if kind == "yielding":
+                met = sk / pl <= GUARD
+                ok &= met
+                budget = f"<= {GUARD:g}x (guard) {'ok' if met else 'MISSED'}"
+            else:
+                budget = "informational"
             print(
-                f"  {kind:<10} {path:<8} {sk * 1e6:9.1f} {pl * 1e6:9.1f} {sk / pl:6.2f}x"
-                f"  <= {goal:g}x {ok}"
+                f"  {kind:<10} {path:<8} {sk * 1e6:9.1f} {pl * 1e6:9.1f} {sk / pl:6.2f}x  {budget}"
             )
         print()
 
@@ -194,8 +220,16 @@ async def main() -> None:
     for steps, per_step, mem in rows:
         print(f"  {steps:>8} {per_step * 1e6:9.2f} {mem:11.0f}")
     spread = max(r[1] for r in rows) / min(r[1] for r in rows)
-    print(f"  time per step, largest/smallest: {spread:.2f}x (linear: close to 1)")
-    print(f"  memory per step < 2048 B: {'ok' if all(r[2] < 2048 for r in rows) else 'MISSED'}")
+    linear = spread <= MAX_SPREAD
+    ok &= linear
+    print(
+        f"  time per step, largest/smallest: {spread:.2f}x "
+        f"(linear: <= {MAX_SPREAD:g}x {'ok' if linear else 'MISSED'})"
+    )
+    mem_ok = all(r[2] < MAX_BYTES_PER_STEP for r in rows)
+    ok &= mem_ok
+    print(f"  memory per step < {MAX_BYTES_PER_STEP} B: {'ok' if mem_ok else 'MISSED'}")
+    return 0 if ok else 1
 
 
 if __name__ == "__main__":
