@@ -353,6 +353,8 @@ class Saga:
             t.add_done_callback(on_done)
         try:
             error = await settled
+        except GeneratorExit:
+            raise  # closed by the garbage collector (a worker shut down): touch nothing
         except BaseException:
             await _cancel_and_wait(tasks)
             raise

@@ -195,10 +195,19 @@ class _TemporalBackend(Backend):
 
     def check(self, fn: Any, phase: Phase, options: StepOptions) -> None:
         """Accept activities, child workflows and inline `async def`s; require activity timeouts."""
-        target = _target(fn)
         what = f"the {phase.value} {_describe(fn)}" + (
             f" of step {options.name!r}" if options.name else ""
         )
+        if isinstance(fn, str) and not fn.strip():
+            # Scheduled, it would fail every workflow task ("activityType is not set")
+            # or, blank, retry forever as an activity no worker has.
+            raise StepDefinitionError(
+                f"{what} is {'a blank' if fn else 'an empty'} activity name: give the name "
+                f"the activity is registered under on the worker, as in "
+                f'saga.step("book_car", "cancel_car", trip)'
+                + (", or None when the step has nothing to undo" if phase is Phase.UNDO else "")
+            )
+        target = _target(fn)
         if target.kind is _Kind.ACTIVITY:
             if options.start_to_close_timeout is None and options.schedule_to_close_timeout is None:
                 raise OptionsError(

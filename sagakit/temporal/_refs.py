@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, NoReturn
 
-from sagakit._exceptions import SagaStateError
+from sagakit._exceptions import SagaStateError, StepDefinitionError
 
 __all__ = ["ActivityRef", "ChildWorkflowRef"]
 
@@ -14,9 +14,16 @@ class _Ref:
     # a ref before anything runs.
     __sagakit_temporal_only__ = True
 
+    _kind = "activity"
+
     def __init__(self, name: str, *, result_type: type | None = None) -> None:
-        if not isinstance(name, str) or not name:
-            raise TypeError(f"{type(self).__name__} needs a non-empty name, got {name!r}")
+        if not isinstance(name, str) or not name.strip():
+            # A StepDefinitionError is a TypeError too, as this was before.
+            raise StepDefinitionError(
+                f"{type(self).__name__} needs the name the {self._kind} is registered "
+                f"under on the worker, got {name!r}"
+                + (": pass the function itself as the step, not a ref" if callable(name) else "")
+            )
         self.name = name
         self.result_type = result_type
         # The core names a step after its do's __name__.
@@ -67,3 +74,5 @@ class ChildWorkflowRef(_Ref):
         name: The workflow type's registered name.
         result_type: Type to convert the result into.
     """
+
+    _kind = "workflow"

@@ -417,6 +417,48 @@ class TestRefusedBeforeScheduling:
         assert EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED not in types
         assert JOURNAL[job.run] == []
 
+    @pytest.mark.parametrize(
+        ("which", "half", "kind"),
+        [
+            ("empty_undo", "undo", "empty"),
+            ("blank_undo", "undo", "blank"),
+            ("empty_do", "do", "empty"),
+        ],
+    )
+    async def test_empty_activity_name_is_refused_and_unwinds(
+        self, client: Client, which: str, half: str, kind: str
+    ) -> None:
+        """An empty or blank activity name fails the saga before it is scheduled; a is undone."""
+        job = Job(run=new_id("run"), fail=["c"])
+        async with saga_worker(client, workflows=WORKFLOWS, activities=ALL) as w:
+            handle = await client.start_workflow(
+                BadStepWorkflow.run, args=[job, which], id=new_id(), task_queue=w.task_queue
+            )
+            # Promptly: scheduled with no activity type, the workflow task would fail
+            # forever (BadScheduleActivityAttributes) and the run never end.
+            with pytest.raises(WorkflowFailureError) as ei:
+                async with asyncio.timeout(10):
+                    await handle.result()
+            scheduled = [
+                e.activity_task_scheduled_event_attributes.activity_type.name
+                async for e in handle.fetch_history_events()
+                if e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED
+            ]
+        err = ei.value.cause
+        assert isinstance(err, ApplicationError)
+        assert err.type == SAGA_FAILED_TYPE
+        cause = err.__cause__
+        assert isinstance(cause, ApplicationError)
+        assert cause.type == "StepDefinitionError"
+        assert f"the {half} " in cause.message
+        assert f"{kind} activity name" in cause.message
+        assert "registered under" in cause.message  # the fix
+        assert scheduled == ["do_a", "undo_a"]
+        assert events(job.run) == ["do:a", "undo:a"]
+        report = report_of(err)
+        assert report.status is SagaStatus.COMPENSATED
+        assert report.compensation_order == ["do_a"]
+
 
 class TestQuery:
     async def test_report_query_shows_the_live_saga(self, client: Client) -> None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from temporalio.client import WorkflowFailureError
@@ -16,6 +16,8 @@ from sagakit import (
     SagaStateError,
     SagaStatus,
     StepContext,
+    StepDefinitionError,
+    StepOptions,
     StepReport,
     StepStatus,
     UndoReport,
@@ -28,6 +30,7 @@ from sagakit.temporal import (
     TemporalExecutor,
     report_from_failure,
 )
+from sagakit.temporal._executor import _TemporalBackend
 from sagakit.temporal._header import decode_step, encode_step
 
 BASE = "wf-1/run-1"
@@ -61,10 +64,50 @@ class TestRefs:
         assert ActivityRef("book_car").__name__ == "book_car"
         assert ChildWorkflowRef("Child").__name__ == "Child"
 
+    @pytest.mark.parametrize("ref", [ActivityRef, ChildWorkflowRef])
+    @pytest.mark.parametrize("name", ["", "  ", "\t\n"])
+    def test_empty_or_blank_name_is_refused(self, ref: type, name: str) -> None:
+        """A ref needs the name it is registered under: empty or blank is refused at once."""
+        with pytest.raises(StepDefinitionError, match="registered under"):
+            ref(name)
+
+    def test_a_name_that_is_not_a_string_is_refused(self) -> None:
+        """A ref of a function, not of its name, says so (still a TypeError, as before)."""
+        with pytest.raises(TypeError, match="registered under"):
+            ActivityRef(len)  # type: ignore[arg-type]
+
     def test_calling_a_ref_directly_explains_itself(self) -> None:
         """A ref is not callable outside a saga step."""
         with pytest.raises(SagaStateError, match=r"saga\.step"):
             ActivityRef("book_car")()
+
+
+class TestBackendCheck:
+    """`_TemporalBackend.check`, which needs no workflow: the refusals before anything runs."""
+
+    @staticmethod
+    def check(fn: object, phase: Phase) -> None:
+        backend = object.__new__(_TemporalBackend)  # __init__ reads workflow.info()
+        backend.check(fn, phase, StepOptions(start_to_close_timeout=timedelta(seconds=1)))
+
+    @pytest.mark.parametrize("phase", [Phase.DO, Phase.UNDO])
+    @pytest.mark.parametrize(("name", "kind"), [("", "empty"), (" ", "blank"), ("\t\n", "blank")])
+    def test_empty_or_blank_activity_name_is_refused(
+        self, phase: Phase, name: str, kind: str
+    ) -> None:
+        """A name that cannot be an activity type is refused, naming the half and the fix."""
+        with pytest.raises(StepDefinitionError) as ei:
+            self.check(name, phase)
+        message = str(ei.value)
+        assert message.startswith(f"the {phase.value} {name!r} is ")
+        assert f"{kind} activity name" in message
+        assert "registered under" in message
+        assert ("None" in message) is (phase is Phase.UNDO)  # an undo may be None instead
+
+    def test_a_name_is_accepted(self) -> None:
+        """A real name passes: whether it is registered is the worker's to say."""
+        self.check("book_car", Phase.DO)
+        self.check("cancel_car", Phase.UNDO)
 
 
 class TestOutsideAWorkflow:

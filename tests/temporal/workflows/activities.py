@@ -8,9 +8,12 @@ fail a few times first, and which block until cancelled.
 from __future__ import annotations
 
 import asyncio
+import gc
+import weakref
 from collections import defaultdict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
@@ -34,6 +37,8 @@ class Job:
     """Do name -> how many attempts fail (retryably) before it succeeds."""
     block: list[str] = field(default_factory=list)
     """Dos that heartbeat until they are cancelled."""
+    block_undo: list[str] = field(default_factory=list)
+    """Undos that heartbeat until they are cancelled."""
     parallel: bool = False
     keep_going: bool = True
     undo_delay: float = 0.0
@@ -65,7 +70,7 @@ async def _perform(job: Job, name: str, phase: str) -> str:
     step = sagakit.current_step()
     info = activity.info()
     entry = Entry(phase, name, sagakit.idempotency_key(), info.attempt, step.do_outcome.value)
-    if phase == "do" and name in job.block:
+    if name in (job.block if phase == "do" else job.block_undo):
         JOURNAL[job.run].append(
             Entry(phase, name, entry.key, info.attempt, entry.outcome, "started")
         )
@@ -116,3 +121,21 @@ def sync_touch(job: Job) -> str:
 def not_an_activity(job: Job) -> str:
     """A plain sync function: the Temporal backend must refuse it."""
     return "never"
+
+
+# The saga coroutines of each run (every replay makes one), held weakly: a teardown
+# test checks they were really collected, so that "nothing reported" means something.
+ALIVE: defaultdict[str, list[weakref.ref[Any]]] = defaultdict(list)
+
+
+def track(run: str, saga: Any) -> None:
+    ALIVE[run].append(weakref.ref(saga))
+
+
+def alive(run: str) -> int:
+    """How many of the run's saga coroutines are still alive."""
+    return sum(ref() is not None for ref in ALIVE[run])
+
+
+def collect_garbage() -> None:
+    gc.collect()

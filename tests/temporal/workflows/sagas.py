@@ -7,11 +7,21 @@ from datetime import timedelta
 from typing import Any
 
 from temporalio import workflow
+from temporalio.exceptions import ApplicationError
 
 with workflow.unsafe.imports_passed_through():
     from sagakit import RetryPolicy, Saga, SagaOptions
     from sagakit.temporal import ActivityRef, TemporalExecutor
-    from workflows.activities import DO, UNDO, Job, not_an_activity, sync_touch
+    from workflows.activities import (
+        DO,
+        UNDO,
+        Job,
+        alive,
+        collect_garbage,
+        not_an_activity,
+        sync_touch,
+        track,
+    )
 
 FAST_RETRY = RetryPolicy(
     initial_interval=timedelta(milliseconds=100), maximum_interval=timedelta(milliseconds=200)
@@ -146,7 +156,37 @@ async def bad_lambda(saga: Saga, job: Job) -> None:
     await saga.step(lambda j: None, None, job)
 
 
-BAD = {"sync": bad_sync, "timeout": bad_timeout, "lambda": bad_lambda}
+async def after_a(saga: Saga, job: Job, do: Any, undo: Any) -> None:
+    """Steps a, (`do`, `undo`) and c: refusing the second step unwinds the first.
+
+    Accepted, a bad undo would be scheduled once step c fails (with `job.fail`).
+    """
+    timeout = timedelta(seconds=10)
+    await saga.step(DO["a"], UNDO["a"], job, start_to_close_timeout=timeout)
+    await saga.step(do, undo, job, start_to_close_timeout=timeout)
+    await saga.step(DO["c"], UNDO["c"], job, start_to_close_timeout=timeout)
+
+
+async def bad_empty_undo(saga: Saga, job: Job) -> None:
+    await after_a(saga, job, DO["b"], "")
+
+
+async def bad_blank_undo(saga: Saga, job: Job) -> None:
+    await after_a(saga, job, DO["b"], " \t")
+
+
+async def bad_empty_do(saga: Saga, job: Job) -> None:
+    await after_a(saga, job, "", UNDO["b"])
+
+
+BAD = {
+    "sync": bad_sync,
+    "timeout": bad_timeout,
+    "lambda": bad_lambda,
+    "empty_undo": bad_empty_undo,
+    "blank_undo": bad_blank_undo,
+    "empty_do": bad_empty_do,
+}
 
 
 @workflow.defn
@@ -289,3 +329,57 @@ class SlowRetryWorkflow:
     @workflow.run
     async def run(self, job: Job) -> list[str]:
         return await TemporalExecutor(options=options(job)).run(slow_retry, job)
+
+
+# -- teardown: a worker stopping, or an eviction, mid-saga ----------------------------------
+
+
+async def steps_then_fail(saga: Saga, job: Job) -> list[str]:
+    """`job.steps`, then the body fails: an unwind with no failed activity (nothing logged)."""
+    await steps(saga, job)
+    raise ApplicationError("the saga body failed", type="BodyFailed", non_retryable=True)
+
+
+async def parallel_steps(saga: Saga, job: Job) -> list[str]:
+    """`job.steps` all at once, through `saga.gather`."""
+    return await saga.gather(
+        *(saga.step(DO[n], UNDO[n], job, heartbeat_timeout=timedelta(seconds=2)) for n in job.steps)
+    )
+
+
+async def child_step(saga: Saga, job: Job) -> list[str]:
+    """Step a, then `ChildDo` (which runs do_b) as a child workflow step."""
+    a = await saga.step(DO["a"], UNDO["a"], job)
+    b = await saga.step(ChildDo, ChildUndo, job, name="b")
+    return [a, b]
+
+
+TEARDOWN = {
+    "steps": steps,
+    "fail": steps_then_fail,
+    "parallel": parallel_steps,
+    "child": child_step,
+}
+
+
+@workflow.defn
+class TeardownWorkflow:
+    """A saga of `TEARDOWN[how]`; its coroutine is tracked weakly (`activities.track`)."""
+
+    @workflow.run
+    async def run(self, job: Job, how: str) -> list[str]:
+        saga = TemporalExecutor(options=options(job)).run(TEARDOWN[how], job)
+        track(job.run, saga)
+        return await saga
+
+
+@workflow.defn
+class CollectGarbageWorkflow:
+    """Collects the garbage in its own workflow task: `[live sagas of run before, after]`."""
+
+    @workflow.run
+    async def run(self, run: str) -> list[int]:
+        before = alive(run)
+        with workflow.unsafe.sandbox_unrestricted():
+            collect_garbage()
+        return [before, alive(run)]
