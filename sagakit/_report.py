@@ -2,7 +2,7 @@
 
 The core keeps cheap slotted records while the saga runs and builds these
 pydantic models only when asked (`Saga.report()`, a failure, a query), so the
-fast path copies nothing.
+steps themselves make no model.
 """
 
 from __future__ import annotations
