@@ -24,7 +24,7 @@ from sagakit._exceptions import (
     StepDefinitionError,
     StepTimeoutError,
 )
-from sagakit._options import RetryPolicy, SagaOptions, StepOptions
+from sagakit._options import RetryPolicy, SagaOptions, StepKind, StepOptions
 from sagakit._report import (
     ErrorInfo,
     SagaReport,
@@ -57,6 +57,7 @@ __all__ = [
     "SagaStatus",
     "StepContext",
     "StepDefinitionError",
+    "StepKind",
     "StepOptions",
     "StepReport",
     "StepStatus",

@@ -7,24 +7,54 @@ adapter maps them 1:1 and users meet no new vocabulary.
 
 from __future__ import annotations
 
+import difflib
 import functools
+from collections.abc import Iterable
 from datetime import timedelta
-from typing import Any
+from enum import StrEnum
+from typing import TYPE_CHECKING, Any, Literal, TypedDict
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from sagakit._exceptions import OptionsError
 
-__all__ = ["RetryPolicy", "SagaOptions", "StepOptions", "validation_to_options_error"]
+if TYPE_CHECKING:  # for the type of `retry_policy=` only: the core never imports temporalio
+    import temporalio.common
+
+__all__ = [
+    "RetryPolicy",
+    "SagaOptions",
+    "StepKind",
+    "StepOptions",
+    "StepOptionsKw",
+    "validation_to_options_error",
+]
 
 
-def validation_to_options_error(where: str, exc: ValidationError) -> OptionsError:
-    """Turn pydantic's error into one sentence per bad field that names the fix."""
+def validation_to_options_error(
+    where: str, exc: ValidationError, known: Iterable[str] = ()
+) -> OptionsError:
+    """Turn pydantic's error into one sentence per bad field that names the fix.
+
+    Args:
+        where: What was being validated, for the message.
+        exc: pydantic's error.
+        known: The valid option names, for "did you mean" on an unknown one.
+    """
     lines = []
     for err in exc.errors():
         loc = ".".join(str(p) for p in err["loc"]) or "(options)"
         if err["type"] == "extra_forbidden":
-            lines.append(f"unknown option {loc!r}")
+            close = difflib.get_close_matches(loc, list(known), n=1)
+            hint = f": did you mean {close[0]!r}?" if close else ""
+            lines.append(f"unknown option {loc!r}{hint}")
         else:
             lines.append(f"{loc}: {err['msg']} (got {err.get('input')!r})")
     return OptionsError(f"invalid {where}: " + "; ".join(lines))
@@ -32,6 +62,13 @@ def validation_to_options_error(where: str, exc: ValidationError) -> OptionsErro
 
 class _Frozen(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid", arbitrary_types_allowed=False)
+
+    def __init__(self, **data: Any) -> None:
+        try:
+            super().__init__(**data)
+        except ValidationError as e:
+            name = type(self).__name__
+            raise validation_to_options_error(name, e, type(self).model_fields) from None
 
 
 class RetryPolicy(_Frozen):
@@ -87,6 +124,23 @@ class _StepFields(_Frozen):
     task_queue: str | None = None
     """Task queue of the step's activities (Temporal; ignored in memory)."""
 
+    @field_validator("retry_policy", "undo_retry_policy", mode="before")
+    @classmethod
+    def _from_temporal(cls, value: Any) -> Any:
+        # A Temporal user's habit: temporalio.common.RetryPolicy, read by its fields
+        # (the core never imports temporalio).
+        if type(value).__name__ == "RetryPolicy" and type(value).__module__.startswith(
+            "temporalio"
+        ):
+            return RetryPolicy(
+                initial_interval=value.initial_interval,
+                backoff_coefficient=value.backoff_coefficient,
+                maximum_interval=value.maximum_interval,
+                maximum_attempts=value.maximum_attempts,
+                non_retryable_error_types=tuple(value.non_retryable_error_types or ()),
+            )
+        return value
+
     @model_validator(mode="after")
     def _positive_timeouts(self) -> _StepFields:
         for name in ("start_to_close_timeout", "schedule_to_close_timeout", "heartbeat_timeout"):
@@ -97,8 +151,24 @@ class _StepFields(_Frozen):
         return self
 
 
+class StepKind(StrEnum):
+    """What a step is to the unwind (Richardson's compensatable, pivot and retriable)."""
+
+    COMPENSATABLE = "compensatable"
+    """Has an undo (or `None`), which runs if the saga fails before it is committed."""
+    PIVOT = "pivot"
+    """The go/no-go step: no undo; once it succeeds the saga is committed."""
+    RETRIABLE = "retriable"
+    """After the pivot: no undo, retried until it succeeds."""
+
+
 class StepOptions(_StepFields):
     """Options of one step: the keywords of `saga.step` (the do's own args are positional)."""
+
+    kind: StepKind = StepKind.COMPENSATABLE
+    """What the step is to the unwind; see `StepKind`."""
+    pass_result: bool = False
+    """Call the undo as `undo(*args, result)`, `result` the do's (`None` unless it succeeded)."""
 
     name: str | None = Field(default=None, min_length=1, max_length=200)
     """Name in reports, keys and activity ids; default: the do's `__name__`."""
@@ -111,7 +181,8 @@ class StepOptions(_StepFields):
 class SagaOptions(_StepFields):
     """Saga-wide options: the two unwind knobs and the step defaults.
 
-    Every field of `StepOptions` but `name`, `local` and `summary` can be set
+    Every field of `StepOptions` but `name`, `local`, `summary`, `kind` and
+    `pass_result` can be set
     here once as a default for all steps; a step's own keyword wins.
     """
 
@@ -123,6 +194,21 @@ class SagaOptions(_StepFields):
     record_values: bool = False
     """Put step results in the report. Off by default: reports travel in workflow
     histories and logs, where argument and result values must not leak."""
+
+
+class StepOptionsKw(TypedDict, total=False):
+    """The keywords of `saga.step`, for type checkers (a misspelled one is an error)."""
+
+    name: str
+    kind: StepKind | Literal["compensatable", "pivot", "retriable"]
+    start_to_close_timeout: timedelta
+    schedule_to_close_timeout: timedelta
+    heartbeat_timeout: timedelta
+    retry_policy: RetryPolicy | temporalio.common.RetryPolicy
+    undo_retry_policy: RetryPolicy | temporalio.common.RetryPolicy
+    task_queue: str
+    local: bool
+    summary: str
 
 
 # Fields a step inherits from the saga when it does not set them.
@@ -148,5 +234,11 @@ def merge(saga: SagaOptions, step: StepOptions | None) -> StepOptions:
     for f in _INHERITED:
         own = getattr(step, f)
         values[f] = own if own is not None else getattr(saga, f)
-    values.update(name=step.name, local=step.local, summary=step.summary)
+    values.update(
+        name=step.name,
+        local=step.local,
+        summary=step.summary,
+        kind=step.kind,
+        pass_result=step.pass_result,
+    )
     return StepOptions.model_construct(**values)

@@ -15,6 +15,8 @@ from typing import Any, Final
 
 from pydantic import BaseModel, ConfigDict
 
+from sagakit._options import StepKind
+
 __all__ = [
     "ErrorInfo",
     "SagaReport",
@@ -39,6 +41,8 @@ class SagaStatus(StrEnum):
     """It failed and every registered undo succeeded."""
     COMPENSATION_FAILED = "compensation_failed"
     """It failed and at least one undo finally failed or was skipped."""
+    COMMITTED_FAILED = "committed_failed"
+    """It failed after its pivot step succeeded: committed, so no undo ran."""
 
 
 class StepStatus(StrEnum):
@@ -121,6 +125,8 @@ class StepReport(_Timed):
     """The step's name (`name=` or the do's function name)."""
     status: StepStatus
     """How the do ended."""
+    kind: StepKind = StepKind.COMPENSATABLE
+    """Compensatable, pivot or retriable (`saga.step(..., kind=...)`)."""
     result: Any = None
     """The do's result, only with `SagaOptions(record_values=True)`."""
     undo: UndoReport | None = None
@@ -181,12 +187,14 @@ class SagaReport(BaseModel):
           whose error it is; `x`: 1 if cancelled; `st`: the steps.
         - a step: `[seq, name, status, undo_name, undo_status, undo_order,
           attempts, error_type, error_message, undo_attempts,
-          undo_error_type, undo_error_message, result]`, trailing nulls left
+          undo_error_type, undo_error_message, result, kind]`, trailing nulls left
           out (so a step that did not fail ends after its undo's order);
           `undo_name` is null when it is the step's name, `undo_status` null
           when the step has no undo.
         - status codes: saga `r` running, `s` succeeded, `g` compensating,
-          `c` compensated, `f` compensation failed; step `r` running,
+          `c` compensated, `f` compensation failed, `m` committed and
+          failed; step kind null compensatable, `p` pivot, `r` retriable;
+          step `r` running,
           `s` succeeded, `f` failed, `x` cancelled; undo `n` none, `p`
           pending, `r` running, `c` compensated, `f` failed, `k` skipped.
 
@@ -284,7 +292,10 @@ _SAGA_CODES: Final = {
     SagaStatus.COMPENSATING: "g",
     SagaStatus.COMPENSATED: "c",
     SagaStatus.COMPENSATION_FAILED: "f",
+    SagaStatus.COMMITTED_FAILED: "m",
 }
+_KIND_CODES: Final = {StepKind.PIVOT: "p", StepKind.RETRIABLE: "r"}
+_KINDS: Final = {v: k for k, v in _KIND_CODES.items()}
 _STEP_CODES: Final = {
     StepStatus.RUNNING: "r",
     StepStatus.SUCCEEDED: "s",
@@ -329,15 +340,16 @@ def _compact_step(step: StepReport) -> list[Any]:
         row.append(undo.attempts)
         row += [None, None] if undo.error is None else _compact_error(undo.error)
     row.append(step.result)
+    row.append(_KIND_CODES.get(step.kind))
     while row[-1] is None:
         row.pop()
     return row
 
 
 def _step_from_compact(row: list[Any]) -> StepReport:
-    row = [*row, *[None] * (13 - len(row))]
+    row = [*row, *[None] * (14 - len(row))]
     (seq, name, status, u_name, u_status, u_order) = row[:6]
-    (attempts, e_type, e_msg, u_attempts, u_type, u_msg, result) = row[6:13]
+    (attempts, e_type, e_msg, u_attempts, u_type, u_msg, result, kind) = row[6:14]
     undo = None
     if u_status is not None:
         undo = UndoReport(
@@ -351,6 +363,7 @@ def _step_from_compact(row: list[Any]) -> StepReport:
         seq=seq,
         name=name,
         status=_STEP_STATUSES[status],
+        kind=StepKind.COMPENSATABLE if kind is None else _KINDS[kind],
         attempts=attempts,
         error=None if e_type is None else ErrorInfo(type=e_type, message=e_msg),
         result=result,
@@ -395,6 +408,7 @@ _SAGA_COLOUR = {
     SagaStatus.SUCCEEDED: _GREEN,
     SagaStatus.COMPENSATED: _YELLOW,
     SagaStatus.COMPENSATION_FAILED: _RED,
+    SagaStatus.COMMITTED_FAILED: _RED,
 }
 
 
@@ -418,7 +432,7 @@ def render_timeline(report: SagaReport, *, color: bool = False) -> str:
     t0 = report.started_at
     width = max(
         [24]
-        + [len(s.name) for s in report.steps]
+        + [len(_kind_label(s)) for s in report.steps]
         + [len(_undo_label(s.name, s.undo.name)) for s in report.steps if s.undo is not None]
     )
     rows: list[tuple[datetime, int, str]] = []
@@ -428,7 +442,7 @@ def render_timeline(report: SagaReport, *, color: bool = False) -> str:
         start = s.started_at or t0
         line = (
             f"{_offset(t0, start)}  {paint(mark, colour)} do   "
-            f"{s.seq:>3}. {s.name:<{width}} {paint(f'{s.status.value:<11}', colour)} "
+            f"{s.seq:>3}. {_kind_label(s):<{width}} {paint(f'{s.status.value:<11}', colour)} "
             f"{_secs(s.started_at, s.ended_at)}{_attempts(s.attempts)}"
             f"{paint(err, _RED) if err else ''}"
         )
@@ -462,6 +476,10 @@ def render_timeline(report: SagaReport, *, color: bool = False) -> str:
     return "\n".join(lines)
 
 
+def _kind_label(step: StepReport) -> str:
+    return step.name if step.kind is StepKind.COMPENSATABLE else f"{step.name} [{step.kind.value}]"
+
+
 def _undo_label(step: str, undo: str) -> str:
     return step if undo == step else f"{step} ({undo})"
 
@@ -486,7 +504,8 @@ def render_mermaid(report: SagaReport) -> str:
             lines.append(f"    participant {pid} as {s.name}")
     for s in report.steps:
         pid = _id(s.name)
-        lines.append(f"    S->>{pid}: do #{s.seq}")
+        kind = "" if s.kind is StepKind.COMPENSATABLE else f" ({s.kind.value})"
+        lines.append(f"    S->>{pid}: do #{s.seq}{kind}")
         if s.status is StepStatus.SUCCEEDED:
             lines.append(f"    {pid}-->>S: ok{_attempts(s.attempts)}")
         else:

@@ -15,20 +15,26 @@ import functools
 import inspect
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from contextvars import Token
-from typing import Any, TypeVar, TypeVarTuple, overload
+from typing import Any, Literal, NoReturn, TypeVar, TypeVarTuple, Unpack, overload
 
-from pydantic import ValidationError
 from pydantic_core import to_jsonable_python
 
 from sagakit._backend import Backend, StepCall
 from sagakit._context import DoOutcome, Phase, StepContext, _current
 from sagakit._exceptions import (
     CompensationError,
+    OptionsError,
     SagaFailed,
     SagaStateError,
     StepDefinitionError,
 )
-from sagakit._options import SagaOptions, StepOptions, merge, validation_to_options_error
+from sagakit._options import (
+    SagaOptions,
+    StepKind,
+    StepOptions,
+    StepOptionsKw,
+    merge,
+)
 from sagakit._report import (
     ErrorInfo,
     SagaReport,
@@ -73,6 +79,7 @@ class _Step:
         "call",
         "ended",
         "error",
+        "kind",
         "name",
         "result",
         "seq",
@@ -103,6 +110,7 @@ class _Step:
         self.result: Any = None
         self.stopped: asyncio.Future[None] | None = None
         """Made by the unwind when it must wait for this do to stop; set when it has."""
+        self.kind = call.options.kind
         self.undo_status = UndoStatus.PENDING if undo is not None else UndoStatus.NONE
         self.undo_call: StepCall | None = None
         self.undo_order: int | None = None
@@ -130,7 +138,7 @@ def _is_async_callable(fn: Any) -> bool:
     )
 
 
-def _check_callable(fn: Any, role: str, nargs: int) -> None:
+def _check_callable(fn: Any, role: str, nargs: int, pass_result: bool = False) -> None:
     if inspect.isawaitable(fn):
         raise StepDefinitionError(
             f"the {role} is an awaitable ({fn!r}), not a function: pass the function and "
@@ -161,18 +169,23 @@ def _check_callable(fn: Any, role: str, nargs: int) -> None:
         )
     if nargs < required or (most is not None and nargs > most):
         want = f"{required}" if most == required else f"{required} to {most or 'any'}"
+        how = (
+            "saga.step(do, undo, *args, pass_result=True) calls undo(*args, result), so "
+            "the undo takes the step's args and then the do's result"
+            if pass_result
+            else "saga.step(do, undo, *args) calls do(*args) and undo(*args) with the same "
+            "args, so both must accept them"
+        )
         raise StepDefinitionError(
-            f"{role} {name}() takes {want} positional args but the step passes {nargs}: "
-            f"saga.step(do, undo, *args) calls do(*args) and undo(*args) with the same "
-            f"args, so both must accept them"
+            f"{role} {name}() takes {want} positional args but the step passes {nargs}: {how}"
         )
 
 
-def _check_shape(do: Any, undo: Any, nargs: int) -> str:
+def _check_shape(do: Any, undo: Any, nargs: int, pass_result: bool) -> str:
     """Refuse an unusable do/undo or args they cannot take; return the do's default name."""
     _check_callable(do, "do", nargs)
     if undo is not None:
-        _check_callable(undo, "undo", nargs)
+        _check_callable(undo, "undo", nargs + pass_result, pass_result)
     return _default_name(do)
 
 
@@ -180,12 +193,12 @@ def _check_shape(do: Any, undo: Any, nargs: int) -> str:
 _check_shape_cached = functools.lru_cache(maxsize=1024)(_check_shape)
 
 
-def _check_step(do: Any, undo: Any, nargs: int) -> str:
+def _check_step(do: Any, undo: Any, nargs: int, pass_result: bool) -> str:
     try:
         hash((do, undo))
     except TypeError:  # an unhashable callable: checked every time
-        return _check_shape(do, undo, nargs)
-    return _check_shape_cached(do, undo, nargs)
+        return _check_shape(do, undo, nargs, pass_result)
+    return _check_shape_cached(do, undo, nargs, pass_result)
 
 
 class Saga:
@@ -209,6 +222,9 @@ class Saga:
         self._undos_total = 0
         self._undos_run = 0
         self._undos_ok = 0
+        self._pivot: _Step | None = None
+        self._created = 0
+        self._unstarted: dict[int, tuple[Coroutine[Any, Any, Any], Any]] = {}
 
     @property
     def saga_id(self) -> str:
@@ -221,31 +237,68 @@ class Saga:
         return self._options
 
     @overload
-    async def step(
+    def step(
+        self,
+        do: str | type[Any],
+        undo: str | type[Any] | Callable[..., Any] | None,
+        /,
+        *args: Any,
+        pass_result: bool = False,
+        **options: Unpack[StepOptionsKw],
+    ) -> Coroutine[Any, Any, Any]: ...
+
+    @overload
+    def step(
         self,
         do: Callable[[*Ts], Awaitable[R]],
         undo: Callable[[*Ts], Any] | None,
         /,
         *args: *Ts,
-        **options: Any,
-    ) -> R: ...
+        pass_result: Literal[False] = False,
+        **options: Unpack[StepOptionsKw],
+    ) -> Coroutine[Any, Any, R]: ...
 
     @overload
-    async def step(
+    def step(
+        self,
+        do: Callable[[*Ts], Awaitable[R]],
+        undo: Callable[[*Ts, R | None], Any] | None,
+        /,
+        *args: *Ts,
+        pass_result: Literal[True],
+        **options: Unpack[StepOptionsKw],
+    ) -> Coroutine[Any, Any, R]: ...
+
+    @overload
+    def step(
         self,
         do: Callable[[*Ts], R],
         undo: Callable[[*Ts], Any] | None,
         /,
         *args: *Ts,
-        **options: Any,
-    ) -> R: ...
+        pass_result: Literal[False] = False,
+        **options: Unpack[StepOptionsKw],
+    ) -> Coroutine[Any, Any, R]: ...
 
     @overload
-    async def step(self, do: Any, undo: Any, /, *args: Any, **options: Any) -> Any: ...
+    def step(
+        self,
+        do: Callable[[*Ts], R],
+        undo: Callable[[*Ts, R | None], Any] | None,
+        /,
+        *args: *Ts,
+        pass_result: Literal[True],
+        **options: Unpack[StepOptionsKw],
+    ) -> Coroutine[Any, Any, R]: ...
 
     # mypy cannot match a TypeVarTuple overload against an `Any` implementation.
-    async def step(self, do: Any, undo: Any, /, *args: Any, **options: Any) -> Any:  # type: ignore[misc]
+    def step(  # type: ignore[misc]
+        self, do: Any, undo: Any, /, *args: Any, **options: Any
+    ) -> Coroutine[Any, Any, Any]:
         """Register `undo`, then run `do(*args)` through the backend and return its result.
+
+        Await it (or pass it to `saga.gather`): a step never awaited when the
+        saga function returns fails the saga with `SagaStateError`.
 
         Args:
             do: the forward action (a function, or on Temporal an activity, a
@@ -254,17 +307,33 @@ class Saga:
                 there is nothing to undo. Registered before `do` starts, so it
                 runs even if `do` fails or times out after taking effect.
             *args: positional args of both `do` and `undo`.
-            **options: `StepOptions` fields: `name`, `start_to_close_timeout`,
-                `schedule_to_close_timeout`, `heartbeat_timeout`,
-                `retry_policy`, `undo_retry_policy`, `task_queue`, `local`,
-                `summary`. Unset ones take the saga's defaults.
+            **options: `StepOptions` fields: `name`, `kind`, `pass_result`,
+                `start_to_close_timeout`, `schedule_to_close_timeout`,
+                `heartbeat_timeout`, `retry_policy`, `undo_retry_policy`,
+                `task_queue`, `local`, `summary`. Unset ones take the saga's
+                defaults. With `pass_result=True` the undo is called as
+                `undo(*args, result)`: the do's result if it succeeded, else `None`.
+
+        Returns:
+            A coroutine whose result is the do's.
 
         Raises:
-            StepDefinitionError: do/undo unusable, or args they cannot take.
+            StepDefinitionError: do/undo unusable, args they cannot take, or a
+                step that breaks the rules of step kinds (when awaited).
             OptionsError: an unknown or out-of-range option.
             SagaStateError: the saga has ended or is unwinding.
             Exception: whatever `do` finally raised; the executor unwinds.
         """
+        key = self._created = self._created + 1
+        coro = self._step(key, do, undo, args, options)
+        # Until it starts, kept to tell a step never awaited (and to close it quietly).
+        self._unstarted[key] = (coro, do)
+        return coro
+
+    async def _step(
+        self, key: int, do: Any, undo: Any, args: tuple[Any, ...], options: dict[str, Any]
+    ) -> Any:
+        del self._unstarted[key]
         if self._state is not _State.OPEN:
             raise SagaStateError(
                 f"saga.step({_default_name(do)}) after the saga "
@@ -276,6 +345,8 @@ class Saga:
         call = StepCall(do, args, opts, opts.retry_policy, context)
         step = _Step(call, undo, self._backend.time())
         self._steps.append(step)  # the undo is registered from here on
+        if opts.kind is StepKind.PIVOT:
+            self._pivot = step
         token = _current.set(context)
         try:
             result = await self._backend.call(call)
@@ -286,7 +357,7 @@ class Saga:
             self._do_ended(step, StepStatus.CANCELLED if cancelled else StepStatus.FAILED, e)
             raise
         else:
-            if self._options.record_values:
+            if self._options.record_values or opts.pass_result:
                 step.result = result
             self._do_ended(step, StepStatus.SUCCEEDED, None)
             return result
@@ -297,19 +368,71 @@ class Saga:
         self, do: Any, undo: Any, nargs: int, options: dict[str, Any]
     ) -> tuple[str, StepOptions]:
         """The step's name and options, once the core and the backend accepted it."""
-        name = _check_step(do, undo, nargs)
         opts = self._defaults
+        own = None
         if options:
             try:
                 own = StepOptions(**options)
-            except ValidationError as e:
-                raise validation_to_options_error(f"options of step {name!r}", e) from None
-            name = own.name or name
+            except OptionsError as e:
+                raise OptionsError(f"step {_default_name(do)!r}: {e}") from None
             opts = merge(self._options, own)
+        name = own.name if own is not None and own.name else _default_name(do)
+        opts = self._check_kind(name, undo, opts, own)  # first: its rules name the real mistake
+        _check_step(do, undo, nargs, opts.pass_result)
         self._backend.check(do, Phase.DO, opts)
         if undo is not None:
             self._backend.check(undo, Phase.UNDO, opts)
         return name, opts
+
+    def _check_kind(
+        self, name: str, undo: Any, opts: StepOptions, own: StepOptions | None
+    ) -> StepOptions:
+        """Refuse a step that breaks the rules of step kinds; the options it runs with."""
+        kind = opts.kind
+        pivot = self._pivot
+
+        def refuse(rule: str) -> NoReturn:
+            raise StepDefinitionError(f"step {name!r} ({kind.value}) is refused: {rule}")
+
+        if pivot is not None and pivot.status is StepStatus.RUNNING:
+            refuse(f"the pivot {pivot.name!r} runs alone: register steps after it has succeeded")
+        if self._committed and kind is not StepKind.RETRIABLE:
+            refuse(
+                f"the pivot {pivot.name!r} has succeeded, so the saga is committed: every "
+                f"later step must be kind='retriable' (no undo, retried until it succeeds)"
+                if pivot is not None
+                else "the saga is committed"
+            )
+        if kind is StepKind.COMPENSATABLE:
+            return opts
+        if undo is not None:
+            refuse(f"a {kind.value} step has no undo: pass None as its undo")
+        if kind is StepKind.PIVOT:
+            if pivot is not None:
+                refuse(f"a saga has at most one pivot, and {pivot.name!r} is one")
+            running = [r.name for r in self._steps if r.status is StepStatus.RUNNING]
+            if running:
+                refuse(f"the pivot runs alone, but steps {running} are still in flight")
+            return opts
+        # Retriable: retried until it succeeds, so no policy of its own may limit attempts,
+        # and a saga-wide limit does not apply to it.
+        policy = opts.retry_policy
+        if own is not None and own.retry_policy is not None and own.retry_policy.maximum_attempts:
+            raise OptionsError(
+                f"step {name!r} is retriable, so it is retried until it succeeds: its "
+                f"retry_policy may not limit attempts (maximum_attempts="
+                f"{own.retry_policy.maximum_attempts}); bound it with "
+                f"schedule_to_close_timeout if it must end"
+            )
+        if policy is not None and policy.maximum_attempts:
+            unlimited = policy.model_copy(update={"maximum_attempts": 0})
+            return opts.model_copy(update={"retry_policy": unlimited})
+        return opts
+
+    @property
+    def _committed(self) -> bool:
+        """Whether the pivot has succeeded: from then on no undo may run."""
+        return self._pivot is not None and self._pivot.status is StepStatus.SUCCEEDED
 
     def _do_ended(self, step: _Step, status: StepStatus, error: BaseException | None) -> None:
         step.status = status
@@ -384,6 +507,7 @@ class Saga:
                     seq=r.seq,
                     name=r.name,
                     status=r.status,
+                    kind=r.kind,
                     attempts=r.call.attempts,
                     started_at=to_datetime(r.started),
                     ended_at=to_datetime(r.ended),
@@ -407,12 +531,23 @@ class Saga:
             return SagaStatus.RUNNING
         if self._error is None:
             return SagaStatus.SUCCEEDED
+        if self._committed:
+            return SagaStatus.COMMITTED_FAILED
         if self._state is _State.UNWINDING:
             return SagaStatus.COMPENSATING
         bad = (UndoStatus.FAILED, UndoStatus.SKIPPED)
         if any(r.undo_status in bad for r in self._steps):
             return SagaStatus.COMPENSATION_FAILED
         return SagaStatus.COMPENSATED
+
+    def _close_unstarted(self) -> list[str]:
+        """Close the step coroutines never started (no "never awaited" warning); their names."""
+        names = []
+        for coro, do in self._unstarted.values():
+            coro.close()
+            names.append(_default_name(do))
+        self._unstarted.clear()
+        return names
 
     def _close(self) -> None:
         self._state = _State.CLOSED
@@ -452,8 +587,9 @@ class Saga:
                     r.task.cancel()
         for stopped in stopping:
             await stopped
-        # 2. Undo what was registered, last registered first (or all at once).
-        todo = [r for r in reversed(self._steps) if r.undo is not None]
+        # 2. Undo what was registered, last registered first (or all at once); nothing
+        # once the pivot has succeeded: the saga is committed.
+        todo = [] if self._committed else [r for r in reversed(self._steps) if r.undo is not None]
         self._undos_total = len(todo)
         errors: list[Exception] = []
         if self._options.parallel_compensation:
@@ -478,12 +614,13 @@ class Saga:
         step.undo_order = self._undos_run
         step.undo_status = UndoStatus.RUNNING
         step.undo_started = self._backend.time()
-        do = step.call
-        opts = do.options
+        opts = step.call.options
+        args = step.call.args
+        if opts.pass_result:  # the do's result, or None: it failed, or its outcome is unknown
+            args = (*args, step.result if step.status is StepStatus.SUCCEEDED else None)
         context = StepContext(self._saga_id, step.seq, step.name, Phase.UNDO, _OUTCOME[step.status])
-        call = StepCall(
-            step.undo, do.args, opts, opts.undo_retry_policy or opts.retry_policy, context
-        )
+        policy = opts.undo_retry_policy or opts.retry_policy
+        call = StepCall(step.undo, args, opts, policy, context)
         step.undo_call = call
         token = _current.set(context)
         try:
@@ -538,7 +675,22 @@ async def run_saga(
             f"`async def book_trip(saga: Saga, trip): ...`; got {fn!r}"
         )
     try:
-        result = await fn(saga, *args)
+        body = fn(saga, *args)
+    except TypeError as e:  # an `async def` raises here only when the args do not bind
+        raise StepDefinitionError(
+            f"a saga function takes the Saga first, then its own args, like "
+            f"`async def book_trip(saga: Saga, trip): ...`; {fn!r} cannot be called as "
+            f"fn(saga, {', '.join(type(a).__name__ for a in args) or ''}): {e}"
+        ) from None
+    try:
+        result = await body
+        never = saga._close_unstarted()
+        if never:
+            raise SagaStateError(
+                f"the saga function returned without awaiting saga.step({never[0]}) "
+                f"(steps never run: {never}): await every saga.step(...), or pass them "
+                f"to saga.gather"
+            )
         stray = [r.name for r in saga._steps if r.status is StepStatus.RUNNING]
         if stray:
             raise SagaStateError(
@@ -550,6 +702,7 @@ async def run_saga(
     except BaseException as error:
         if saga._backend.passes_through(error):
             raise
+        saga._close_unstarted()
         comp_error = await saga._unwind(error)
         if not isinstance(error, Exception):
             # Cancellation, KeyboardInterrupt, SystemExit: unwound, then re-raised as they
@@ -573,6 +726,12 @@ def _message(saga: Saga) -> str:
     where = f"at step {failed.seq} {failed.name!r}" if failed else "in the saga body"
     error = saga._error
     what = f"{error.type}: {error.message}" if error is not None else "?"
+    if saga._committed:
+        assert saga._pivot is not None
+        return (
+            f"saga {saga.saga_id} failed {where} ({what}) after its pivot "
+            f"{saga._pivot.name!r} committed it; no undo ran"
+        )
     return (
         f"saga {saga.saga_id} failed {where} ({what}); "
         f"{saga._undos_ok} of {saga._undos_total} undo(s) succeeded"

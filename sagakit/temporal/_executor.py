@@ -22,7 +22,13 @@ from temporalio import workflow
 
 from sagakit._backend import Backend, StepCall
 from sagakit._context import Phase
-from sagakit._exceptions import OptionsError, SagaFailed, SagaStateError, StepDefinitionError
+from sagakit._exceptions import (
+    OptionsError,
+    SagaDefinitionError,
+    SagaFailed,
+    SagaStateError,
+    StepDefinitionError,
+)
 from sagakit._options import RetryPolicy, SagaOptions, StepOptions
 from sagakit._report import SagaReport
 from sagakit._saga import Saga, run_saga
@@ -409,7 +415,10 @@ class TemporalExecutor:
                 `report_from_failure`), and `__cause__` the original error.
                 A step the backend cannot run (`StepDefinitionError`,
                 `OptionsError`) ends the same way, before anything of that
-                step is scheduled.
+                step is scheduled. A saga function that cannot run at all (not
+                an `async def`, or not taking the Saga first) fails the run
+                with a non-retryable `ApplicationError` of type
+                `StepDefinitionError` before anything is scheduled.
             asyncio.CancelledError: the workflow was cancelled; the saga was
                 unwound first.
             SagaStateError: called outside a workflow.
@@ -427,6 +436,12 @@ class TemporalExecutor:
             )
         try:
             return await run_saga(saga, saga_fn, args)
+        except SagaDefinitionError as e:
+            # Raised before the saga started (a saga function that cannot take the
+            # Saga): nothing to unwind, and retrying the workflow task cannot help.
+            raise temporalio.exceptions.ApplicationError(
+                str(e), type=type(e).__name__, non_retryable=True
+            ) from None
         except SagaFailed as e:
             cause = e.__cause__
             if (

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, NoReturn
+from typing import Any
 
 from sagakit._exceptions import SagaStateError, StepDefinitionError
 
@@ -29,7 +29,8 @@ class _Ref:
         # The core names a step after its do's __name__.
         self.__name__ = name
 
-    def __call__(self, *args: Any) -> NoReturn:
+    # Typed `Any`, not `NoReturn`: a ref is a step's untyped path (its result has no type).
+    def __call__(self, *args: Any) -> Any:
         raise SagaStateError(
             f"{self!r} only runs as a step of a saga on Temporal: "
             f"`await saga.step({self!r}, undo, *args)` inside a TemporalExecutor"

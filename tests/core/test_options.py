@@ -91,7 +91,7 @@ class TestPrecedence:
 
 class TestOptionNames:
     def test_step_options_use_temporal_names(self) -> None:
-        """Step options take temporalio's names, plus name, undo_retry_policy, local, summary."""
+        """Step options take temporalio's names, plus sagakit's own: name, kind, pass_result, ..."""
         assert set(StepOptions.model_fields) == {
             "start_to_close_timeout",
             "schedule_to_close_timeout",
@@ -102,6 +102,8 @@ class TestOptionNames:
             "name",
             "local",
             "summary",
+            "kind",
+            "pass_result",
         }
 
     def test_saga_options_have_the_two_unwind_knobs(self) -> None:

@@ -27,6 +27,7 @@ SAGAKIT_ALL = [
     "SagaStatus",
     "StepContext",
     "StepDefinitionError",
+    "StepKind",
     "StepOptions",
     "StepReport",
     "StepStatus",
