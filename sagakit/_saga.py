@@ -251,7 +251,7 @@ class Saga:
     def step(
         self,
         do: Callable[[*Ts], Awaitable[R]],
-        undo: Callable[[*Ts], Any] | None,
+        undo: Callable[[*Ts], Any] | str | None,
         /,
         *args: *Ts,
         pass_result: Literal[False] = False,
@@ -262,7 +262,7 @@ class Saga:
     def step(
         self,
         do: Callable[[*Ts], Awaitable[R]],
-        undo: Callable[[*Ts, R | None], Any] | None,
+        undo: Callable[[*Ts, R | None], Any] | str | None,
         /,
         *args: *Ts,
         pass_result: Literal[True],
@@ -273,7 +273,7 @@ class Saga:
     def step(
         self,
         do: Callable[[*Ts], R],
-        undo: Callable[[*Ts], Any] | None,
+        undo: Callable[[*Ts], Any] | str | None,
         /,
         *args: *Ts,
         pass_result: Literal[False] = False,
@@ -284,7 +284,7 @@ class Saga:
     def step(
         self,
         do: Callable[[*Ts], R],
-        undo: Callable[[*Ts, R | None], Any] | None,
+        undo: Callable[[*Ts, R | None], Any] | str | None,
         /,
         *args: *Ts,
         pass_result: Literal[True],

@@ -40,7 +40,9 @@ class _Ref:
         return f"{type(self).__name__}({self.name!r})"
 
     def __eq__(self, other: object) -> bool:
-        return type(other) is type(self) and (self.name, self.result_type) == (
+        if not isinstance(other, _Ref) or type(other) is not type(self):
+            return False
+        return (self.name, self.result_type) == (
             other.name,
             other.result_type,
         )
