@@ -1,4 +1,4 @@
-"""The contract of API.md §2-4, one test body on every backend.
+"""The contract of API.md §2-4, 6, 7 and 9, one test body on every backend.
 
 Each test runs once on `InMemoryExecutor` and once on a real Temporal dev
 server (the anyio model): the `backend` fixture of `conftest.py` is

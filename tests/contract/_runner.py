@@ -11,6 +11,10 @@ worker on a fresh task queue. Both turn how the run ended into an `Outcome`:
 
 So a test asserts `outcome.error == "SagaFailed"` and
 `outcome.cause.type == "Boom"` and reads `outcome.report` the same way on both.
+A saga function the executor refuses before it starts (nothing ran, nothing to
+unwind) raises `Refused` on both: in memory `executor.run` raised the
+`SagaDefinitionError` itself; on Temporal the workflow failed with an
+`ApplicationError` of that type, not `SagaFailed`.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ from datetime import timedelta
 from typing import Any
 
 from temporalio.client import Client, WorkflowFailureError, WorkflowHandle
+from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.exceptions import (
     ActivityError,
     ApplicationError,
@@ -35,7 +40,14 @@ from temporalio.exceptions import (
 from temporalio.exceptions import TimeoutError as TemporalTimeoutError
 from temporalio.worker import Worker
 
-from sagakit import ErrorInfo, RetryPolicy, SagaFailed, SagaOptions, SagaReport
+from sagakit import (
+    ErrorInfo,
+    RetryPolicy,
+    SagaDefinitionError,
+    SagaFailed,
+    SagaOptions,
+    SagaReport,
+)
 from sagakit.inmemory import InMemoryExecutor
 from sagakit.temporal import REPORT_QUERY, SAGA_FAILED_TYPE, SagakitPlugin
 
@@ -49,6 +61,7 @@ __all__ = [
     "InMemory",
     "OnTemporal",
     "Outcome",
+    "Refused",
     "Run",
     "options",
 ]
@@ -89,6 +102,21 @@ class Outcome:
     """The run was cancelled, and ended cancelled (after its undos ran)."""
 
 
+class Refused(Exception):
+    """The executor refused the saga function before it started: nothing ran or unwound."""
+
+    def __init__(self, error: ErrorInfo) -> None:
+        super().__init__(f"{error.type}: {error.message}")
+        self.error = error
+        """The refusal: its type name (`StepDefinitionError`, ...) and message."""
+
+
+_DEFINITION_ERRORS = frozenset(
+    c.__name__ for c in (SagaDefinitionError, *SagaDefinitionError.__subclasses__())
+)
+"""Type names of the errors that refuse a saga before it starts."""
+
+
 class Run(abc.ABC):
     """A saga run under way."""
 
@@ -101,8 +129,9 @@ class Run(abc.ABC):
         """Wait for the run to end; how it ended.
 
         Raises:
+            Refused: the executor refused the saga function before it started.
             BaseException: it ended other than by succeeding, failing with
-                `SagaFailed`, or being cancelled: a bug, shown as it is.
+                `SagaFailed`, being refused or cancelled: a bug, shown as it is.
         """
 
 
@@ -114,6 +143,10 @@ class Backend(abc.ABC):
     timeout_error: str
     """Type name of the error a step timing out fails with (API.md: `StepTimeoutError`
     in memory, temporalio's own `TimeoutError` on Temporal)."""
+
+    def with_pydantic_converter(self) -> Backend:
+        """This backend, with pydantic models travelling as themselves (nothing to do here)."""
+        return self
 
     @abc.abstractmethod
     def start(
@@ -151,6 +184,8 @@ class _InMemoryRun(Run):
             return Outcome(
                 report=error.report, error="SagaFailed", cause=_describe(error.__cause__)
             )
+        if isinstance(error, SagaDefinitionError):
+            raise Refused(_describe(error)) from error
         if error is not None:
             raise error
         return Outcome(report=self.executor.last_report, result=self.task.result())
@@ -204,6 +239,8 @@ class _TemporalRun(Run):
                     cause = ErrorInfo(type="TimeoutError", message=original.message)
                 else:
                     cause = _describe(original)
+            elif isinstance(failure, ApplicationError) and failure.type in _DEFINITION_ERRORS:
+                raise Refused(_describe(failure)) from e
             else:
                 raise
         finally:
@@ -221,6 +258,12 @@ class OnTemporal(Backend):
 
     def __init__(self, client: Client) -> None:
         self.client = client
+
+    def with_pydantic_converter(self) -> OnTemporal:
+        """The same server, through a client (and so workers) on `pydantic_data_converter`."""
+        config = self.client.config()
+        config["data_converter"] = pydantic_data_converter
+        return OnTemporal(Client(**config))
 
     @asynccontextmanager
     async def start(

@@ -20,8 +20,11 @@ import uuid
 from collections import defaultdict
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
+from datetime import date
+from decimal import Decimal
 from typing import Any
 
+from pydantic import BaseModel
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
@@ -209,7 +212,75 @@ async def undo_nothing() -> None:
     """An undo that takes no args: unfit for any step that passes some."""
 
 
-ACTIVITIES: list[Callable[..., Any]] = [*DO.values(), *UNDO.values(), charge, refund, undo_nothing]
+def _undo_seeing_result(name: str) -> Callable[[Plan, str | None], Awaitable[None]]:
+    async def fn(plan: Plan, result: str | None) -> None:
+        _entry(plan, "ran", "undo", name, result)
+
+    fn.__name__ = fn.__qualname__ = f"undo_{name}_seeing_result"
+    return activity.defn(name=fn.__name__)(fn)
+
+
+UNDO_SEEING_RESULT = {n: _undo_seeing_result(n) for n in STEPS}
+"""`undo_a_seeing_result` ...: the undo of `do_a` for `pass_result=True`; journals the
+result it was given as its one arg (`Entry.args == (result,)`)."""
+
+
+@dataclass(frozen=True)
+class Account:
+    """What `open_account` returns: a typed result for its undo to receive."""
+
+    number: str
+    owner: str
+
+
+@activity.defn
+async def open_account(plan: Plan, owner: str) -> Account:
+    """A do that returns a dataclass; fails (non-retryable `Boom`) if the plan says so."""
+    _entry(plan, "ran", "do", "open_account", owner)
+    if "open_account" in plan.fail:
+        raise ApplicationError("open_account failed", type="Boom", non_retryable=True)
+    return Account(number=f"acct-of-{owner}", owner=owner)
+
+
+@activity.defn
+async def close_account(plan: Plan, owner: str, account: Account | None) -> None:
+    """The undo of `open_account` with `pass_result=True`: its args, then the account."""
+    _entry(plan, "ran", "undo", "close_account", owner, account)
+
+
+class Ledger(BaseModel):
+    """What `open_ledger` returns: a pydantic result (for the pydantic data converter)."""
+
+    owner: str
+    opened: date
+    balance: Decimal
+
+
+@activity.defn
+async def open_ledger(plan: Plan, owner: str) -> Ledger:
+    """A do that returns a pydantic model."""
+    _entry(plan, "ran", "do", "open_ledger", owner)
+    return Ledger(owner=owner, opened=date(2026, 12, 1), balance=Decimal("10.50"))
+
+
+@activity.defn
+async def close_ledger(plan: Plan, owner: str, ledger: Ledger | None) -> None:
+    """The undo of `open_ledger` with `pass_result=True`: its args, then the ledger."""
+    _entry(plan, "ran", "undo", "close_ledger", owner, ledger)
+
+
+ACTIVITIES: list[Callable[..., Any]] = [
+    *DO.values(),
+    *UNDO.values(),
+    *UNDO_SEEING_RESULT.values(),
+    charge,
+    refund,
+    undo_nothing,
+    open_account,
+    close_account,
+    open_ledger,
+    close_ledger,
+]
 """Every activity, for the Temporal worker."""
 
 
