@@ -42,7 +42,7 @@ class StepCall:
         self.context = context
         """What `current_step()` answers inside the call."""
         self.attempts: int | None = None
-        """Set by the backend: attempts made, when it can know."""
+        """Set by the backend: attempts made, when known; 0: never started (no undo then)."""
 
     @property
     def phase(self) -> Phase:

@@ -7,6 +7,7 @@ The hierarchy::
     ├── CompensationError              one or more undos finally failed (also an ExceptionGroup)
     ├── SagaDefinitionError            bad input, raised before anything runs
     │   ├── StepDefinitionError        (also TypeError) a do/undo a backend cannot run
+    │   │   └── PayloadTooLargeError   its args encode past the payload limit
     │   └── OptionsError               (also ValueError) an option out of range or unknown
     ├── SagaStateError                 (also RuntimeError) the builder used at the wrong time
     │   └── NotInStepError             `idempotency_key()` / `current_step()` outside a step
@@ -98,6 +99,26 @@ class SagaDefinitionError(SagaError):
 
 class StepDefinitionError(SagaDefinitionError, TypeError):
     """A do or undo that the backend cannot run (not callable, a coroutine object, wrong args)."""
+
+
+class PayloadTooLargeError(StepDefinitionError):
+    """A do's or undo's args encode to more than the payload limit (Temporal's is 2 MB).
+
+    Raised before the call is scheduled, so the step's undo does not run (there
+    is nothing to undo); the saga unwinds the steps before it.
+    """
+
+    def __init__(self, what: str, size: int, limit: int) -> None:
+        super().__init__(
+            f"{what}: its args encode to {size / 2**20:.1f} MiB, over the payload limit of "
+            f"{limit / 2**20:.1f} MiB (Temporal refuses such a payload and retries the "
+            f"workflow task forever): pass a reference to the data (a key, a URL) instead "
+            f"of the data itself"
+        )
+        self.size = size
+        """The encoded size of the args, in bytes."""
+        self.limit = limit
+        """The limit they went over, in bytes."""
 
 
 class OptionsError(SagaDefinitionError, ValueError):

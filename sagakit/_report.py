@@ -73,6 +73,9 @@ class UndoStatus(StrEnum):
     """It failed after its last retry."""
     SKIPPED = "skipped"
     """Not run, because an earlier undo failed and `continue_on_compensation_error` is off."""
+    NOT_NEEDED = "not_needed"
+    """Not run: the backend never started the do (its args could not be sent), so
+    nothing took effect."""
 
 
 class ErrorInfo(BaseModel):
@@ -196,7 +199,7 @@ class SagaReport(BaseModel):
           failed; step kind null compensatable, `p` pivot, `r` retriable;
           step `r` running,
           `s` succeeded, `f` failed, `x` cancelled; undo `n` none, `p`
-          pending, `r` running, `c` compensated, `f` failed, `k` skipped.
+          pending, `r` running, `c` compensated, `f` failed, `k` skipped, `u` not needed.
 
         Args:
             saga_id: Keep the saga id; on Temporal it is the workflow's own
@@ -309,6 +312,7 @@ _UNDO_CODES: Final = {
     UndoStatus.COMPENSATED: "c",
     UndoStatus.FAILED: "f",
     UndoStatus.SKIPPED: "k",
+    UndoStatus.NOT_NEEDED: "u",
 }
 _SAGA_STATUSES: Final = {v: k for k, v in _SAGA_CODES.items()}
 _STEP_STATUSES: Final = {v: k for k, v in _STEP_CODES.items()}
@@ -401,6 +405,7 @@ _MARK = {
     UndoStatus.COMPENSATED: ("↺", _GREEN),
     UndoStatus.FAILED: ("✘", _RED),
     UndoStatus.SKIPPED: ("⊘", _YELLOW),
+    UndoStatus.NOT_NEEDED: ("·", _DIM),
     UndoStatus.RUNNING: ("…", _YELLOW),
 }
 

@@ -590,6 +590,10 @@ class Saga:
         # 2. Undo what was registered, last registered first (or all at once); nothing
         # once the pivot has succeeded: the saga is committed.
         todo = [] if self._committed else [r for r in reversed(self._steps) if r.undo is not None]
+        for r in todo:
+            if r.call.attempts == 0:  # the backend never started the do: nothing to undo
+                r.undo_status = UndoStatus.NOT_NEEDED
+        todo = [r for r in todo if r.undo_status is UndoStatus.PENDING]
         self._undos_total = len(todo)
         errors: list[Exception] = []
         if self._options.parallel_compensation:

@@ -7,6 +7,7 @@ import dataclasses
 import functools
 import inspect
 import itertools
+import sys
 import uuid
 from collections.abc import Callable, Coroutine, Iterable
 from dataclasses import dataclass
@@ -25,7 +26,7 @@ from tenacity.stop import stop_base
 
 from sagakit._backend import Backend, StepCall
 from sagakit._context import Phase, StepContext
-from sagakit._exceptions import StepDefinitionError, StepTimeoutError
+from sagakit._exceptions import PayloadTooLargeError, StepDefinitionError, StepTimeoutError
 from sagakit._options import RetryPolicy, SagaOptions, StepOptions
 from sagakit._report import SagaReport
 from sagakit._saga import Saga, run_saga
@@ -110,6 +111,8 @@ class _InMemoryBackend(Backend):
     async def call(self, call: StepCall) -> Any:
         """The first attempt, then attempts 2 and on by tenacity if it failed and may retry."""
         ex = self._executor
+        if ex.payload_limit is not None:
+            _check_payload(call, ex.payload_limit)
         start = ex.clock.time()
         policy = call.retry_policy or ex.default_retry_policy
         try:
@@ -263,6 +266,28 @@ class _InMemoryBackend(Backend):
             )
 
 
+def _check_payload(call: StepCall, limit: int) -> None:
+    """Refuse args over Temporal's payload limit, as the Temporal backend does.
+
+    Only args whose own size in memory is a quarter of the limit or more are
+    encoded (with temporalio's default converter) to measure them: most args
+    cost nothing, and a value the converter cannot encode is allowed in memory.
+    """
+    if all(sys.getsizeof(a) < limit // 4 for a in call.args):
+        return
+    from temporalio.converter import default
+
+    try:
+        payloads = default().payload_converter.to_payloads(call.args)
+    except Exception:
+        return
+    size = sum(p.ByteSize() for p in payloads)
+    if size > limit:
+        call.attempts = 0
+        what = f"the {call.phase.value} of step {call.context.name!r}"
+        raise PayloadTooLargeError(what, size, limit)
+
+
 class _StopAtDeadline(stop_base):
     """Stop retrying when the next backoff would end past `schedule_to_close_timeout`."""
 
@@ -328,6 +353,7 @@ class InMemoryExecutor:
         default_retry_policy: RetryPolicy | None = None,
         unlimited_attempts: int = 1000,
         record_calls: bool = True,
+        payload_limit: int | None = 2 * 1024 * 1024,
     ) -> None:
         """Set up an executor; it can run many sagas, one after another or at once.
 
@@ -338,6 +364,9 @@ class InMemoryExecutor:
             default_retry_policy: for steps with no policy (default: Temporal's defaults).
             unlimited_attempts: where `maximum_attempts=0` stops in memory.
             record_calls: keep an `Attempt` in `calls` for every attempt.
+            payload_limit: refuse a do's or undo's args that encode past this
+                many bytes (`PayloadTooLargeError`), as Temporal does; `None`
+                checks nothing.
         """
         if unlimited_attempts < 1:
             raise ValueError("unlimited_attempts must be >= 1")
@@ -352,6 +381,8 @@ class InMemoryExecutor:
         self.unlimited_attempts = unlimited_attempts
         """Attempts after which an unlimited policy gives up."""
         self.record_calls = record_calls
+        self.payload_limit = payload_limit
+        """Most bytes a call's args may encode to, as on Temporal; `None`: unchecked."""
         """Whether every attempt is recorded in `calls`."""
         self._calls: list[Attempt] = []
         # (step context, attempt, error) of the attempts not yet in `_calls`: the

@@ -9,6 +9,7 @@ back from a failed saga's workflow failure.
 """
 
 from sagakit.temporal._executor import (
+    PAYLOAD_LIMIT,
     REPORT_QUERY,
     SAGA_FAILED_TYPE,
     TemporalExecutor,
@@ -19,6 +20,7 @@ from sagakit.temporal._plugin import SagakitInterceptor, SagakitPlugin
 from sagakit.temporal._refs import ActivityRef, ChildWorkflowRef
 
 __all__ = [
+    "PAYLOAD_LIMIT",
     "REPORT_QUERY",
     "SAGA_FAILED_TYPE",
     "STEP_HEADER",

@@ -24,6 +24,7 @@ from sagakit._backend import Backend, StepCall
 from sagakit._context import Phase
 from sagakit._exceptions import (
     OptionsError,
+    PayloadTooLargeError,
     SagaDefinitionError,
     SagaFailed,
     SagaStateError,
@@ -31,16 +32,25 @@ from sagakit._exceptions import (
 )
 from sagakit._options import RetryPolicy, SagaOptions, StepOptions
 from sagakit._report import SagaReport
-from sagakit._saga import Saga, run_saga
+from sagakit._saga import Saga, _message, run_saga
 from sagakit.temporal._header import run_saga_base
 from sagakit.temporal._refs import ActivityRef, ChildWorkflowRef
 
-__all__ = ["REPORT_QUERY", "SAGA_FAILED_TYPE", "TemporalExecutor", "report_from_failure"]
+__all__ = [
+    "PAYLOAD_LIMIT",
+    "REPORT_QUERY",
+    "SAGA_FAILED_TYPE",
+    "TemporalExecutor",
+    "report_from_failure",
+]
 
 R = TypeVar("R")
 
 REPORT_QUERY: Final = "sagakit_report"
 """The query that returns the live report (JSON) of the workflow's latest saga."""
+
+PAYLOAD_LIMIT: Final = 2 * 1024 * 1024
+"""Temporal's default limit on the payloads of one call (bytes), checked before scheduling."""
 
 SAGA_FAILED_TYPE: Final = "SagaFailed"
 """`ApplicationError.type` of the failure a failed saga ends its workflow run with."""
@@ -181,9 +191,10 @@ async def _settle(handle: asyncio.Future[Any]) -> Any:
 class _TemporalBackend(Backend):
     """One saga run inside one workflow run."""
 
-    def __init__(self, index: int) -> None:
+    def __init__(self, index: int, payload_limit: int) -> None:
         info = workflow.info()
         self._index = index
+        self._payload_limit = payload_limit
         base = run_saga_base(info.workflow_id, info.run_id)
         # The n-th saga of a workflow run is told apart by its start order, which
         # replays identically.
@@ -236,14 +247,15 @@ class _TemporalBackend(Backend):
         step_id = f"{self._prefix}{ctx.seq}.{ctx.name}{suffix}"
         if target.kind is _Kind.INLINE:
             return await call.fn(*call.args)
+        args = self._encode(call)
         retry = _retry(call.retry_policy)
         if target.kind is _Kind.CHILD:
-            return await self._child(target, call, step_id, retry)
+            return await self._child(target, call, args, step_id, retry)
         handle: asyncio.Future[Any]
         if opts.local:
             handle = workflow.start_local_activity(
                 target.ref,
-                args=list(call.args),
+                args=args,
                 result_type=target.result_type,
                 schedule_to_close_timeout=opts.schedule_to_close_timeout,
                 start_to_close_timeout=opts.start_to_close_timeout,
@@ -255,7 +267,7 @@ class _TemporalBackend(Backend):
         else:
             handle = workflow.start_activity(
                 target.ref,
-                args=list(call.args),
+                args=args,
                 task_queue=opts.task_queue,
                 result_type=target.result_type,
                 schedule_to_close_timeout=opts.schedule_to_close_timeout,
@@ -268,10 +280,35 @@ class _TemporalBackend(Backend):
             )
         return await _settle(handle)
 
+    def _encode(self, call: StepCall) -> list[Any]:
+        """The call's args as payloads, refused here if they cannot travel.
+
+        Encoded once, here, and handed to temporalio as `RawValue`s (which it
+        sends as they are): an arg the converter cannot encode, or args over the
+        payload limit, would otherwise fail every workflow task from now on.
+        Refused, the call never started (`attempts = 0`), so its undo is not run.
+        """
+        what = f"the {call.phase.value} of step {call.context.name!r}"
+        try:
+            payloads = workflow.payload_converter().to_payloads(call.args)
+        except Exception as e:
+            call.attempts = 0
+            raise StepDefinitionError(
+                f"{what}: its args cannot be encoded by the workflow's data converter "
+                f"({type(e).__name__}: {e}): pass values it can serialise (JSON types, "
+                f"dataclasses; pydantic models with pydantic_data_converter)"
+            ) from None
+        size = sum(p.ByteSize() for p in payloads)
+        if size > self._payload_limit:
+            call.attempts = 0
+            raise PayloadTooLargeError(what, size, self._payload_limit)
+        return [temporalio.common.RawValue(p) for p in payloads]
+
     async def _child(
         self,
         target: _Target,
         call: StepCall,
+        args: list[Any],
         step_id: str,
         retry: temporalio.common.RetryPolicy | None,
     ) -> Any:
@@ -282,7 +319,7 @@ class _TemporalBackend(Backend):
         start = asyncio.ensure_future(
             workflow.start_child_workflow(
                 target.ref,
-                args=list(call.args),
+                args=args,
                 id=f"{self._workflow_id}.{step_id}",
                 task_queue=opts.task_queue,
                 result_type=target.result_type,
@@ -387,6 +424,10 @@ class TemporalExecutor:
             history per step, plus its error messages. Without it the
             report stays available through the query, which a closed
             workflow still answers.
+        payload_limit: Most bytes a do's or undo's args may encode to, checked
+            before the step is scheduled (`PayloadTooLargeError`): a payload
+            over the namespace's limit would fail every workflow task. Raise it
+            only if your namespace allows more.
     """
 
     def __init__(
@@ -395,10 +436,14 @@ class TemporalExecutor:
         *,
         report_query: str | None = REPORT_QUERY,
         report_in_failure: bool = True,
+        payload_limit: int = PAYLOAD_LIMIT,
     ) -> None:
         self._options = options if options is not None else SagaOptions()
         self._report_query = report_query
         self._report_in_failure = report_in_failure
+        if payload_limit < 1:
+            raise ValueError("payload_limit must be >= 1 byte (Temporal's default is 2 MiB)")
+        self._payload_limit = payload_limit
 
     @property
     def options(self) -> SagaOptions:
@@ -419,17 +464,35 @@ class TemporalExecutor:
                 an `async def`, or not taking the Saga first) fails the run
                 with a non-retryable `ApplicationError` of type
                 `StepDefinitionError` before anything is scheduled.
+                A `BaseException` that is not an `Exception` (`KeyboardInterrupt`,
+                `SystemExit`, a subclass of your own) raised in workflow code (an
+                inline step, the saga function) is not a saga failure: the saga is
+                unwound, then the run fails with a non-retryable `ApplicationError`
+                whose type is the exception's class name, details and cause as
+                for `SagaFailed`. Re-raised, it would stop the worker's workflow
+                thread, or leave the workflow hanging.
             asyncio.CancelledError: the workflow was cancelled; the saga was
                 unwound first.
             SagaStateError: called outside a workflow.
         """
+
+        def failure(
+            message: str, error_type: str, report: SagaReport
+        ) -> temporalio.exceptions.ApplicationError:
+            # The saga id is the workflow's own id: no need to repeat it in the history.
+            message = message.replace(f"saga {report.saga_id} ", "saga ", 1)
+            details = (report.to_compact(saga_id=False),) if self._report_in_failure else ()
+            return temporalio.exceptions.ApplicationError(
+                message, *details, type=error_type, non_retryable=True
+            )
+
         if not workflow.in_workflow():
             raise SagaStateError(
                 "TemporalExecutor.run() was called outside a Temporal workflow: call it "
                 "from a @workflow.run method (use sagakit.inmemory.InMemoryExecutor in "
                 "plain Python and unit tests)"
             )
-        saga = Saga(_TemporalBackend(_next_index()), self._options)
+        saga = Saga(_TemporalBackend(_next_index(), self._payload_limit), self._options)
         if self._report_query is not None:
             workflow.set_query_handler(
                 self._report_query, lambda: saga.report().model_dump(mode="json")
@@ -452,16 +515,26 @@ class TemporalExecutor:
                 # The do saw the workflow's cancel as its own failure; the run was
                 # cancelled, so it must end cancelled, not failed.
                 raise asyncio.CancelledError() from e
-            report = e.report
-            # The saga id is the workflow's own id: no need to repeat it in the history.
-            message = str(e).replace(f"saga {report.saga_id} ", "saga ", 1)
-            details = (report.to_compact(saga_id=False),) if self._report_in_failure else ()
-            raise temporalio.exceptions.ApplicationError(
-                message,
-                *details,
-                type=SAGA_FAILED_TYPE,
-                non_retryable=True,
-            ) from cause
+            raise failure(str(e), SAGA_FAILED_TYPE, e.report) from cause
+        except (Exception, asyncio.CancelledError, GeneratorExit):
+            raise
+        except BaseException as e:
+            # run_saga re-raises a BaseException as it is, once the saga is unwound.
+            # temporalio's own (eviction, continue-as-new, deadlock) must pass.
+            if saga._backend.passes_through(e) or type(e).__module__.startswith("temporalio"):
+                raise
+            # Out of the workflow, KeyboardInterrupt and SystemExit stop the worker's
+            # workflow thread (the worker stays up and runs nothing more), and any
+            # other BaseException leaves the run hanging: fail the run instead.
+            name = type(e).__name__
+            raise failure(
+                f"{_message(saga)}; then the workflow run failed: {name} is a "
+                f"BaseException, and one raised in workflow code (an inline step or the "
+                f"saga function) ends the run once the saga is unwound. To fail a step "
+                f"or the saga, raise an Exception subclass instead",
+                name,
+                saga.report(),
+            ) from e
 
 
 def report_from_failure(err: BaseException, *, saga_id: str | None = None) -> SagaReport | None:

@@ -10,14 +10,17 @@ import temporalio.common
 
 from sagakit import (
     OptionsError,
+    PayloadTooLargeError,
     RetryPolicy,
     Saga,
     SagaFailed,
     SagaOptions,
     SagaReport,
     SagaStateError,
+    SagaStatus,
     StepDefinitionError,
     StepKind,
+    UndoStatus,
 )
 from sagakit.inmemory import InMemoryExecutor
 
@@ -161,3 +164,39 @@ class TestKindsInTheReport:
         timeline = report.timeline(color=False)
         assert "charge [pivot]" in timeline
         assert "ship [retriable]" in timeline
+
+
+class TestPayloads:
+    async def test_args_over_the_payload_limit_are_refused_as_on_temporal(
+        self, journal: Journal
+    ) -> None:
+        """Args that Temporal would refuse fail their step unstarted; only earlier steps unwind."""
+        do_a, undo_a = journal.step("a")
+        do_b, undo_b = journal.step("b")
+
+        async def saga(s: Saga) -> None:
+            await s.step(do_a, undo_a, "small")
+            await s.step(do_b, undo_b, "x" * 3_000_000)
+
+        with pytest.raises(SagaFailed) as info:
+            await InMemoryExecutor(options()).run(saga)
+        cause = info.value.__cause__
+        assert isinstance(cause, PayloadTooLargeError)
+        assert cause.limit == 2 * 1024 * 1024
+        assert "over the payload limit" in str(cause)
+        assert journal.done == ["a"]
+        assert journal.undone == ["a"]
+        step_b = info.value.report.steps[1]
+        assert step_b.undo is not None
+        assert step_b.undo.status is UndoStatus.NOT_NEEDED
+        assert info.value.report.status is SagaStatus.COMPENSATED
+
+    async def test_the_limit_can_be_lifted(self, journal: Journal) -> None:
+        """payload_limit=None checks nothing (for sagas that never run on Temporal)."""
+        do_a, undo_a = journal.step("a")
+
+        async def saga(s: Saga) -> None:
+            await s.step(do_a, undo_a, "x" * 3_000_000)
+
+        await InMemoryExecutor(options(), payload_limit=None).run(saga)
+        assert journal.done == ["a"]

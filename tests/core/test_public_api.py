@@ -15,6 +15,7 @@ SAGAKIT_ALL = [
     "ErrorInfo",
     "NotInStepError",
     "OptionsError",
+    "PayloadTooLargeError",
     "Phase",
     "RetryPolicy",
     "Saga",
