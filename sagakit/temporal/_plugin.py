@@ -9,17 +9,27 @@ It does two things a worker needs for sagas:
 * passes `sagakit` through the workflow sandbox, so the workflow code, the
   interceptor and the executor share one `sagakit._context._current` (a
   sandbox re-import would make a second, empty one).
+
+On request (`encode_failure_attributes=True`) it also makes the client's data
+converter encode failure messages and stack traces, so that a payload codec
+covers them too.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from temporalio import activity, workflow
 from temporalio.api.common.v1 import Payload
-from temporalio.converter import DataConverter
+from temporalio.api.failure.v1 import Failure
+from temporalio.converter import (
+    DataConverter,
+    DefaultFailureConverter,
+    DefaultFailureConverterWithEncodedAttributes,
+)
+from temporalio.exceptions import ApplicationError
 from temporalio.plugin import SimplePlugin
 from temporalio.worker import (
     ActivityInboundInterceptor,
@@ -29,6 +39,7 @@ from temporalio.worker import (
     StartActivityInput,
     StartChildWorkflowInput,
     StartLocalActivityInput,
+    WorkerConfig,
     WorkflowInboundInterceptor,
     WorkflowInterceptorClassInput,
     WorkflowOutboundInterceptor,
@@ -139,6 +150,47 @@ def _passthrough(runner: WorkflowRunner | None) -> WorkflowRunner:
     return runner
 
 
+_PROBE = "sagakit: failure attribute probe"
+
+
+def _encodes_failure_attributes(converter: DataConverter) -> bool:
+    """Whether `converter` moves failure messages and stack traces into encoded attributes.
+
+    Checked by converting a probe error, so it holds for any failure converter,
+    not only temporalio's own.
+    """
+    failure = Failure()
+    converter.failure_converter.to_failure(
+        ApplicationError(_PROBE), converter.payload_converter, failure
+    )
+    return failure.HasField("encoded_attributes") and _PROBE not in failure.message
+
+
+def _with_encoded_failure_attributes(converter: DataConverter) -> DataConverter:
+    """`converter`, changed if needed to encode failure messages and stack traces.
+
+    Its payload converter, codec and everything else are kept; only the failure
+    converter becomes `DefaultFailureConverterWithEncodedAttributes`.
+
+    Raises:
+        ValueError: `converter` has a failure converter of its own that does not
+            encode them; sagakit does not replace it.
+    """
+    if _encodes_failure_attributes(converter):
+        return converter
+    if converter.failure_converter_class is not DefaultFailureConverter:
+        raise ValueError(
+            "encode_failure_attributes=True, but the data converter's failure converter "
+            f"{converter.failure_converter_class.__qualname__} does not encode failure "
+            "attributes, and sagakit does not replace a failure converter of your own: "
+            "make it encode them (a DefaultFailureConverter subclass passes "
+            "encode_common_attributes=True to its __init__)"
+        )
+    return dataclasses.replace(
+        converter, failure_converter_class=DefaultFailureConverterWithEncodedAttributes
+    )
+
+
 class SagakitPlugin(SimplePlugin):
     """The worker (and replayer) plugin every worker that runs sagakit code needs.
 
@@ -157,17 +209,77 @@ class SagakitPlugin(SimplePlugin):
         )
         ```
 
+        With an encrypting codec, on the client, so that its workers encode
+        failures too:
+
+        ```python
+        converter = dataclasses.replace(pydantic_data_converter, payload_codec=MyCodec())
+        client = await Client.connect(
+            "localhost:7233",
+            plugins=[SagakitPlugin(data_converter=converter, encode_failure_attributes=True)],
+        )
+        ```
+
     Args:
         data_converter: A data converter for the client and replayer, for
             example `temporalio.contrib.pydantic.pydantic_data_converter` to
             pass pydantic models as step args and results; `None` keeps the
             client's.
+        encode_failure_attributes: Make the client's (and replayer's) data
+            converter, `data_converter` if given, encode failure messages and
+            stack traces (temporalio's
+            `DefaultFailureConverterWithEncodedAttributes`), so that its
+            payload codec encrypts them: a failed saga's message repeats its
+            step's error message. A worker uses its client's data converter,
+            so put the plugin on the client; on a worker whose client does not
+            encode them it raises `ValueError`. Without a payload codec this
+            hides nothing (the attributes are then plain JSON payloads).
+
+    Raises:
+        ValueError: `encode_failure_attributes=True` with a data converter
+            whose own failure converter does not encode them (when the plugin
+            is made, or when it configures a client or replayer with one), or
+            on a worker whose client's converter does not encode them.
     """
 
-    def __init__(self, *, data_converter: DataConverter | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        data_converter: DataConverter | None = None,
+        encode_failure_attributes: bool = False,
+    ) -> None:
+        self._encode_failure_attributes = encode_failure_attributes
+        converter: DataConverter | Callable[[DataConverter | None], DataConverter] | None
+        if not encode_failure_attributes:
+            converter = data_converter
+        elif data_converter is not None:
+            # Checked now, so a custom failure converter is refused where it is passed.
+            converter = _with_encoded_failure_attributes(data_converter)
+        else:
+            converter = _encode_existing
         super().__init__(
             "sagakit.SagakitPlugin",
-            data_converter=data_converter,
+            data_converter=converter,
             interceptors=[SagakitInterceptor()],
             workflow_runner=_passthrough,
         )
+
+    def configure_worker(self, config: WorkerConfig) -> WorkerConfig:
+        """See base class; also refuses a worker that would not encode failures as asked."""
+        client = config.get("client")
+        if (
+            self._encode_failure_attributes
+            and client is not None
+            and not _encodes_failure_attributes(client.data_converter)
+        ):
+            raise ValueError(
+                "SagakitPlugin(encode_failure_attributes=True) is on a worker whose client "
+                "does not encode failure attributes; a worker uses its client's data "
+                "converter, so put the plugin on the client instead: "
+                "Client.connect(..., plugins=[SagakitPlugin(encode_failure_attributes=True)])"
+            )
+        return super().configure_worker(config)
+
+
+def _encode_existing(existing: DataConverter | None) -> DataConverter:
+    return _with_encoded_failure_attributes(existing or DataConverter.default)

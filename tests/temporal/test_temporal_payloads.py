@@ -11,18 +11,22 @@ from decimal import Decimal
 import pytest
 from conftest import new_id, saga_worker
 from temporalio.api.common.v1 import Payload
-from temporalio.client import Client, WorkflowFailureError
+from temporalio.api.enums.v1 import EventType
+from temporalio.client import Client, WorkflowFailureError, WorkflowHistory
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.converter import (
     DataConverter,
+    DefaultFailureConverter,
     DefaultFailureConverterWithEncodedAttributes,
     PayloadCodec,
 )
-from temporalio.exceptions import ApplicationError
+from temporalio.exceptions import ActivityError, ApplicationError
 from temporalio.testing import WorkflowEnvironment
+from temporalio.worker import Replayer, Worker
 from workflows.activities import ALL, JOURNAL, Job, events
 from workflows.models import ACTIVITIES, LEDGER, Booking, Trip, TripWorkflow
 from workflows.sagas import StepsWorkflow
+from workflows.secrets import CALLS, DECLINES, SECRET_ACTIVITIES, Card, PayWorkflow
 
 from sagakit import SagaStatus, StepStatus
 from sagakit.temporal import SagakitPlugin, report_from_failure
@@ -30,10 +34,12 @@ from sagakit.temporal import SagakitPlugin, report_from_failure
 pytestmark = pytest.mark.temporal
 
 
-async def plugin_client(env: WorkflowEnvironment, converter: DataConverter) -> Client:
+async def plugin_client(
+    env: WorkflowEnvironment, converter: DataConverter | None, *, encode: bool = False
+) -> Client:
     """A client whose SagakitPlugin sets the data converter (it reaches the workers too)."""
     config = env.client.config()
-    config["plugins"] = [SagakitPlugin(data_converter=converter)]
+    config["plugins"] = [SagakitPlugin(data_converter=converter, encode_failure_attributes=encode)]
     return Client(**config)
 
 
@@ -150,3 +156,152 @@ class TestEncryptingCodec:
         assert report.error is not None
         assert report.error.type == "Boom"
         assert report.compensation_order == ["do_c", "do_b", "do_a"]
+
+
+def stored(history: WorkflowHistory) -> bytes:
+    """The whole history as stored: every event's protobuf bytes, and its JSON."""
+    raw = b"".join(e.SerializeToString() for e in history.events)
+    return raw + history.to_json().encode()
+
+
+def workflow_failure_message(history: WorkflowHistory) -> str:
+    """The top-level failure message of the closed run, as stored."""
+    (event,) = [
+        e for e in history.events if e.event_type == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_FAILED
+    ]
+    return event.workflow_execution_failed_event_attributes.failure.message
+
+
+class TestEncodedFailureAttributes:
+    """`SagakitPlugin(encode_failure_attributes=True)`: error messages are encrypted too."""
+
+    async def run_pay(
+        self, env: WorkflowEnvironment, *, encode: bool
+    ) -> tuple[Card, str, WorkflowFailureError, WorkflowHistory, DataConverter]:
+        """Run `PayWorkflow` (charge declined) with pydantic + an encrypting codec."""
+        pytest.importorskip("cryptography")
+        # The user's converter (pydantic, with a codec); the plugin adds the encoding.
+        converter = dataclasses.replace(pydantic_data_converter, payload_codec=EncryptionCodec())
+        client = await plugin_client(env, converter, encode=encode)
+        card = Card(run=new_id("run"), number=f"4111-{new_id('card')}")
+        decline = f"declined-{new_id('reason')}"
+        DECLINES[card.run] = decline
+        async with saga_worker(
+            client, workflows=[PayWorkflow], activities=SECRET_ACTIVITIES, plugins=[]
+        ) as w:
+            handle = await client.start_workflow(
+                PayWorkflow.run, card, id=new_id(), task_queue=w.task_queue
+            )
+            with pytest.raises(WorkflowFailureError) as ei:
+                await handle.result()
+        # Read the history as stored, without the codec.
+        history = await env.client.get_workflow_handle(handle.id).fetch_history()
+        assert CALLS[card.run] == ["hold", "charge", "charge", "refund", "release"]
+        return card, decline, ei.value, history, client.data_converter
+
+    async def test_no_arg_value_or_error_message_in_the_history(
+        self, temporal_env: WorkflowEnvironment
+    ) -> None:
+        """With the option, neither the secret arg nor the secret error message is stored."""
+        card, decline, failure, history, converter = await self.run_pay(temporal_env, encode=True)
+        # The plugin kept the user's converter and codec and added the encoding.
+        assert converter.payload_converter_class is pydantic_data_converter.payload_converter_class
+        assert isinstance(converter.payload_codec, EncryptionCodec)
+        raw = stored(history)
+        assert card.number.encode() not in raw
+        assert decline.encode() not in raw
+        assert b"bad card" not in raw
+        assert card.run.encode() not in raw
+        assert workflow_failure_message(history) == "Encoded failure"
+        # The client (with the codec and the option) reads everything back.
+        err = failure.cause
+        assert isinstance(err, ApplicationError)
+        assert err.type == "SagaFailed"
+        assert "'charge'" in err.message
+        assert decline in err.message
+        activity_error = err.__cause__
+        assert isinstance(activity_error, ActivityError)
+        step_error = activity_error.cause
+        assert isinstance(step_error, ApplicationError)
+        assert (step_error.type, step_error.message) == ("ValueError", f"bad card {decline}")
+        report = report_from_failure(failure)
+        assert report is not None
+        assert report.status is SagaStatus.COMPENSATED
+        assert report.error is not None
+        assert report.error.type == "ValueError"
+        assert report.error.message == f"bad card {decline}"
+        assert [(s.name, s.status) for s in report.steps] == [
+            ("hold", StepStatus.SUCCEEDED),
+            ("charge", StepStatus.FAILED),
+        ]
+        assert report.compensation_order == ["charge", "hold"]
+        # A replayer with the same plugin and codec replays the encoded history.
+        replayer = Replayer(
+            workflows=[PayWorkflow],
+            plugins=[
+                SagakitPlugin(
+                    data_converter=dataclasses.replace(
+                        pydantic_data_converter, payload_codec=converter.payload_codec
+                    ),
+                    encode_failure_attributes=True,
+                )
+            ],
+        )
+        await replayer.replay_workflow(history)
+
+    async def test_without_it_the_error_message_is_plaintext(
+        self, temporal_env: WorkflowEnvironment
+    ) -> None:
+        """Control: with the codec alone, args stay encrypted but the message is stored as is."""
+        card, decline, failure, history, _ = await self.run_pay(temporal_env, encode=False)
+        raw = stored(history)
+        assert card.number.encode() not in raw
+        assert decline.encode() in raw
+        # The saga's own failure message is one of the plaintext copies.
+        assert decline in workflow_failure_message(history)
+        assert "charge" in workflow_failure_message(history)
+        # The compact report is a payload: encrypted either way.
+        assert b'"st":[' not in raw
+        report = report_from_failure(failure)
+        assert report is not None
+        assert report.error is not None
+        assert report.error.message == f"bad card {decline}"
+
+    async def test_client_converter_is_kept(self, temporal_env: WorkflowEnvironment) -> None:
+        """Without `data_converter=`, the client's own converter (and codec) gets the encoding."""
+        codec = EncryptionCodec()
+        config = temporal_env.client.config()
+        config["data_converter"] = dataclasses.replace(DataConverter.default, payload_codec=codec)
+        config["plugins"] = [SagakitPlugin(encode_failure_attributes=True)]
+        converter = Client(**config).data_converter
+        assert converter.payload_codec is codec
+        assert converter.failure_converter_class is DefaultFailureConverterWithEncodedAttributes
+
+    async def test_worker_only_is_refused(self, temporal_env: WorkflowEnvironment) -> None:
+        """On a worker whose client does not encode, the option could not work: refused."""
+        with pytest.raises(ValueError, match="put the plugin on the client"):
+            Worker(
+                temporal_env.client,
+                task_queue=new_id("tq"),
+                workflows=[PayWorkflow],
+                plugins=[SagakitPlugin(encode_failure_attributes=True)],
+            )
+
+    def test_custom_failure_converter_is_refused(self) -> None:
+        """A failure converter of the user's own is never replaced."""
+
+        class Mine(DefaultFailureConverter):
+            pass
+
+        converter = dataclasses.replace(DataConverter.default, failure_converter_class=Mine)
+        with pytest.raises(ValueError, match="Mine does not encode"):
+            SagakitPlugin(data_converter=converter, encode_failure_attributes=True)
+        # One that already encodes is kept as it is.
+
+        class Encoding(DefaultFailureConverter):
+            def __init__(self) -> None:
+                super().__init__(encode_common_attributes=True)
+
+        encoding = dataclasses.replace(DataConverter.default, failure_converter_class=Encoding)
+        plugin = SagakitPlugin(data_converter=encoding, encode_failure_attributes=True)
+        assert plugin.data_converter is encoding
