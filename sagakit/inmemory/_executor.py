@@ -9,6 +9,7 @@ import inspect
 import itertools
 import sys
 import uuid
+from collections import deque
 from collections.abc import Callable, Coroutine, Iterable
 from dataclasses import dataclass
 from datetime import timedelta
@@ -339,6 +340,10 @@ class InMemoryExecutor:
     `summary`. An unlimited retry policy (`maximum_attempts=0`) stops after
     `unlimited_attempts` attempts instead of retrying forever.
 
+    The executor keeps the last `keep_runs` runs (1000 by default) for
+    `reports` and `last_report`, so a long test session or a local service
+    does not grow without bound.
+
     Example:
         >>> executor = InMemoryExecutor(faults=[Fault.fail("book_flight")])
         >>> await executor.run(book_trip, trip)  # raises SagaFailed, car and hotel undone
@@ -353,6 +358,7 @@ class InMemoryExecutor:
         default_retry_policy: RetryPolicy | None = None,
         unlimited_attempts: int = 1000,
         record_calls: bool = True,
+        keep_runs: int | None = 1000,
         payload_limit: int | None = 2 * 1024 * 1024,
     ) -> None:
         """Set up an executor; it can run many sagas, one after another or at once.
@@ -363,13 +369,24 @@ class InMemoryExecutor:
             clock: the virtual clock (default: one starting now, moving only on sleeps).
             default_retry_policy: for steps with no policy (default: Temporal's defaults).
             unlimited_attempts: where `maximum_attempts=0` stops in memory.
-            record_calls: keep an `Attempt` in `calls` for every attempt.
+            record_calls: keep an `Attempt` in `calls` for every attempt (of
+                every run: `keep_runs` does not bound `calls`; pass False for
+                long-lived use).
+            keep_runs: how many runs to keep for `reports` and `last_report`,
+                the newest; older ones are dropped, oldest first. `None`
+                keeps every run (memory grows with each run: about 2 KB a
+                successful 5-step run, 11 KB a failed one).
             payload_limit: refuse a do's or undo's args that encode past this
                 many bytes (`PayloadTooLargeError`), as Temporal does; `None`
                 checks nothing.
         """
         if unlimited_attempts < 1:
             raise ValueError("unlimited_attempts must be >= 1")
+        if keep_runs is not None and keep_runs < 1:
+            raise ValueError(
+                f"keep_runs must be >= 1 (got {keep_runs}): it is how many runs `reports` "
+                f"keeps; pass None to keep every run"
+            )
         self.options = options if options is not None else SagaOptions()
         """Saga-wide options of every run."""
         self.faults: list[Fault] = list(faults)
@@ -381,23 +398,31 @@ class InMemoryExecutor:
         self.unlimited_attempts = unlimited_attempts
         """Attempts after which an unlimited policy gives up."""
         self.record_calls = record_calls
+        """Whether every attempt is recorded in `calls`."""
         self.payload_limit = payload_limit
         """Most bytes a call's args may encode to, as on Temporal; `None`: unchecked."""
-        """Whether every attempt is recorded in `calls`."""
         self._calls: list[Attempt] = []
         # (step context, attempt, error) of the attempts not yet in `_calls`: the
         # `Attempt` records are made only when `calls` is read.
         self._log: list[tuple[StepContext, int, BaseException | None]] = []
-        self._sagas: list[Saga] = []
+        # The newest `keep_runs` runs, for `reports`; a full deque drops its oldest.
+        self._sagas: deque[Saga] = deque(maxlen=keep_runs)
         self._prefix = uuid.uuid4().hex[:8]
         self._runs = itertools.count(1)
+
+    @property
+    def keep_runs(self) -> int | None:
+        """How many runs `reports` keeps, the newest; `None`: every run."""
+        return self._sagas.maxlen
 
     @property
     def calls(self) -> list[Attempt]:
         """Every attempt of every do and undo, in the order they ended.
 
-        The list is brought up to date each time this property is read: read
-        `executor.calls` again after a run rather than keeping the list from before.
+        Of every run, not only the `keep_runs` kept for `reports`: pass
+        `record_calls=False` to keep none. The list is brought up to date each
+        time this property is read: read `executor.calls` again after a run
+        rather than keeping the list from before.
         """
         self._calls.extend(
             Attempt(ctx.saga_id, ctx.seq, ctx.name, ctx.phase, n, error)
@@ -442,12 +467,12 @@ class InMemoryExecutor:
 
     @property
     def reports(self) -> list[SagaReport]:
-        """A report of every run so far, in the order they started."""
+        """A report of each kept run (the newest `keep_runs`), in the order they started."""
         return [s.report() for s in self._sagas]
 
     @property
     def last_report(self) -> SagaReport:
-        """The report of the latest run.
+        """The report of the latest run (started last).
 
         Raises:
             LookupError: nothing has run yet.
