@@ -188,6 +188,14 @@ async def _settle(handle: asyncio.Future[Any]) -> Any:
     return handle.result()
 
 
+class _Interrupted(BaseException):
+    """A `KeyboardInterrupt` or `SystemExit` from an inline step, on its way to `run`."""
+
+    def __init__(self, original: BaseException) -> None:
+        super().__init__(original)
+        self.original = original
+
+
 class _TemporalBackend(Backend):
     """One saga run inside one workflow run."""
 
@@ -246,7 +254,13 @@ class _TemporalBackend(Backend):
         suffix = ".undo" if ctx.phase is Phase.UNDO else ""
         step_id = f"{self._prefix}{ctx.seq}.{ctx.name}{suffix}"
         if target.kind is _Kind.INLINE:
-            return await call.fn(*call.args)
+            try:
+                return await call.fn(*call.args)
+            except (KeyboardInterrupt, SystemExit) as e:
+                # Raised in any task but the workflow's main one, asyncio re-raises
+                # these out of the event loop, which stops the worker's workflow
+                # thread: carry them as a plain BaseException to TemporalExecutor.run.
+                raise _Interrupted(e) from e
         args = self._encode(call)
         retry = _retry(call.retry_policy)
         if target.kind is _Kind.CHILD:
@@ -347,7 +361,7 @@ class _TemporalBackend(Backend):
 
     def describe_error(self, exc: BaseException) -> tuple[str, str]:
         """See through `ActivityError` / `ChildWorkflowError` to the error inside."""
-        inner: BaseException = exc
+        inner: BaseException = exc.original if isinstance(exc, _Interrupted) else exc
         while (
             isinstance(
                 inner,
@@ -362,7 +376,7 @@ class _TemporalBackend(Backend):
             return "TimeoutError", f"{inner.type.name if inner.type else 'unknown'} timeout"
         if isinstance(inner, temporalio.exceptions.FailureError):
             return type(inner).__name__, inner.message
-        return type(exc).__name__, str(exc)
+        return type(inner).__name__, str(inner)
 
     def passes_through(self, exc: BaseException) -> bool:
         """Eviction and continue-as-new end the workflow task, not the saga: never compensate."""
@@ -526,15 +540,16 @@ class TemporalExecutor:
             # Out of the workflow, KeyboardInterrupt and SystemExit stop the worker's
             # workflow thread (the worker stays up and runs nothing more), and any
             # other BaseException leaves the run hanging: fail the run instead.
-            name = type(e).__name__
+            original = e.original if isinstance(e, _Interrupted) else e
+            name = type(original).__name__
             raise failure(
                 f"{_message(saga)}; then the workflow run failed: {name} is a "
-                f"BaseException, and one raised in workflow code (an inline step or the "
-                f"saga function) ends the run once the saga is unwound. To fail a step "
-                f"or the saga, raise an Exception subclass instead",
+                f"BaseException, and one raised in workflow code (an inline step or "
+                f"undo, or the saga function) ends the run. To fail a step or the saga, "
+                f"raise an Exception subclass instead",
                 name,
                 saga.report(),
-            ) from e
+            ) from original
 
 
 def report_from_failure(err: BaseException, *, saga_id: str | None = None) -> SagaReport | None:

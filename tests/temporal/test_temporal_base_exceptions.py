@@ -91,3 +91,39 @@ async def test_unwinds_fails_the_run_and_the_worker_serves_on(
         assert report.steps[-1].status is StepStatus.FAILED
         assert report.steps[-1].error is not None
         assert report.steps[-1].error.type == which
+
+
+@pytest.mark.parametrize("which", ["KeyboardInterrupt", "SystemExit", "Halt"])
+async def test_in_a_gathered_step_it_fails_the_run_and_the_worker_serves_on(
+    client: Client, which: str
+) -> None:
+    """Raised by an inline step in a task of its own (saga.gather), it fails the run too."""
+    job = Job(run=new_id("run"), steps=["a", "b"])
+    healthy = Job(run=new_id("run"), steps=["a"])
+    async with saga_worker(
+        client, workflows=[InterruptWorkflow, HealthyWorkflow], activities=ALL
+    ) as w:
+        handle = await client.start_workflow(
+            InterruptWorkflow.run,
+            args=[job, which, "gather"],
+            id=new_id(),
+            task_queue=w.task_queue,
+            execution_timeout=timedelta(seconds=120),
+        )
+        with pytest.raises(WorkflowFailureError) as ei:
+            async with asyncio.timeout(PROMPTLY):
+                await handle.result()
+        async with asyncio.timeout(PROMPTLY):
+            await client.execute_workflow(
+                HealthyWorkflow.run, healthy, id=new_id(), task_queue=w.task_queue
+            )
+    assert events(healthy.run) == ["do:a"]
+    assert "undo:a" in events(job.run)
+    err = ei.value.cause
+    assert isinstance(err, ApplicationError)
+    assert err.type == which
+    assert err.non_retryable
+    report = SagaReport.from_compact(err.details[0])
+    assert report.status is SagaStatus.COMPENSATED
+    assert report.step("interrupt").error is not None
+    assert report.step("interrupt").error.type == which  # type: ignore[union-attr]

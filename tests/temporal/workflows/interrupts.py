@@ -45,7 +45,17 @@ async def in_body(saga: Saga, job: Job, which: str) -> list[str]:
     raise RAISES[which](f"{which} from the saga body")
 
 
-WHERE = {"step": in_step, "body": in_body}
+async def in_gather(saga: Saga, job: Job, which: str) -> list[str]:
+    """The inline step runs in a task of its own, beside an activity step."""
+    a = await saga.step(DO["a"], UNDO["a"], job)
+    await saga.gather(
+        saga.step(interrupt, None, job, which, name="interrupt"),
+        saga.step(DO["b"], UNDO["b"], job),
+    )
+    return [a]
+
+
+WHERE = {"step": in_step, "body": in_body, "gather": in_gather}
 
 
 @workflow.defn
