@@ -376,9 +376,15 @@ class Saga:
             except OptionsError as e:
                 raise OptionsError(f"step {_default_name(do)!r}: {e}") from None
             opts = merge(self._options, own)
-        name = own.name if own is not None and own.name else _default_name(do)
-        opts = self._check_kind(name, undo, opts, own)  # first: its rules name the real mistake
-        _check_step(do, undo, nargs, opts.pass_result)
+        try:
+            name = _check_step(do, undo, nargs, opts.pass_result)
+        except StepDefinitionError:
+            # A step-kind rule broken too names the real mistake (a pivot given an undo).
+            self._check_kind(own.name if own and own.name else _default_name(do), undo, opts, own)
+            raise
+        if own is not None and own.name:
+            name = own.name
+        opts = self._check_kind(name, undo, opts, own)
         self._backend.check(do, Phase.DO, opts)
         if undo is not None:
             self._backend.check(undo, Phase.UNDO, opts)

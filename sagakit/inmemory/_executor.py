@@ -274,7 +274,10 @@ def _check_payload(call: StepCall, limit: int) -> None:
     encoded (with temporalio's default converter) to measure them: most args
     cost nothing, and a value the converter cannot encode is allowed in memory.
     """
-    if all(sys.getsizeof(a) < limit // 4 for a in call.args):
+    for arg in call.args:
+        if sys.getsizeof(arg) >= limit // 4:
+            break
+    else:
         return
     from temporalio.converter import default
 
