@@ -396,18 +396,18 @@ class Saga:
         """Refuse a step that breaks the rules of step kinds; the options it runs with."""
         kind = opts.kind
         pivot = self._pivot
+        if kind is StepKind.COMPENSATABLE and pivot is None:
+            return opts  # most steps of most sagas
 
         def refuse(rule: str) -> NoReturn:
             raise StepDefinitionError(f"step {name!r} ({kind.value}) is refused: {rule}")
 
         if pivot is not None and pivot.status is StepStatus.RUNNING:
             refuse(f"the pivot {pivot.name!r} runs alone: register steps after it has succeeded")
-        if self._committed and kind is not StepKind.RETRIABLE:
+        if pivot is not None and self._committed and kind is not StepKind.RETRIABLE:
             refuse(
                 f"the pivot {pivot.name!r} has succeeded, so the saga is committed: every "
                 f"later step must be kind='retriable' (no undo, retried until it succeeds)"
-                if pivot is not None
-                else "the saga is committed"
             )
         if kind is StepKind.COMPENSATABLE:
             return opts
