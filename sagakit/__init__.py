@@ -25,11 +25,12 @@ from sagakit._exceptions import (
     StepDefinitionError,
     StepTimeoutError,
 )
-from sagakit._options import RetryPolicy, SagaOptions, StepKind, StepOptions
+from sagakit._options import RetryPolicy, SagaOptions, StepOptions
 from sagakit._report import (
     ErrorInfo,
     SagaReport,
     SagaStatus,
+    StepKind,
     StepReport,
     StepStatus,
     UndoReport,

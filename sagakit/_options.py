@@ -11,7 +11,6 @@ import difflib
 import functools
 from collections.abc import Iterable
 from datetime import timedelta
-from enum import StrEnum
 from typing import TYPE_CHECKING, Any, Literal, TypedDict
 
 from pydantic import (
@@ -24,6 +23,7 @@ from pydantic import (
 )
 
 from sagakit._exceptions import OptionsError
+from sagakit._report import StepKind
 
 if TYPE_CHECKING:  # for the type of `retry_policy=` only: the core never imports temporalio
     import temporalio.common
@@ -31,7 +31,6 @@ if TYPE_CHECKING:  # for the type of `retry_policy=` only: the core never import
 __all__ = [
     "RetryPolicy",
     "SagaOptions",
-    "StepKind",
     "StepOptions",
     "StepOptionsKw",
     "validation_to_options_error",
@@ -149,17 +148,6 @@ class _StepFields(_Frozen):
             except ValueError as e:
                 raise ValueError(f"{name} {e}") from None
         return self
-
-
-class StepKind(StrEnum):
-    """What a step is to the unwind (Richardson's compensatable, pivot and retriable)."""
-
-    COMPENSATABLE = "compensatable"
-    """Has an undo (or `None`), which runs if the saga fails before it is committed."""
-    PIVOT = "pivot"
-    """The go/no-go step: no undo; once it succeeds the saga is committed."""
-    RETRIABLE = "retriable"
-    """After the pivot: no undo, retried until it succeeds."""
 
 
 class StepOptions(_StepFields):

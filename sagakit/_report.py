@@ -15,12 +15,11 @@ from typing import Any, Final
 
 from pydantic import BaseModel, ConfigDict
 
-from sagakit._options import StepKind
-
 __all__ = [
     "ErrorInfo",
     "SagaReport",
     "SagaStatus",
+    "StepKind",
     "StepReport",
     "StepStatus",
     "UndoReport",
@@ -43,6 +42,17 @@ class SagaStatus(StrEnum):
     """It failed and at least one undo finally failed or was skipped."""
     COMMITTED_FAILED = "committed_failed"
     """It failed after its pivot step succeeded: committed, so no undo ran."""
+
+
+class StepKind(StrEnum):
+    """What a step is to the unwind (Richardson's compensatable, pivot and retriable)."""
+
+    COMPENSATABLE = "compensatable"
+    """Has an undo (or `None`), which runs if the saga fails before it is committed."""
+    PIVOT = "pivot"
+    """The go/no-go step: no undo; once it succeeds the saga is committed."""
+    RETRIABLE = "retriable"
+    """After the pivot: no undo, retried until it succeeds."""
 
 
 class StepStatus(StrEnum):

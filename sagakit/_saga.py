@@ -11,15 +11,14 @@ from __future__ import annotations
 
 import asyncio
 import enum
-import functools
-import inspect
-from collections.abc import Awaitable, Callable, Coroutine, Sequence
+from collections.abc import Awaitable, Callable, Coroutine
 from contextvars import Token
-from typing import Any, Literal, NoReturn, TypeVar, TypeVarTuple, Unpack, overload
+from typing import Any, Literal, TypeVar, TypeVarTuple, Unpack, overload
 
 from pydantic_core import to_jsonable_python
 
 from sagakit._backend import Backend, StepCall
+from sagakit._checks import check_kind, check_step, default_name, is_async_callable
 from sagakit._context import DoOutcome, Phase, StepContext, _current
 from sagakit._exceptions import (
     CompensationError,
@@ -30,7 +29,6 @@ from sagakit._exceptions import (
 )
 from sagakit._options import (
     SagaOptions,
-    StepKind,
     StepOptions,
     StepOptionsKw,
     merge,
@@ -39,12 +37,14 @@ from sagakit._report import (
     ErrorInfo,
     SagaReport,
     SagaStatus,
+    StepKind,
     StepReport,
     StepStatus,
     UndoReport,
     UndoStatus,
     to_datetime,
 )
+from sagakit._tasks import gather
 
 __all__ = ["Saga", "run_saga"]
 
@@ -117,88 +117,6 @@ class _Step:
         self.undo_started: float | None = None
         self.undo_ended: float | None = None
         self.undo_error: ErrorInfo | None = None
-
-
-def _default_name(fn: Any) -> str:
-    if isinstance(fn, str):
-        return fn
-    # temporalio stores an activity's registered name on the function itself.
-    defn = getattr(fn, "__temporal_activity_definition", None)
-    if defn is not None and isinstance(getattr(defn, "name", None), str):
-        return str(defn.name)
-    if isinstance(fn, functools.partial):
-        return _default_name(fn.func)
-    name = getattr(fn, "__name__", None)
-    return name if isinstance(name, str) else type(fn).__name__
-
-
-def _is_async_callable(fn: Any) -> bool:
-    return inspect.iscoroutinefunction(fn) or inspect.iscoroutinefunction(
-        getattr(fn, "__call__", None)  # noqa: B004 - async callable objects count too
-    )
-
-
-def _check_callable(fn: Any, role: str, nargs: int, pass_result: bool = False) -> None:
-    if inspect.isawaitable(fn):
-        raise StepDefinitionError(
-            f"the {role} is an awaitable ({fn!r}), not a function: pass the function and "
-            f"its args separately, saga.step(book_car, cancel_car, trip), not "
-            f"saga.step(book_car(trip), ...)"
-        )
-    if not callable(fn) and not isinstance(fn, str):
-        raise StepDefinitionError(
-            f"the {role} must be a function (or an activity/workflow on Temporal), "
-            f"got {type(fn).__name__} {fn!r}"
-        )
-    if isinstance(fn, str | type) or hasattr(fn, "__temporal_workflow_definition"):
-        return  # names, workflow classes and run methods are the backend's to check
-    try:
-        params = inspect.signature(fn).parameters.values()
-    except (TypeError, ValueError):
-        return  # no signature to read (some builtins): the call itself will tell
-    positional = [p for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
-    required = sum(p.default is p.empty for p in positional)
-    most = None if any(p.kind is p.VAR_POSITIONAL for p in params) else len(positional)
-    kwonly = [p.name for p in params if p.kind is p.KEYWORD_ONLY and p.default is p.empty]
-    name = _default_name(fn)
-    if kwonly:
-        raise StepDefinitionError(
-            f"{role} {name}() has required keyword-only parameters {kwonly}: a step "
-            f"passes only positional args (the same to do and undo); give them defaults "
-            f"or bind them with functools.partial"
-        )
-    if nargs < required or (most is not None and nargs > most):
-        want = f"{required}" if most == required else f"{required} to {most or 'any'}"
-        how = (
-            "saga.step(do, undo, *args, pass_result=True) calls undo(*args, result), so "
-            "the undo takes the step's args and then the do's result"
-            if pass_result
-            else "saga.step(do, undo, *args) calls do(*args) and undo(*args) with the same "
-            "args, so both must accept them"
-        )
-        raise StepDefinitionError(
-            f"{role} {name}() takes {want} positional args but the step passes {nargs}: {how}"
-        )
-
-
-def _check_shape(do: Any, undo: Any, nargs: int, pass_result: bool) -> str:
-    """Refuse an unusable do/undo or args they cannot take; return the do's default name."""
-    _check_callable(do, "do", nargs)
-    if undo is not None:
-        _check_callable(undo, "undo", nargs + pass_result, pass_result)
-    return _default_name(do)
-
-
-# `inspect.signature` costs about a hundred times a step: each shape is checked once.
-_check_shape_cached = functools.lru_cache(maxsize=1024)(_check_shape)
-
-
-def _check_step(do: Any, undo: Any, nargs: int, pass_result: bool) -> str:
-    try:
-        hash((do, undo))
-    except TypeError:  # an unhashable callable: checked every time
-        return _check_shape(do, undo, nargs, pass_result)
-    return _check_shape_cached(do, undo, nargs, pass_result)
 
 
 class Saga:
@@ -336,7 +254,7 @@ class Saga:
         del self._unstarted[key]
         if self._state is not _State.OPEN:
             raise SagaStateError(
-                f"saga.step({_default_name(do)}) after the saga "
+                f"saga.step({default_name(do)}) after the saga "
                 + ("started unwinding" if self._state is _State.UNWINDING else "ended")
                 + ": every step must be awaited inside the saga function, before it returns"
             )
@@ -374,13 +292,13 @@ class Saga:
             try:
                 own = StepOptions(**options)
             except OptionsError as e:
-                raise OptionsError(f"step {_default_name(do)!r}: {e}") from None
+                raise OptionsError(f"step {default_name(do)!r}: {e}") from None
             opts = merge(self._options, own)
         try:
-            name = _check_step(do, undo, nargs, opts.pass_result)
+            name = check_step(do, undo, nargs, opts.pass_result)
         except StepDefinitionError:
             # A step-kind rule broken too names the real mistake (a pivot given an undo).
-            self._check_kind(own.name if own and own.name else _default_name(do), undo, opts, own)
+            self._check_kind(own.name if own and own.name else default_name(do), undo, opts, own)
             raise
         if own is not None and own.name:
             name = own.name
@@ -393,47 +311,13 @@ class Saga:
     def _check_kind(
         self, name: str, undo: Any, opts: StepOptions, own: StepOptions | None
     ) -> StepOptions:
-        """Refuse a step that breaks the rules of step kinds; the options it runs with."""
-        kind = opts.kind
         pivot = self._pivot
-        if kind is StepKind.COMPENSATABLE and pivot is None:
+        if opts.kind is StepKind.COMPENSATABLE and pivot is None:
             return opts  # most steps of most sagas
-
-        def refuse(rule: str) -> NoReturn:
-            raise StepDefinitionError(f"step {name!r} ({kind.value}) is refused: {rule}")
-
-        if pivot is not None and pivot.status is StepStatus.RUNNING:
-            refuse(f"the pivot {pivot.name!r} runs alone: register steps after it has succeeded")
-        if pivot is not None and self._committed and kind is not StepKind.RETRIABLE:
-            refuse(
-                f"the pivot {pivot.name!r} has succeeded, so the saga is committed: every "
-                f"later step must be kind='retriable' (no undo, retried until it succeeds)"
-            )
-        if kind is StepKind.COMPENSATABLE:
-            return opts
-        if undo is not None:
-            refuse(f"a {kind.value} step has no undo: pass None as its undo")
-        if kind is StepKind.PIVOT:
-            if pivot is not None:
-                refuse(f"a saga has at most one pivot, and {pivot.name!r} is one")
-            running = [r.name for r in self._steps if r.status is StepStatus.RUNNING]
-            if running:
-                refuse(f"the pivot runs alone, but steps {running} are still in flight")
-            return opts
-        # Retriable: retried until it succeeds, so no policy of its own may limit attempts,
-        # and a saga-wide limit does not apply to it.
-        policy = opts.retry_policy
-        if own is not None and own.retry_policy is not None and own.retry_policy.maximum_attempts:
-            raise OptionsError(
-                f"step {name!r} is retriable, so it is retried until it succeeds: its "
-                f"retry_policy may not limit attempts (maximum_attempts="
-                f"{own.retry_policy.maximum_attempts}); bound it with "
-                f"schedule_to_close_timeout if it must end"
-            )
-        if policy is not None and policy.maximum_attempts:
-            unlimited = policy.model_copy(update={"maximum_attempts": 0})
-            return opts.model_copy(update={"retry_policy": unlimited})
-        return opts
+        running = [r.name for r in self._steps if r.status is StepStatus.RUNNING]
+        if pivot is None:
+            return check_kind(name, undo, opts, own, None, None, running)
+        return check_kind(name, undo, opts, own, pivot.name, pivot.status, running)
 
     @property
     def _committed(self) -> bool:
@@ -462,35 +346,7 @@ class Saga:
         Raises:
             Exception: the first error any of the steps raised.
         """
-        tasks = [asyncio.ensure_future(s) for s in steps]
-        if not tasks:
-            return []
-        settled: asyncio.Future[BaseException | None] = asyncio.get_running_loop().create_future()
-        remaining = len(tasks)
-
-        def on_done(t: asyncio.Future[Any]) -> None:
-            nonlocal remaining
-            remaining -= 1
-            if settled.done():
-                return
-            if not t.cancelled() and t.exception() is not None:
-                settled.set_result(t.exception())
-            elif remaining == 0:
-                settled.set_result(None)
-
-        for t in tasks:
-            t.add_done_callback(on_done)
-        try:
-            error = await settled
-        except GeneratorExit:
-            raise  # closed by the garbage collector (a worker shut down): touch nothing
-        except BaseException:
-            await _cancel_and_wait(tasks)
-            raise
-        if error is not None:
-            await _cancel_and_wait(tasks)
-            raise error
-        return [t.result() for t in tasks]
+        return await gather(list(steps))
 
     def report(self) -> SagaReport:
         """A snapshot of the run so far (cheap enough to serve a query)."""
@@ -500,7 +356,7 @@ class Saga:
             undo = None
             if r.undo is not None:
                 undo = UndoReport(
-                    name=_default_name(r.undo),
+                    name=default_name(r.undo),
                     status=r.undo_status,
                     attempts=r.undo_call.attempts if r.undo_call is not None else None,
                     started_at=to_datetime(r.undo_started),
@@ -551,7 +407,7 @@ class Saga:
         names = []
         for coro, do in self._unstarted.values():
             coro.close()
-            names.append(_default_name(do))
+            names.append(default_name(do))
         self._unstarted.clear()
         return names
 
@@ -658,15 +514,6 @@ def _reset(token: Token[StepContext | None]) -> None:
         pass  # a coroutine closed by the garbage collector runs this in another context
 
 
-async def _cancel_and_wait(tasks: Sequence[asyncio.Future[Any]]) -> None:
-    """Cancel what still runs and wait for all of it to end: nothing outlives its group."""
-    pending = [t for t in tasks if not t.done()]
-    for t in pending:
-        t.cancel()
-    if pending:
-        await asyncio.wait(pending)
-
-
 async def run_saga(
     saga: Saga, fn: Callable[..., Coroutine[Any, Any, R]], args: tuple[Any, ...]
 ) -> R:
@@ -679,7 +526,7 @@ async def run_saga(
         BaseException: a `KeyboardInterrupt`, `SystemExit` (any non-`Exception`)
             raised in the saga, re-raised as it is once the saga was unwound.
     """
-    if not _is_async_callable(fn):
+    if not is_async_callable(fn):
         raise StepDefinitionError(
             f"a saga must be an `async def` that takes the Saga first, like "
             f"`async def book_trip(saga: Saga, trip): ...`; got {fn!r}"

@@ -1,0 +1,157 @@
+"""What the core refuses before a step runs: unusable dos and undos, and broken step kinds."""
+
+from __future__ import annotations
+
+import functools
+import inspect
+from typing import Any, NoReturn
+
+from sagakit._exceptions import OptionsError, StepDefinitionError
+from sagakit._options import StepOptions
+from sagakit._report import StepKind, StepStatus
+
+__all__ = ["check_kind", "check_step", "default_name", "is_async_callable"]
+
+
+def default_name(fn: Any) -> str:
+    if isinstance(fn, str):
+        return fn
+    # temporalio stores an activity's registered name on the function itself.
+    defn = getattr(fn, "__temporal_activity_definition", None)
+    if defn is not None and isinstance(getattr(defn, "name", None), str):
+        return str(defn.name)
+    if isinstance(fn, functools.partial):
+        return default_name(fn.func)
+    name = getattr(fn, "__name__", None)
+    return name if isinstance(name, str) else type(fn).__name__
+
+
+def is_async_callable(fn: Any) -> bool:
+    return inspect.iscoroutinefunction(fn) or inspect.iscoroutinefunction(
+        getattr(fn, "__call__", None)  # noqa: B004 - async callable objects count too
+    )
+
+
+def _check_callable(fn: Any, role: str, nargs: int, pass_result: bool = False) -> None:
+    if inspect.isawaitable(fn):
+        raise StepDefinitionError(
+            f"the {role} is an awaitable ({fn!r}), not a function: pass the function and "
+            f"its args separately, saga.step(book_car, cancel_car, trip), not "
+            f"saga.step(book_car(trip), ...)"
+        )
+    if not callable(fn) and not isinstance(fn, str):
+        raise StepDefinitionError(
+            f"the {role} must be a function (or an activity/workflow on Temporal), "
+            f"got {type(fn).__name__} {fn!r}"
+        )
+    if isinstance(fn, str | type) or hasattr(fn, "__temporal_workflow_definition"):
+        return  # names, workflow classes and run methods are the backend's to check
+    try:
+        params = inspect.signature(fn).parameters.values()
+    except (TypeError, ValueError):
+        return  # no signature to read (some builtins): the call itself will tell
+    positional = [p for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    required = sum(p.default is p.empty for p in positional)
+    most = None if any(p.kind is p.VAR_POSITIONAL for p in params) else len(positional)
+    kwonly = [p.name for p in params if p.kind is p.KEYWORD_ONLY and p.default is p.empty]
+    name = default_name(fn)
+    if kwonly:
+        raise StepDefinitionError(
+            f"{role} {name}() has required keyword-only parameters {kwonly}: a step "
+            f"passes only positional args (the same to do and undo); give them defaults "
+            f"or bind them with functools.partial"
+        )
+    if nargs < required or (most is not None and nargs > most):
+        want = f"{required}" if most == required else f"{required} to {most or 'any'}"
+        how = (
+            "saga.step(do, undo, *args, pass_result=True) calls undo(*args, result), so "
+            "the undo takes the step's args and then the do's result"
+            if pass_result
+            else "saga.step(do, undo, *args) calls do(*args) and undo(*args) with the same "
+            "args, so both must accept them"
+        )
+        raise StepDefinitionError(
+            f"{role} {name}() takes {want} positional args but the step passes {nargs}: {how}"
+        )
+
+
+def _check_shape(do: Any, undo: Any, nargs: int, pass_result: bool) -> str:
+    """Refuse an unusable do/undo or args they cannot take; return the do's default name."""
+    _check_callable(do, "do", nargs)
+    if undo is not None:
+        _check_callable(undo, "undo", nargs + pass_result, pass_result)
+    return default_name(do)
+
+
+# `inspect.signature` costs about a hundred times a step: each shape is checked once.
+_check_shape_cached = functools.lru_cache(maxsize=1024)(_check_shape)
+
+
+def check_step(do: Any, undo: Any, nargs: int, pass_result: bool) -> str:
+    try:
+        hash((do, undo))
+    except TypeError:  # an unhashable callable: checked every time
+        return _check_shape(do, undo, nargs, pass_result)
+    return _check_shape_cached(do, undo, nargs, pass_result)
+
+
+def check_kind(
+    name: str,
+    undo: Any,
+    opts: StepOptions,
+    own: StepOptions | None,
+    pivot: str | None,
+    pivot_status: StepStatus | None,
+    running: list[str],
+) -> StepOptions:
+    """Refuse a step that breaks the rules of step kinds; the options it runs with.
+
+    Args:
+        name: The step's name, for the message.
+        undo: The step's undo.
+        opts: Its options, merged over the saga's.
+        own: The options it set itself, if any.
+        pivot: The name of the saga's pivot so far, if it has one.
+        pivot_status: How that pivot's do stands.
+        running: The names of the steps in flight.
+    """
+    kind = opts.kind
+
+    def refuse(rule: str) -> NoReturn:
+        raise StepDefinitionError(f"step {name!r} ({kind.value}) is refused: {rule}")
+
+    if pivot is not None and pivot_status is StepStatus.RUNNING:
+        refuse(f"the pivot {pivot!r} runs alone: register steps after it has succeeded")
+    if (
+        pivot is not None
+        and pivot_status is StepStatus.SUCCEEDED
+        and kind is not StepKind.RETRIABLE
+    ):
+        refuse(
+            f"the pivot {pivot!r} has succeeded, so the saga is committed: every "
+            f"later step must be kind='retriable' (no undo, retried until it succeeds)"
+        )
+    if kind is StepKind.COMPENSATABLE:
+        return opts
+    if undo is not None:
+        refuse(f"a {kind.value} step has no undo: pass None as its undo")
+    if kind is StepKind.PIVOT:
+        if pivot is not None:
+            refuse(f"a saga has at most one pivot, and {pivot!r} is one")
+        if running:
+            refuse(f"the pivot runs alone, but steps {running} are still in flight")
+        return opts
+    # Retriable: retried until it succeeds, so no policy of its own may limit attempts,
+    # and a saga-wide limit does not apply to it.
+    policy = opts.retry_policy
+    if own is not None and own.retry_policy is not None and own.retry_policy.maximum_attempts:
+        raise OptionsError(
+            f"step {name!r} is retriable, so it is retried until it succeeds: its "
+            f"retry_policy may not limit attempts (maximum_attempts="
+            f"{own.retry_policy.maximum_attempts}); bound it with "
+            f"schedule_to_close_timeout if it must end"
+        )
+    if policy is not None and policy.maximum_attempts:
+        unlimited = policy.model_copy(update={"maximum_attempts": 0})
+        return opts.model_copy(update={"retry_policy": unlimited})
+    return opts
