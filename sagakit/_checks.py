@@ -4,13 +4,64 @@ from __future__ import annotations
 
 import functools
 import inspect
-from typing import Any, NoReturn
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, Final, NoReturn, ParamSpec, TypeVar, cast
 
-from sagakit._exceptions import OptionsError, StepDefinitionError
+from sagakit._exceptions import OptionsError, PayloadTooLargeError, StepDefinitionError
 from sagakit._options import StepOptions
 from sagakit._report import StepKind, StepStatus
 
-__all__ = ["check_kind", "check_step", "default_name", "is_async_callable"]
+if TYPE_CHECKING:
+    from sagakit._backend import StepCall
+
+__all__ = [
+    "PAYLOAD_LIMIT",
+    "cached_when_hashable",
+    "check_kind",
+    "check_payload_size",
+    "check_step",
+    "default_name",
+    "is_async_callable",
+]
+
+P = ParamSpec("P")
+T = TypeVar("T")
+
+PAYLOAD_LIMIT: Final = 2 * 1024 * 1024
+"""Temporal's default limit on the payloads of one call (bytes), checked before scheduling."""
+
+
+def cached_when_hashable(maxsize: int) -> Callable[[Callable[P, T]], Callable[P, T]]:
+    """`functools.lru_cache(maxsize)`, except that unhashable args are computed every time.
+
+    Callables are usually hashable, but a user's may not be; it must still work.
+    """
+
+    def decorate(fn: Callable[P, T]) -> Callable[P, T]:
+        cached = cast(Callable[P, T], functools.lru_cache(maxsize=maxsize)(fn))
+
+        @functools.wraps(fn)
+        def call(*args: P.args, **kwargs: P.kwargs) -> T:
+            try:
+                hash(args)
+            except TypeError:
+                return fn(*args, **kwargs)
+            return cached(*args, **kwargs)
+
+        return call
+
+    return decorate
+
+
+def check_payload_size(call: StepCall, size: int, limit: int) -> None:
+    """Refuse a call whose args encode to more than `limit` bytes, as never started.
+
+    Its `attempts` becomes 0, so the core does not run the step's undo.
+    """
+    if size > limit:
+        call.attempts = 0
+        what = f"the {call.phase.value} of step {call.context.name!r}"
+        raise PayloadTooLargeError(what, size, limit)
 
 
 def default_name(fn: Any) -> str:
@@ -75,24 +126,14 @@ def _check_callable(fn: Any, role: str, nargs: int, pass_result: bool = False) -
         )
 
 
-def _check_shape(do: Any, undo: Any, nargs: int, pass_result: bool) -> str:
+# `inspect.signature` costs about a hundred times a step: each shape is checked once.
+@cached_when_hashable(maxsize=1024)
+def check_step(do: Any, undo: Any, nargs: int, pass_result: bool) -> str:
     """Refuse an unusable do/undo or args they cannot take; return the do's default name."""
     _check_callable(do, "do", nargs)
     if undo is not None:
         _check_callable(undo, "undo", nargs + pass_result, pass_result)
     return default_name(do)
-
-
-# `inspect.signature` costs about a hundred times a step: each shape is checked once.
-_check_shape_cached = functools.lru_cache(maxsize=1024)(_check_shape)
-
-
-def check_step(do: Any, undo: Any, nargs: int, pass_result: bool) -> str:
-    try:
-        hash((do, undo))
-    except TypeError:  # an unhashable callable: checked every time
-        return _check_shape(do, undo, nargs, pass_result)
-    return _check_shape_cached(do, undo, nargs, pass_result)
 
 
 def check_kind(

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import functools
 import inspect
 import itertools
 import sys
@@ -26,8 +25,9 @@ from tenacity import (
 from tenacity.stop import stop_base
 
 from sagakit._backend import Backend, StepCall
+from sagakit._checks import PAYLOAD_LIMIT, cached_when_hashable, check_payload_size
 from sagakit._context import Phase, StepContext
-from sagakit._exceptions import PayloadTooLargeError, StepDefinitionError, StepTimeoutError
+from sagakit._exceptions import StepDefinitionError, StepTimeoutError
 from sagakit._options import RetryPolicy, SagaOptions, StepOptions
 from sagakit._report import SagaReport
 from sagakit._saga import Saga, run_saga
@@ -62,7 +62,10 @@ class Attempt:
         return self.error is None
 
 
-def _kind(fn: Any) -> str:
+# Asked for every do and undo, twice (check, then run): its attribute look-ups, which
+# mostly miss, cost more than a plain step.
+@cached_when_hashable(maxsize=1024)
+def _kind_of(fn: Any) -> str:
     """How to run `fn` in memory: "activity" or "callable"; refuse what only Temporal runs."""
     if isinstance(fn, str):
         raise StepDefinitionError(
@@ -80,19 +83,6 @@ def _kind(fn: Any) -> str:
             f"Temporal; in memory pass a function that does the same"
         )
     return "activity" if hasattr(fn, "__temporal_activity_definition") else "callable"
-
-
-# Asked for every do and undo, twice (check, then run): its attribute look-ups, which
-# mostly miss, cost more than a plain step.
-_kind_cached = functools.lru_cache(maxsize=1024)(_kind)
-
-
-def _kind_of(fn: Any) -> str:
-    try:
-        hash(fn)
-    except TypeError:  # an unhashable callable: looked at every time
-        return _kind(fn)
-    return _kind_cached(fn)
 
 
 class _InMemoryBackend(Backend):
@@ -285,11 +275,7 @@ def _check_payload(call: StepCall, limit: int) -> None:
         payloads = default().payload_converter.to_payloads(call.args)
     except Exception:
         return
-    size = sum(p.ByteSize() for p in payloads)
-    if size > limit:
-        call.attempts = 0
-        what = f"the {call.phase.value} of step {call.context.name!r}"
-        raise PayloadTooLargeError(what, size, limit)
+    check_payload_size(call, sum(p.ByteSize() for p in payloads), limit)
 
 
 class _StopAtDeadline(stop_base):
@@ -362,7 +348,7 @@ class InMemoryExecutor:
         unlimited_attempts: int = 1000,
         record_calls: bool = True,
         keep_runs: int | None = 1000,
-        payload_limit: int | None = 2 * 1024 * 1024,
+        payload_limit: int | None = PAYLOAD_LIMIT,
     ) -> None:
         """Set up an executor; it can run many sagas, one after another or at once.
 

@@ -21,10 +21,10 @@ import temporalio.exceptions
 from temporalio import workflow
 
 from sagakit._backend import Backend, StepCall
+from sagakit._checks import PAYLOAD_LIMIT, check_payload_size
 from sagakit._context import Phase
 from sagakit._exceptions import (
     OptionsError,
-    PayloadTooLargeError,
     SagaDefinitionError,
     SagaFailed,
     SagaStateError,
@@ -48,9 +48,6 @@ R = TypeVar("R")
 
 REPORT_QUERY: Final = "sagakit_report"
 """The query that returns the live report (JSON) of the workflow's latest saga."""
-
-PAYLOAD_LIMIT: Final = 2 * 1024 * 1024
-"""Temporal's default limit on the payloads of one call (bytes), checked before scheduling."""
 
 SAGA_FAILED_TYPE: Final = "SagaFailed"
 """`ApplicationError.type` of the failure a failed saga ends its workflow run with."""
@@ -312,10 +309,7 @@ class _TemporalBackend(Backend):
                 f"({type(e).__name__}: {e}): pass values it can serialise (JSON types, "
                 f"dataclasses; pydantic models with pydantic_data_converter)"
             ) from None
-        size = sum(p.ByteSize() for p in payloads)
-        if size > self._payload_limit:
-            call.attempts = 0
-            raise PayloadTooLargeError(what, size, self._payload_limit)
+        check_payload_size(call, sum(p.ByteSize() for p in payloads), self._payload_limit)
         return [temporalio.common.RawValue(p) for p in payloads]
 
     async def _child(
