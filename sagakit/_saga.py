@@ -137,9 +137,7 @@ class Saga:
         self._ended: float | None = None
         self._error: ErrorInfo | None = None
         self._cancelled = False
-        self._undos_total = 0
         self._undos_run = 0
-        self._undos_ok = 0
         self._pivot: _Step | None = None
         self._created = 0
         self._unstarted: dict[int, tuple[Coroutine[Any, Any, Any], Any]] = {}
@@ -451,12 +449,14 @@ class Saga:
             await stopped
         # 2. Undo what was registered, last registered first (or all at once); nothing
         # once the pivot has succeeded: the saga is committed.
-        todo = [] if self._committed else [r for r in reversed(self._steps) if r.undo is not None]
-        for r in todo:
+        todo: list[_Step] = []
+        for r in reversed(self._steps):
+            if r.undo is None or self._committed:
+                continue
             if r.call.attempts == 0:  # the backend never started the do: nothing to undo
                 r.undo_status = UndoStatus.NOT_NEEDED
-        todo = [r for r in todo if r.undo_status is UndoStatus.PENDING]
-        self._undos_total = len(todo)
+            else:
+                todo.append(r)
         errors: list[Exception] = []
         if self._options.parallel_compensation:
             results = await asyncio.gather(*(self._run_undo(r) for r in todo))
@@ -502,7 +502,6 @@ class Saga:
             _reset(token)
         step.undo_status = UndoStatus.COMPENSATED
         step.undo_ended = self._backend.time()
-        self._undos_ok += 1
         return None
 
 
@@ -537,7 +536,7 @@ async def run_saga(
         raise StepDefinitionError(
             f"a saga function takes the Saga first, then its own args, like "
             f"`async def book_trip(saga: Saga, trip): ...`; {fn!r} cannot be called as "
-            f"fn(saga, {', '.join(type(a).__name__ for a in args) or ''}): {e}"
+            f"fn(saga, {', '.join(type(a).__name__ for a in args)}): {e}"
         ) from None
     try:
         result = await body
@@ -589,7 +588,7 @@ def _message(saga: Saga) -> str:
             f"saga {saga.saga_id} failed {where} ({what}) after its pivot "
             f"{saga._pivot.name!r} committed it; no undo ran"
         )
-    return (
-        f"saga {saga.saga_id} failed {where} ({what}); "
-        f"{saga._undos_ok} of {saga._undos_total} undo(s) succeeded"
-    )
+    undos = [r.undo_status for r in saga._steps if r.undo is not None]
+    ok = undos.count(UndoStatus.COMPENSATED)
+    total = len(undos) - undos.count(UndoStatus.NOT_NEEDED)
+    return f"saga {saga.saga_id} failed {where} ({what}); {ok} of {total} undo(s) succeeded"
