@@ -37,7 +37,10 @@ import tracemalloc
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from sagakit import RetryPolicy, Saga, SagaFailed, SagaOptions
+from _sagas import handwritten_saga
+from _sagas import sagakit_saga as sagakit_side
+
+from sagakit import RetryPolicy, SagaFailed, SagaOptions
 from sagakit.inmemory import InMemoryExecutor
 
 STEPS = 10
@@ -90,41 +93,11 @@ KINDS: dict[str, tuple[Callable[[int], Awaitable[Any]], ...]] = {
 
 
 def sagakit_saga(kind: str, fail: bool, steps: int = STEPS) -> Callable[..., Awaitable[int]]:
-    do, undo, failing = KINDS[kind]
-    last = steps - 1
-
-    async def saga(s: Saga) -> int:
-        total = 0
-        for i in range(steps):
-            total += await s.step(failing if fail and i == last else do, undo, i)
-        return total
-
-    return saga
+    return sagakit_side(*KINDS[kind], fail=fail, steps=steps)
 
 
 def plain_saga(kind: str, fail: bool, steps: int = STEPS) -> Callable[[], Awaitable[int]]:
-    """What a careful hand-written saga does: register the undo, run the do, unwind LIFO."""
-    do, undo, failing = KINDS[kind]
-    last = steps - 1
-
-    async def saga() -> int:
-        undos: list[tuple[Callable[[int], Awaitable[Any]], int]] = []
-        total = 0
-        try:
-            for i in range(steps):
-                undos.append((undo, i))
-                total += await (failing if fail and i == last else do)(i)
-        except Exception as e:
-            errors = []
-            for u, arg in reversed(undos):
-                try:
-                    await u(arg)
-                except Exception as ue:
-                    errors.append(ue)
-            raise RuntimeError("saga failed") from e
-        return total
-
-    return saga
+    return handwritten_saga(*KINDS[kind], fail=fail, steps=steps)
 
 
 # -- measuring ---------------------------------------------------------------

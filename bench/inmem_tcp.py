@@ -61,6 +61,9 @@ from collections.abc import Awaitable, Callable
 from multiprocessing.connection import Connection
 from typing import Any
 
+from _sagas import handwritten_saga
+from _sagas import sagakit_saga as sagakit_side
+
 from sagakit import RetryPolicy, Saga, SagaFailed, SagaOptions
 from sagakit.inmemory import InMemoryExecutor
 
@@ -193,39 +196,11 @@ async def fail(i: int) -> int:
 
 
 def sagakit_saga(failing: bool) -> Callable[[Saga], Awaitable[int]]:
-    last = STEPS - 1
-
-    async def saga(s: Saga) -> int:
-        total = 0
-        for i in range(STEPS):
-            total += await s.step(fail if failing and i == last else do, undo, i)
-        return total
-
-    return saga
+    return sagakit_side(do, undo, fail, fail=failing, steps=STEPS)
 
 
 def plain_saga(failing: bool) -> Callable[[], Awaitable[int]]:
-    """A careful hand-written saga: register the undo, run the do, unwind LIFO on failure."""
-    last = STEPS - 1
-
-    async def saga() -> int:
-        undos: list[tuple[Callable[[int], Awaitable[None]], int]] = []
-        total = 0
-        try:
-            for i in range(STEPS):
-                undos.append((undo, i))
-                total += await (fail if failing and i == last else do)(i)
-        except Exception as e:
-            errors = []
-            for u, arg in reversed(undos):
-                try:
-                    await u(arg)
-                except Exception as ue:
-                    errors.append(ue)
-            raise RuntimeError("saga failed") from e
-        return total
-
-    return saga
+    return handwritten_saga(do, undo, fail, fail=failing, steps=STEPS)
 
 
 # -- measuring -----------------------------------------------------------------
