@@ -90,6 +90,14 @@ class TestPrecedence:
 
 
 class TestOptionNames:
+    def test_the_typed_keywords_are_the_step_options(self) -> None:
+        """StepOptionsKw, what type checkers see, names every step option (pass_result apart)."""
+        from sagakit._options import StepOptionsKw
+
+        assert set(StepOptionsKw.__annotations__) == set(StepOptions.model_fields) - {
+            "pass_result"  # an explicit keyword of saga.step, so the overloads can tell it
+        }
+
     def test_step_options_use_temporal_names(self) -> None:
         """Step options take temporalio's names, plus sagakit's own: name, kind, pass_result, ..."""
         assert set(StepOptions.model_fields) == {
