@@ -28,6 +28,8 @@ from sagakit._exceptions import (
 from sagakit._options import RetryPolicy, SagaOptions, StepOptions
 from sagakit._report import (
     ErrorInfo,
+    ParkedUndo,
+    Resolution,
     SagaReport,
     SagaStatus,
     StepKind,
@@ -47,8 +49,10 @@ __all__ = [
     "ErrorInfo",
     "NotInStepError",
     "OptionsError",
+    "ParkedUndo",
     "PayloadTooLargeError",
     "Phase",
+    "Resolution",
     "RetryPolicy",
     "Saga",
     "SagaDefinitionError",

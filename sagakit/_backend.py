@@ -3,17 +3,21 @@
 The core (`_saga.py`) owns registration, ordering, unwinding, error collection
 and the report. A backend answers four questions: what is this saga run
 called, what time is it, can you run this callable, and run this one (with its
-retries and timeouts). Adapters translate; they never decide what to compensate.
+retries and timeouts). Two more have defaults: how to wait for an operator (for
+parked undos) and whether to be told where the saga stands. Adapters
+translate; they never decide what to compensate.
 """
 
 from __future__ import annotations
 
 import abc
+import asyncio
 from collections.abc import Callable
 from typing import Any
 
 from sagakit._context import Phase, StepContext
 from sagakit._options import RetryPolicy, StepOptions
+from sagakit._report import SagaStatus
 
 __all__ = ["Backend", "StepCall"]
 
@@ -99,6 +103,32 @@ class Backend(abc.ABC):
         if isinstance(kind, str) and kind and isinstance(message, str):
             return kind, message
         return type(exc).__name__, str(exc)
+
+    async def wait(self, event: asyncio.Event, seconds: float | None) -> bool:
+        """Wait until `event` is set (True), or `seconds` pass on this clock (False).
+
+        What a saga with parked undos waits on for an operator's decision; the
+        core sets `event` when one arrives. This default waits in real time;
+        the in-memory backend waits on its virtual clock, the Temporal one on a
+        workflow condition (durable: one timer at most, only with a timeout).
+        """
+        try:
+            await asyncio.wait_for(event.wait(), seconds)
+        except TimeoutError:
+            return False
+        return True
+
+    def progress(self, status: SagaStatus, detail: str) -> None:  # noqa: B027 - optional hook
+        """Told where the saga stands whenever that changes; by default, ignored.
+
+        Called when a step starts ("step 3 charge_payment"), as the unwind
+        goes ("compensating 2/4 refund_payment"), when undos park and when the
+        saga ends. Only backends whose `tracks_progress` is true are told:
+        the Temporal one shows it in the UI and search attributes.
+        """
+
+    tracks_progress: bool = False
+    """Whether the core calls `progress` (formatting its detail costs per step)."""
 
     def passes_through(self, exc: BaseException) -> bool:
         """Errors that end the saga's task without compensation.

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import difflib
 import functools
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any, Literal, TypedDict
 
@@ -182,6 +182,31 @@ class SagaOptions(_StepFields):
     record_values: bool = False
     """Put step results in the report. Off by default: reports travel in workflow
     histories and logs, where argument and result values must not leak."""
+    on_undo_failure: Literal["fail", "park"] = "fail"
+    """What an undo that finally failed does. "fail": the saga ends
+    `COMPENSATION_FAILED` with a `CompensationError`. "park": the undo waits
+    for an operator's "retry" or "skip" (the unwind goes on with the others
+    first), and the saga ends once every parked undo is resolved, or
+    `park_timeout` runs out."""
+    park_timeout: timedelta | None = None
+    """With `on_undo_failure="park"`: how long the saga waits for operators
+    once an undo parked; then the undos still parked fail it as with "fail".
+    `None` waits as long as it takes."""
+    on_compensation_failed: Callable[..., Any] | str | None = None
+    """Called once with the `SagaReport` when an undo parks or finally fails:
+    the place for an alert or a dead-letter entry. On Temporal an activity (run
+    with the saga's default timeouts, else one minute, and at most 5 attempts);
+    in memory any callable. Its own failure is logged, never raised."""
+
+    @model_validator(mode="after")
+    def _park_options(self) -> SagaOptions:
+        try:
+            _positive(self.park_timeout)
+        except ValueError as e:
+            raise ValueError(f"park_timeout {e}") from None
+        if self.park_timeout is not None and self.on_undo_failure != "park":
+            raise ValueError('park_timeout applies only with on_undo_failure="park"')
+        return self
 
 
 class StepOptionsKw(TypedDict, total=False):

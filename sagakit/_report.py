@@ -11,12 +11,14 @@ import os
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Any, Final
+from typing import Any, Final, Literal
 
 from pydantic import BaseModel, ConfigDict
 
 __all__ = [
     "ErrorInfo",
+    "ParkedUndo",
+    "Resolution",
     "SagaReport",
     "SagaStatus",
     "StepKind",
@@ -42,6 +44,9 @@ class SagaStatus(StrEnum):
     """It failed and at least one undo finally failed or was skipped."""
     COMMITTED_FAILED = "committed_failed"
     """It failed after its pivot step succeeded: committed, so no undo ran."""
+    PARKED = "parked"
+    """It failed, and an undo that finally failed waits for an operator
+    (`SagaOptions(on_undo_failure="park")`): resolve it with "retry" or "skip"."""
 
 
 class StepKind(StrEnum):
@@ -86,6 +91,12 @@ class UndoStatus(StrEnum):
     NOT_NEEDED = "not_needed"
     """Not run: the backend never started the do (its args could not be sent), so
     nothing took effect."""
+    PARKED = "parked"
+    """It finally failed and waits for an operator's "retry" or "skip"
+    (`SagaOptions(on_undo_failure="park")`)."""
+    DONE_BY_HAND = "done_by_hand"
+    """It was parked, and an operator resolved it with "skip": they undid the
+    effect by hand (who and why are in `UndoReport.resolutions`)."""
 
 
 class ErrorInfo(BaseModel):
@@ -118,6 +129,21 @@ class _Timed(BaseModel):
         return (self.ended_at - self.started_at).total_seconds()
 
 
+class Resolution(BaseModel):
+    """An operator's decision on a parked undo."""
+
+    model_config = ConfigDict(frozen=True)
+
+    action: Literal["retry", "skip"]
+    """Either "retry" (run the undo again by its retry policy) or "skip" (undone by hand)."""
+    reason: str | None = None
+    """Why, in the operator's words."""
+    by: str | None = None
+    """Who decided (on Temporal, the resolving client's identity unless given)."""
+    at: datetime | None = None
+    """When the saga received it, on the backend's clock."""
+
+
 class UndoReport(_Timed):
     """The undo of one step."""
 
@@ -127,6 +153,29 @@ class UndoReport(_Timed):
     """The undo's name (its function's)."""
     order: int | None = None
     """1 for the first undo the unwind ran, 2 for the next, ..."""
+    resolutions: list[Resolution] = []
+    """Operators' decisions on this undo while it was parked, oldest first."""
+
+
+class ParkedUndo(BaseModel):
+    """An undo that finally failed and waits for an operator's "retry" or "skip"."""
+
+    model_config = ConfigDict(frozen=True)
+
+    saga_id: str
+    """The saga it belongs to."""
+    seq: int
+    """The step's number: what `resolve(saga_id, seq, ...)` takes."""
+    name: str
+    """The step's name."""
+    undo: str
+    """The undo's name."""
+    error: ErrorInfo | None = None
+    """Its last error."""
+    attempts: int | None = None
+    """Attempts of its last run, where the backend knows them."""
+    parked_at: datetime | None = None
+    """When it (last) parked, on the backend's clock."""
 
 
 class StepReport(_Timed):
@@ -171,6 +220,23 @@ class SagaReport(BaseModel):
         return [s.name for s in sorted(ran, key=lambda s: s.undo.order or 0)]  # type: ignore[union-attr]
 
     @property
+    def parked(self) -> list[ParkedUndo]:
+        """The undos that wait for an operator, in registration order."""
+        return [
+            ParkedUndo(
+                saga_id=self.saga_id,
+                seq=s.seq,
+                name=s.name,
+                undo=s.undo.name,
+                error=s.undo.error,
+                attempts=s.undo.attempts,
+                parked_at=s.undo.ended_at,
+            )
+            for s in self.steps
+            if s.undo is not None and s.undo.status is UndoStatus.PARKED
+        ]
+
+    @property
     def failed_undos(self) -> list[StepReport]:
         """Steps whose undo finally failed."""
         return [s for s in self.steps if s.undo is not None and s.undo.status is UndoStatus.FAILED]
@@ -206,10 +272,11 @@ class SagaReport(BaseModel):
           when the step has no undo.
         - status codes: saga `r` running, `s` succeeded, `g` compensating,
           `c` compensated, `f` compensation failed, `m` committed and
-          failed; step kind null compensatable, `p` pivot, `r` retriable;
+          failed, `w` parked; step kind null compensatable, `p` pivot, `r` retriable;
           step `r` running,
           `s` succeeded, `f` failed, `x` cancelled; undo `n` none, `p`
-          pending, `r` running, `c` compensated, `f` failed, `k` skipped, `u` not needed.
+          pending, `r` running, `c` compensated, `f` failed, `k` skipped, `u` not needed,
+          `w` parked, `h` done by hand.
 
         Args:
             saga_id: Keep the saga id; on Temporal it is the workflow's own
@@ -306,6 +373,7 @@ _SAGA_CODES: Final = {
     SagaStatus.COMPENSATED: "c",
     SagaStatus.COMPENSATION_FAILED: "f",
     SagaStatus.COMMITTED_FAILED: "m",
+    SagaStatus.PARKED: "w",
 }
 _KIND_CODES: Final = {StepKind.PIVOT: "p", StepKind.RETRIABLE: "r"}
 _KINDS: Final = {v: k for k, v in _KIND_CODES.items()}
@@ -323,6 +391,8 @@ _UNDO_CODES: Final = {
     UndoStatus.FAILED: "f",
     UndoStatus.SKIPPED: "k",
     UndoStatus.NOT_NEEDED: "u",
+    UndoStatus.PARKED: "w",
+    UndoStatus.DONE_BY_HAND: "h",
 }
 _SAGA_STATUSES: Final = {v: k for k, v in _SAGA_CODES.items()}
 _STEP_STATUSES: Final = {v: k for k, v in _STEP_CODES.items()}
@@ -417,6 +487,8 @@ _MARK = {
     UndoStatus.SKIPPED: ("⊘", _YELLOW),
     UndoStatus.NOT_NEEDED: ("·", _DIM),
     UndoStatus.RUNNING: ("…", _YELLOW),
+    UndoStatus.PARKED: ("‖", _RED),
+    UndoStatus.DONE_BY_HAND: ("✋", _YELLOW),
 }
 
 _SAGA_COLOUR = {
@@ -424,6 +496,7 @@ _SAGA_COLOUR = {
     SagaStatus.COMPENSATED: _YELLOW,
     SagaStatus.COMPENSATION_FAILED: _RED,
     SagaStatus.COMMITTED_FAILED: _RED,
+    SagaStatus.PARKED: _RED,
 }
 
 

@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import asyncio
 import enum
+import logging
 from collections.abc import Awaitable, Callable, Coroutine
 from contextvars import Token
+from datetime import timedelta
 from typing import Any, Literal, TypeVar, TypeVarTuple, Unpack, overload
 
 from pydantic_core import to_jsonable_python
@@ -28,13 +30,17 @@ from sagakit._exceptions import (
     StepDefinitionError,
 )
 from sagakit._options import (
+    RetryPolicy,
     SagaOptions,
     StepOptions,
     StepOptionsKw,
     merge,
+    step_defaults,
 )
 from sagakit._report import (
     ErrorInfo,
+    ParkedUndo,
+    Resolution,
     SagaReport,
     SagaStatus,
     StepKind,
@@ -50,6 +56,11 @@ __all__ = ["Saga", "run_saga"]
 
 R = TypeVar("R")
 Ts = TypeVarTuple("Ts")
+
+_log = logging.getLogger("sagakit")
+
+HOOK_NAME = "on_compensation_failed"
+"""The step name (seq 0) `SagaOptions.on_compensation_failed` runs under."""
 
 
 class _State(enum.Enum):
@@ -81,6 +92,7 @@ class _Step:
         "error",
         "kind",
         "name",
+        "resolutions",
         "result",
         "seq",
         "started",
@@ -117,6 +129,7 @@ class _Step:
         self.undo_started: float | None = None
         self.undo_ended: float | None = None
         self.undo_error: ErrorInfo | None = None
+        self.resolutions: list[Resolution] = []
 
 
 class Saga:
@@ -141,6 +154,13 @@ class Saga:
         self._pivot: _Step | None = None
         self._created = 0
         self._unstarted: dict[int, tuple[Coroutine[Any, Any, Any], Any]] = {}
+        self._track = backend.tracks_progress
+        # Parking: set while the saga waits for operators; their decisions, in order.
+        self._wake: asyncio.Event | None = None
+        self._decisions: list[tuple[_Step, Resolution]] = []
+        self._parked_errors: dict[int, Exception] = {}
+        self._hook_options: StepOptions | None = None
+        self._unwound = False  # every undo has run once
 
     @property
     def saga_id(self) -> str:
@@ -263,6 +283,8 @@ class Saga:
         self._steps.append(step)  # the undo is registered from here on
         if opts.kind is StepKind.PIVOT:
             self._pivot = step
+        if self._track:
+            self._backend.progress(SagaStatus.RUNNING, f"step {context.seq} {name}")
         token = _current.set(context)
         try:
             result = await self._backend.call(call)
@@ -361,6 +383,7 @@ class Saga:
                     ended_at=to_datetime(r.undo_ended),
                     error=r.undo_error,
                     order=r.undo_order,
+                    resolutions=list(r.resolutions),
                 )
             steps.append(
                 StepReport(
@@ -394,7 +417,12 @@ class Saga:
         if self._committed:
             return SagaStatus.COMMITTED_FAILED
         if self._state is _State.UNWINDING:
-            return SagaStatus.COMPENSATING
+            undos = {r.undo_status for r in self._steps}
+            if not self._unwound or UndoStatus.RUNNING in undos:
+                return SagaStatus.COMPENSATING
+            if UndoStatus.PARKED in undos:
+                return SagaStatus.PARKED
+            # Every undo has run once: the status it ends with (what the hook is told).
         bad = (UndoStatus.FAILED, UndoStatus.SKIPPED)
         if any(r.undo_status in bad for r in self._steps):
             return SagaStatus.COMPENSATION_FAILED
@@ -412,6 +440,164 @@ class Saga:
     def _close(self) -> None:
         self._state = _State.CLOSED
         self._ended = self._backend.time()
+        if self._track:
+            status = self._status()
+            failed = [r.name for r in self._steps if r.undo_status is UndoStatus.FAILED]
+            detail = status.value.replace("_", " ")
+            self._backend.progress(status, f"{detail}: {', '.join(failed)}" if failed else detail)
+
+    # -- parked undos ----------------------------------------------------------
+
+    def parked(self) -> list[ParkedUndo]:
+        """The parked undos an operator can resolve now ("retry" or "skip"), in step order.
+
+        Empty until the unwind has run every undo once and the saga waits.
+        """
+        if self._wake is None:
+            return []
+        return [
+            ParkedUndo(
+                saga_id=self._saga_id,
+                seq=r.seq,
+                name=r.name,
+                undo=default_name(r.undo),
+                error=r.undo_error,
+                attempts=r.undo_call.attempts if r.undo_call is not None else None,
+                parked_at=to_datetime(r.undo_ended),
+            )
+            for r in self._steps
+            if r.undo_status is UndoStatus.PARKED
+        ]
+
+    def check_resolution(self, seq: Any, action: Any) -> None:
+        """Refuse a decision `resolve` would refuse, changing nothing (an update's validator).
+
+        Raises:
+            SagaStateError: `action` is not "retry" or "skip", or step `seq`
+                has no parked undo awaiting a decision.
+        """
+        if action not in ("retry", "skip"):
+            raise SagaStateError(
+                f"unknown action {action!r} for a parked undo: 'retry' runs it again by "
+                f"its retry policy, 'skip' records that it was undone by hand"
+            )
+        decided = {step.seq for step, _ in self._decisions}
+        waiting = [
+            r.seq
+            for r in self._steps
+            if r.undo_status is UndoStatus.PARKED and r.seq not in decided
+        ]
+        if self._wake is None or seq not in waiting:
+            what = (
+                f"parked undos await a decision at steps {waiting}"
+                if waiting
+                else ("nothing is parked" if self._wake is None else "no undo awaits a decision")
+            )
+            raise SagaStateError(f"step {seq!r} of saga {self._saga_id} has no parked undo: {what}")
+
+    def resolve(
+        self, seq: int, action: str, *, reason: str | None = None, by: str | None = None
+    ) -> None:
+        """Deliver an operator's decision on the parked undo of step `seq`.
+
+        Returns once delivered; the saga acts on it in order ("retry" runs the
+        undo again, and it may park again; "skip" records it as done by hand).
+
+        Raises:
+            SagaStateError: as `check_resolution`.
+        """
+        self.check_resolution(seq, action)
+        step = self._steps[seq - 1]
+        at = to_datetime(self._backend.time())
+        self._decisions.append((step, Resolution(action=action, reason=reason, by=by, at=at)))  # type: ignore[arg-type]
+        assert self._wake is not None
+        self._wake.set()
+
+    async def _wait_for_operators(self) -> list[Exception]:
+        """Wait until every parked undo is resolved (or `park_timeout`, or a cancel).
+
+        Returns the errors of the undos still parked then, which now count as failed.
+        """
+        wake = self._wake = asyncio.Event()
+        timeout = self._options.park_timeout
+        deadline = None if timeout is None else self._backend.time() + timeout.total_seconds()
+        giving_up = False
+        while True:
+            if self._decisions:
+                step, resolution = self._decisions.pop(0)
+                step.resolutions.append(resolution)
+                self._parked_errors.pop(step.seq, None)
+                if resolution.action == "skip":
+                    step.undo_status = UndoStatus.DONE_BY_HAND
+                else:
+                    await self._run_undo(step)  # may park again
+                continue
+            if giving_up or not any(r.undo_status is UndoStatus.PARKED for r in self._steps):
+                break
+            if self._track:
+                self._report_parked()
+            left = None if deadline is None else max(deadline - self._backend.time(), 0.0)
+            wake.clear()
+            woke = not self._cancelled and await self._backend.wait(wake, left)
+            if not woke or self._cancelled:
+                # Out of time, or cancelled: no new decision is taken, but the ones
+                # already delivered (their senders were told so) are still honoured.
+                giving_up = True
+                self._wake = None
+        self._wake = None
+        errors: list[Exception] = []
+        for r in self._steps:
+            if r.undo_status is UndoStatus.PARKED:
+                r.undo_status = UndoStatus.FAILED
+                errors.append(self._parked_errors.pop(r.seq))
+        return errors
+
+    def _report_parked(self) -> None:
+        parts = []
+        for p in self.parked():
+            why = [f"{p.attempts} attempts"] if p.attempts else []
+            if p.error is not None:
+                why.append(p.error.type)
+            parts.append(f"{p.undo}" + (f" ({', '.join(why)})" if why else ""))
+        self._backend.progress(SagaStatus.PARKED, "parked: " + "; ".join(parts))
+
+    def _check_hook(self) -> None:
+        """Check `on_compensation_failed` as a step's undo is checked, before anything runs."""
+        hook = self._options.on_compensation_failed
+        if hook is None:
+            return
+        check_step(hook, None, 1, False)
+        opts = step_defaults(self._options)
+        update: dict[str, Any] = {"name": HOOK_NAME}
+        if opts.start_to_close_timeout is None and opts.schedule_to_close_timeout is None:
+            update["start_to_close_timeout"] = timedelta(minutes=1)
+        policy = opts.undo_retry_policy or opts.retry_policy
+        if policy is None or policy.maximum_attempts == 0:
+            update["retry_policy"] = RetryPolicy(maximum_attempts=5)
+        else:
+            update["retry_policy"] = policy
+        opts = opts.model_copy(update=update)
+        self._backend.check(hook, Phase.UNDO, opts)
+        self._hook_options = opts
+
+    async def _alert(self) -> None:
+        """Run `on_compensation_failed` with the report; its failure is logged, not raised."""
+        hook: Any = self._options.on_compensation_failed  # a callable, or an activity's name
+        opts = self._hook_options
+        if hook is None or opts is None:
+            return
+        context = StepContext(self._saga_id, 0, HOOK_NAME, Phase.UNDO)
+        call = StepCall(hook, (self.report(),), opts, opts.retry_policy, context)
+        token = _current.set(context)
+        try:
+            await self._backend.call(call)
+        except GeneratorExit:
+            raise
+        except Exception as e:
+            kind, message = self._backend.describe_error(e)
+            _log.warning("saga %s: %s failed: %s: %s", self._saga_id, HOOK_NAME, kind, message)
+        finally:
+            _reset(token)
 
     # -- unwinding -----------------------------------------------------------
 
@@ -429,6 +615,8 @@ class Saga:
                 await asyncio.wait([task])
             except asyncio.CancelledError:
                 self._cancelled = True  # a second cancel must not abort compensation
+                if self._wake is not None:
+                    self._wake.set()  # ... but it ends a wait for operators
         comp_error = task.result()  # re-raises if the loop itself tore the task down
         self._close()
         return comp_error
@@ -457,29 +645,43 @@ class Saga:
                 r.undo_status = UndoStatus.NOT_NEEDED
             else:
                 todo.append(r)
+        if self._track:
+            self._backend.progress(SagaStatus.COMPENSATING, f"compensating: {len(todo)} undo(s)")
         errors: list[Exception] = []
         if self._options.parallel_compensation:
-            results = await asyncio.gather(*(self._run_undo(r) for r in todo))
+            results = await asyncio.gather(*(self._run_undo(r, len(todo)) for r in todo))
             errors = [e for e in results if e is not None]
         else:
             for r in todo:
                 if errors and not self._options.continue_on_compensation_error:
                     r.undo_status = UndoStatus.SKIPPED
                     continue
-                e = await self._run_undo(r)
+                e = await self._run_undo(r, len(todo))
                 if e is not None:
                     errors.append(e)
+        self._unwound = True
+        if errors or self._parked_errors:
+            await self._alert()
+        if self._parked_errors:
+            errors += await self._wait_for_operators()
         if not errors:
             return None
         names = [r.name for r in todo if r.undo_status is UndoStatus.FAILED]
         return CompensationError(f"{len(errors)} undo(s) failed: {', '.join(names)}", errors)
 
-    async def _run_undo(self, step: _Step) -> Exception | None:
-        """Run one step's undo to its end; its final error, if it failed."""
+    async def _run_undo(self, step: _Step, of: int = 0) -> Exception | None:
+        """Run one step's undo to its end; its final error, if it failed (and did not park)."""
         self._undos_run += 1
-        step.undo_order = self._undos_run
+        if step.undo_order is None:  # a retried parked undo keeps its place
+            step.undo_order = self._undos_run
         step.undo_status = UndoStatus.RUNNING
         step.undo_started = self._backend.time()
+        step.undo_ended = step.undo_error = None
+        if self._track:
+            where = f"{step.undo_order}/{of} " if of else ""
+            self._backend.progress(
+                SagaStatus.COMPENSATING, f"compensating {where}{default_name(step.undo)}"
+            )
         opts = step.call.options
         args = step.call.args
         if opts.pass_result:  # the do's result, or None: it failed, or its outcome is unknown
@@ -493,10 +695,14 @@ class Saga:
             await self._backend.call(call)
         except GeneratorExit:
             raise  # closed by the garbage collector (a worker shut down): touch nothing
-        except Exception as e:  # the undo finally failed: recorded, and raised in the group
-            step.undo_status = UndoStatus.FAILED
+        except Exception as e:  # the undo finally failed: recorded, and parked or raised
             step.undo_error = self._describe(e)
             step.undo_ended = self._backend.time()
+            if self._options.on_undo_failure == "park":
+                step.undo_status = UndoStatus.PARKED
+                self._parked_errors[step.seq] = e
+                return None
+            step.undo_status = UndoStatus.FAILED
             return e
         finally:
             _reset(token)
@@ -530,6 +736,7 @@ async def run_saga(
             f"a saga must be an `async def` that takes the Saga first, like "
             f"`async def book_trip(saga: Saga, trip): ...`; got {fn!r}"
         )
+    saga._check_hook()
     try:
         body = fn(saga, *args)
     except TypeError as e:  # an `async def` raises here only when the args do not bind
@@ -591,4 +798,6 @@ def _message(saga: Saga) -> str:
     undos = [r.undo_status for r in saga._steps if r.undo is not None]
     ok = undos.count(UndoStatus.COMPENSATED)
     total = len(undos) - undos.count(UndoStatus.NOT_NEEDED)
-    return f"saga {saga.saga_id} failed {where} ({what}); {ok} of {total} undo(s) succeeded"
+    by_hand = undos.count(UndoStatus.DONE_BY_HAND)
+    also = f", {by_hand} done by hand" if by_hand else ""
+    return f"saga {saga.saga_id} failed {where} ({what}); {ok} of {total} undo(s) succeeded{also}"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 __all__ = ["VirtualClock"]
 
@@ -28,6 +29,12 @@ class VirtualClock:
         self._skipped = 0.0
         self._follow = follow_real_time
         self._mono0 = time.monotonic()
+        self._watchers: list[asyncio.Future[None]] = []
+
+    @property
+    def follows_real_time(self) -> bool:
+        """Whether the clock also moves with the wall clock."""
+        return self._follow
 
     def time(self) -> float:
         """Seconds since the epoch on this clock."""
@@ -50,6 +57,37 @@ class VirtualClock:
         if seconds < 0:
             raise ValueError("a clock only moves forward: advance(by) needs by >= 0")
         self._skipped += seconds
+        watchers, self._watchers = self._watchers, []
+        for f in watchers:
+            if not f.done():
+                f.set_result(None)
+
+    async def wait(self, event: asyncio.Event, seconds: float | None) -> bool:
+        """Wait for `event` (True) until `seconds` pass on this clock (False), without moving it.
+
+        Unlike `sleep`, this waits for someone else: the clock reaches the
+        deadline only when a test `advance`s it (or, following real time, when
+        that much real time passes).
+        """
+        deadline = None if seconds is None else self.time() + seconds
+        while not event.is_set():
+            left = None if deadline is None else deadline - self.time()
+            if left is not None and left <= 0:
+                return False
+            moved: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+            self._watchers.append(moved)
+            waiter: asyncio.Future[Any] = asyncio.ensure_future(event.wait())
+            try:
+                await asyncio.wait(
+                    [waiter, moved],
+                    timeout=left if self._follow else None,
+                    return_when=asyncio.FIRST_COMPLETED,
+                )
+            finally:
+                waiter.cancel()
+                if moved in self._watchers:
+                    self._watchers.remove(moved)
+        return True
 
     async def sleep(self, seconds: float) -> None:
         """Advance by `seconds` and yield to the event loop once (so others can run)."""

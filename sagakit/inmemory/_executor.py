@@ -27,9 +27,9 @@ from tenacity.stop import stop_base
 from sagakit._backend import Backend, StepCall
 from sagakit._checks import PAYLOAD_LIMIT, cached_when_hashable, check_payload_size
 from sagakit._context import Phase, StepContext
-from sagakit._exceptions import StepDefinitionError, StepTimeoutError
+from sagakit._exceptions import SagaStateError, StepDefinitionError, StepTimeoutError
 from sagakit._options import RetryPolicy, SagaOptions, StepOptions
-from sagakit._report import SagaReport
+from sagakit._report import ParkedUndo, SagaReport
 from sagakit._saga import Saga, run_saga
 from sagakit.inmemory._clock import VirtualClock
 from sagakit.inmemory._faults import Fault
@@ -98,6 +98,12 @@ class _InMemoryBackend(Backend):
 
     def check(self, fn: Any, phase: Phase, options: StepOptions) -> None:
         _kind_of(fn)
+
+    async def wait(self, event: asyncio.Event, seconds: float | None) -> bool:
+        """Wait for an operator on the virtual clock; tell `wait_parked` callers first."""
+        ex = self._executor
+        ex._changed.set()
+        return await ex.clock.wait(event, seconds)
 
     async def call(self, call: StepCall) -> Any:
         """The first attempt, then attempts 2 and on by tenacity if it failed and may retry."""
@@ -398,6 +404,10 @@ class InMemoryExecutor:
         self._sagas: deque[Saga] = deque(maxlen=keep_runs)
         self._prefix = uuid.uuid4().hex[:8]
         self._runs = itertools.count(1)
+        # Runs in progress, by saga id (parked ones among them), and a signal that
+        # one parked or ended, for `wait_parked`.
+        self._live: dict[str, Saga] = {}
+        self._changed = asyncio.Event()
 
     @property
     def keep_runs(self) -> int | None:
@@ -452,7 +462,76 @@ class InMemoryExecutor:
         sid = saga_id or f"saga-{self._prefix}-{next(self._runs)}"
         saga = Saga(_InMemoryBackend(self, sid), self.options)
         self._sagas.append(saga)
-        return await run_saga(saga, saga_fn, args)
+        self._live[sid] = saga
+        try:
+            return await run_saga(saga, saga_fn, args)
+        finally:
+            if self._live.get(sid) is saga:
+                del self._live[sid]
+            self._changed.set()
+
+    def parked(self, saga_id: str | None = None) -> list[ParkedUndo]:
+        """The undos that wait for an operator now, of one saga or of every run in progress.
+
+        They park with `SagaOptions(on_undo_failure="park")` once their retries
+        are exhausted; resolve each with `resolve`.
+        """
+        if saga_id is not None:
+            saga = self._live.get(saga_id)
+            return saga.parked() if saga is not None else []
+        return [p for saga in list(self._live.values()) for p in saga.parked()]
+
+    async def wait_parked(self, saga_id: str | None = None) -> list[ParkedUndo]:
+        """Wait until a saga (this one, or any) waits for an operator; its parked undos.
+
+        Raises:
+            SagaStateError: no run that could park is left in progress (they all
+                ended, or `saga_id` is not running), so waiting would never end.
+        """
+        await asyncio.sleep(0)  # a run just made a task has started by then
+        while True:
+            self._changed.clear()
+            found = self.parked(saga_id)
+            if found:
+                return found
+            if (saga_id is None and not self._live) or (
+                saga_id is not None and saga_id not in self._live
+            ):
+                which = "no saga" if saga_id is None else f"saga {saga_id!r} is not"
+                raise SagaStateError(
+                    f"wait_parked(): {which} running on this executor, so none can park: "
+                    f"start the run as a task first, e.g. asyncio.create_task(ex.run(...))"
+                )
+            await self._changed.wait()
+
+    async def resolve(
+        self,
+        saga_id: str,
+        seq: int,
+        action: str,
+        *,
+        reason: str | None = None,
+        by: str | None = None,
+    ) -> None:
+        """Resolve the parked undo of step `seq` of a saga: "retry" it or "skip" it.
+
+        "retry" runs the undo again by its retry policy (it may park again);
+        "skip" records that it was undone by hand, with `reason` and `by` in
+        the report. Returns once the decision is delivered, not when a retried
+        undo has run.
+
+        Raises:
+            SagaStateError: the saga is not running here, `action` is neither
+                "retry" nor "skip", or step `seq` has no parked undo.
+        """
+        saga = self._live.get(saga_id)
+        if saga is None:
+            raise SagaStateError(
+                f"saga {saga_id!r} is not running on this executor: nothing of it can be "
+                f"resolved (running: {sorted(self._live)[:10]})"
+            )
+        saga.resolve(seq, action, reason=reason, by=by)
+        await asyncio.sleep(0)  # let the saga take it up
 
     @property
     def reports(self) -> list[SagaReport]:

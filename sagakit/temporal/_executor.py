@@ -31,9 +31,10 @@ from sagakit._exceptions import (
     StepDefinitionError,
 )
 from sagakit._options import RetryPolicy, SagaOptions, StepOptions
-from sagakit._report import SagaReport
+from sagakit._report import SagaReport, SagaStatus
 from sagakit._saga import Saga, _message, run_saga
 from sagakit.temporal._header import run_saga_base
+from sagakit.temporal._operate import RESOLVE_UPDATE, SAGA_STATUS, count_status
 from sagakit.temporal._refs import ActivityRef, ChildWorkflowRef
 
 __all__ = [
@@ -206,10 +207,37 @@ class _TemporalBackend(Backend):
         self._saga_id = base if index == 1 else f"{base}/{index}"
         self._workflow_id = info.workflow_id
         self._prefix = "" if index == 1 else f"{index}/"
+        # Upserted only when the workflow was started with it: then the namespace has
+        # it registered, and every replay makes the same decision.
+        self._upsert = info.typed_search_attributes.get(SAGA_STATUS) is not None
+        self._status = SagaStatus.RUNNING
+        count_status(SagaStatus.RUNNING)
 
     def saga_id(self) -> str:
         """`workflow_id/run_id`, plus `/n` for the n-th saga (n >= 2) of the run."""
         return self._saga_id
+
+    tracks_progress = True
+
+    def progress(self, status: SagaStatus, detail: str) -> None:
+        """Show it in the UI (current details); on a change of status, count and upsert it."""
+        workflow.set_current_details(f"saga {self._index}: {detail}" if self._index > 1 else detail)
+        if status is self._status:
+            return
+        self._status = status
+        count_status(status)
+        if self._upsert:
+            workflow.upsert_search_attributes([SAGA_STATUS.value_set(status.value)])
+
+    async def wait(self, event: asyncio.Event, seconds: float | None) -> bool:
+        """A workflow condition: durable, and in history only as one timer, with a timeout."""
+        try:
+            await workflow.wait_condition(
+                event.is_set, timeout=seconds, timeout_summary="sagakit park_timeout"
+            )
+        except TimeoutError:
+            return False
+        return True
 
     def time(self) -> float:
         """`workflow.now()`: deterministic, the time of the current workflow task."""
@@ -505,6 +533,22 @@ class TemporalExecutor:
             workflow.set_query_handler(
                 self._report_query, lambda: saga.report().model_dump(mode="json")
             )
+
+        # Operators resolve parked undos with this update; the validator refuses a
+        # wrong seq or action before anything is written to the history.
+        def resolve(request: dict[str, Any]) -> None:
+            seq, action = request["seq"], request["action"]
+            saga.resolve(seq, action, reason=request.get("reason"), by=request.get("by"))
+
+        def validate(request: dict[str, Any]) -> None:
+            if not isinstance(request, dict) or "seq" not in request:
+                raise SagaStateError(
+                    f"{RESOLVE_UPDATE} takes {{'seq': int, 'action': 'retry' | 'skip', "
+                    f"'reason': str | None, 'by': str | None}}; got {request!r}"
+                )
+            saga.check_resolution(request["seq"], request.get("action"))
+
+        workflow.set_update_handler(RESOLVE_UPDATE, resolve, validator=validate)
         try:
             return await run_saga(saga, saga_fn, args)
         except SagaDefinitionError as e:

@@ -42,16 +42,18 @@ from temporalio.worker import Worker
 
 from sagakit import (
     ErrorInfo,
+    ParkedUndo,
     RetryPolicy,
     SagaDefinitionError,
     SagaFailed,
     SagaOptions,
     SagaReport,
+    SagaStatus,
 )
 from sagakit.inmemory import InMemoryExecutor
-from sagakit.temporal import REPORT_QUERY, SAGA_FAILED_TYPE, SagakitPlugin
+from sagakit.temporal import REPORT_QUERY, SAGA_FAILED_TYPE, SagakitPlugin, parked, resolve
 
-from ._shared import ACTIVITIES, Plan, SagaCall, SagaFn, register
+from ._shared import ACTIVITIES, WAIT_LIMIT, Plan, SagaCall, SagaFn, register
 from ._workflow import ContractSaga
 
 __all__ = [
@@ -125,6 +127,22 @@ class Run(abc.ABC):
         """Cancel the run: the asyncio task in memory, the workflow on Temporal."""
 
     @abc.abstractmethod
+    async def wait_parked(self) -> list[ParkedUndo]:
+        """Wait until the saga waits for an operator; its parked undos."""
+
+    @abc.abstractmethod
+    async def resolve(self, seq: int, action: str, *, reason: str | None = None) -> None:
+        """Resolve a parked undo: `executor.resolve` in memory, the update on Temporal.
+
+        Raises:
+            SagaStateError: refused (unknown seq or action).
+        """
+
+    @abc.abstractmethod
+    async def pass_time(self, seconds: float) -> None:
+        """Let `seconds` pass on the backend's clock (advanced in memory, waited on Temporal)."""
+
+    @abc.abstractmethod
     async def outcome(self) -> Outcome:
         """Wait for the run to end; how it ended.
 
@@ -175,6 +193,18 @@ class _InMemoryRun(Run):
     async def cancel(self) -> None:
         self.task.cancel()
 
+    async def wait_parked(self) -> list[ParkedUndo]:
+        async with asyncio.timeout(WAIT_LIMIT):
+            return await self.executor.wait_parked()
+
+    async def resolve(self, seq: int, action: str, *, reason: str | None = None) -> None:
+        saga_id = self.executor.last_report.saga_id
+        await self.executor.resolve(saga_id, seq, action, reason=reason, by="tester")
+
+    async def pass_time(self, seconds: float) -> None:
+        self.executor.clock.advance(seconds)
+        await asyncio.sleep(0.01)
+
     async def outcome(self) -> Outcome:
         await asyncio.wait([self.task])
         if self.task.cancelled():
@@ -219,6 +249,22 @@ class _TemporalRun(Run):
 
     async def cancel(self) -> None:
         await self.handle.cancel()
+
+    async def wait_parked(self) -> list[ParkedUndo]:
+        async with asyncio.timeout(WAIT_LIMIT * 3):
+            while True:
+                found = await parked(self.handle)
+                # Listed once the saga waits (every undo ran once), as in memory.
+                report = SagaReport.model_validate(await self.handle.query(REPORT_QUERY))
+                if found and report.status is SagaStatus.PARKED:
+                    return found
+                await asyncio.sleep(0.05)
+
+    async def resolve(self, seq: int, action: str, *, reason: str | None = None) -> None:
+        await resolve(self.handle, seq, action, reason=reason, by="tester")  # type: ignore[arg-type]
+
+    async def pass_time(self, seconds: float) -> None:
+        await asyncio.sleep(seconds)
 
     async def outcome(self) -> Outcome:
         result = error = cause = None
