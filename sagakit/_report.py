@@ -221,7 +221,14 @@ class SagaReport(BaseModel):
 
     @property
     def parked(self) -> list[ParkedUndo]:
-        """The undos that wait for an operator, in registration order."""
+        """The undos that wait for an operator, in registration order, while the saga waits.
+
+        Empty unless `status` is `PARKED`: an undo may park while the unwind
+        still runs others (or an operator's retry of another), and is listed
+        once the saga waits.
+        """
+        if self.status is not SagaStatus.PARKED:
+            return []
         return [
             ParkedUndo(
                 saga_id=self.saga_id,

@@ -237,13 +237,14 @@ class Saga:
         saga function returns fails the saga with `SagaStateError`.
 
         Args:
-            do: the forward action (a function, or on Temporal an activity, a
-                child workflow or an inline `async def`).
-            undo: what reverses it, called with the same `*args`; `None` when
-                there is nothing to undo. Registered before `do` starts, so it
-                runs even if `do` fails or times out after taking effect.
+            do (Callable | str): the forward action (a function, or on Temporal an
+                activity, a child workflow or an inline `async def`).
+            undo (Callable | str | None): what reverses it, called with the same
+                `*args`; `None` when there is nothing to undo. Registered before
+                `do` starts, so it runs even if `do` fails or times out after
+                taking effect.
             *args: positional args of both `do` and `undo`.
-            **options: `StepOptions` fields: `name`, `kind`, `pass_result`,
+            **options (StepOptions): `StepOptions` fields: `name`, `kind`, `pass_result`,
                 `start_to_close_timeout`, `schedule_to_close_timeout`,
                 `heartbeat_timeout`, `retry_policy`, `undo_retry_policy`,
                 `task_queue`, `local`, `summary`. Unset ones take the saga's
@@ -488,11 +489,16 @@ class Saga:
             if r.undo_status is UndoStatus.PARKED and r.seq not in decided
         ]
         if self._wake is None or seq not in waiting:
-            what = (
-                f"parked undos await a decision at steps {waiting}"
-                if waiting
-                else ("nothing is parked" if self._wake is None else "no undo awaits a decision")
-            )
+            if self._wake is None:
+                what = (
+                    "the unwind is still running other undos; they can be resolved once it waits"
+                    if waiting
+                    else "nothing is parked"
+                )
+            else:
+                what = (
+                    f"undos await a decision at steps {waiting}" if waiting else "none awaits one"
+                )
             raise SagaStateError(f"step {seq!r} of saga {self._saga_id} has no parked undo: {what}")
 
     def resolve(
@@ -518,7 +524,8 @@ class Saga:
 
         Returns the errors of the undos still parked then, which now count as failed.
         """
-        wake = self._wake = asyncio.Event()
+        wake = self._wake
+        assert wake is not None
         timeout = self._options.park_timeout
         deadline = None if timeout is None else self._backend.time() + timeout.total_seconds()
         giving_up = False
@@ -660,6 +667,8 @@ class Saga:
                 if e is not None:
                     errors.append(e)
         self._unwound = True
+        if self._parked_errors:
+            self._wake = asyncio.Event()  # decisions are taken from here on, hook or not
         if errors or self._parked_errors:
             await self._alert()
         if self._parked_errors:

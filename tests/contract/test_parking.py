@@ -20,24 +20,25 @@ PARK = {"on_undo_failure": "park"}
 
 
 class TestAnUndoThatFailsForGoodParks:
-    async def test_it_parks_after_the_others_ran_and_the_saga_waits(
-        self, backend: Backend
-    ) -> None:
+    async def test_it_parks_after_the_others_ran_and_the_saga_waits(self, backend: Backend) -> None:
         """The unwind goes on past the failed undo; then the saga waits, listing it parked."""
         plan = Plan(fail=["c"], fail_undo=["b"])
         async with backend.start(steps, plan, options=options(**PARK)) as run:
             [parked] = await run.wait_parked()
             assert (parked.seq, parked.name, parked.undo) == (2, "do_b", "undo_b")
-            assert parked.error is not None and parked.error.type == "UndoBoom"
+            assert parked.error is not None
+            assert parked.error.type == "UndoBoom"
             assert ran(plan) == ["do:a", "do:b", "do:c", "undo:c", "undo:b", "undo:a"]
             fix(plan, "b")
             await run.resolve(2, "retry", reason="card service is back")
             outcome = await run.outcome()
         assert outcome.error == "SagaFailed"
-        assert outcome.cause is not None and outcome.cause.type == "Boom"
+        assert outcome.cause is not None
+        assert outcome.cause.type == "Boom"
         assert outcome.report.status is SagaStatus.COMPENSATED
         undo = outcome.report.step("do_b").undo
-        assert undo is not None and undo.status is UndoStatus.COMPENSATED
+        assert undo is not None
+        assert undo.status is UndoStatus.COMPENSATED
         assert [(r.action, r.reason, r.by) for r in undo.resolutions] == [
             ("retry", "card service is back", "tester")
         ]
@@ -45,7 +46,7 @@ class TestAnUndoThatFailsForGoodParks:
         assert ran(plan)[-1] == "undo:b"
 
     async def test_a_skip_is_done_by_hand_and_keeps_the_reason(self, backend: Backend) -> None:
-        """ "skip": the saga ends compensated, the undo done by hand, the reason in the report."""
+        """A skip: the saga ends compensated, the undo done by hand, the reason in the report."""
         plan = Plan(fail=["c"], fail_undo=["b"])
         async with backend.start(steps, plan, options=options(**PARK)) as run:
             await run.wait_parked()
@@ -53,7 +54,8 @@ class TestAnUndoThatFailsForGoodParks:
             outcome = await run.outcome()
         assert outcome.report.status is SagaStatus.COMPENSATED
         undo = outcome.report.step("do_b").undo
-        assert undo is not None and undo.status is UndoStatus.DONE_BY_HAND
+        assert undo is not None
+        assert undo.status is UndoStatus.DONE_BY_HAND
         assert [(r.action, r.reason) for r in undo.resolutions] == [
             ("skip", "refunded by hand, ticket 42")
         ]
@@ -86,7 +88,8 @@ class TestAnUndoThatFailsForGoodParks:
         assert outcome.error == "SagaFailed"
         assert outcome.report.status is SagaStatus.COMPENSATION_FAILED
         undo = outcome.report.step("do_b").undo
-        assert undo is not None and undo.status is UndoStatus.FAILED
+        assert undo is not None
+        assert undo.status is UndoStatus.FAILED
         assert ran(plan) == ["do:a", "do:b", "do:c", "undo:c", "undo:b", "undo:a"]
 
     async def test_the_default_still_fails(self, backend: Backend) -> None:
@@ -177,7 +180,8 @@ class TestCancelWhileParked:
             outcome = await run.outcome()
         assert outcome.cancelled
         undo = outcome.report.step("do_b").undo
-        assert undo is not None and undo.status is UndoStatus.FAILED
+        assert undo is not None
+        assert undo.status is UndoStatus.FAILED
         assert outcome.report.status is SagaStatus.COMPENSATION_FAILED
 
 

@@ -16,25 +16,37 @@ import subprocess
 import sys
 import uuid
 from pathlib import Path
+from typing import Any
 
 import pytest
 from conftest import new_id
-from temporalio.client import Client, WorkflowFailureError
+from temporalio.client import Client, WorkflowFailureError, WorkflowHandle
 from temporalio.exceptions import ApplicationError
+from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
 from workflows.crash import STEPS, CrashJob, CrashWorkflow
+
+from sagakit import SagaStatus
+from sagakit.temporal import parked, report_from_failure, resolve
 
 pytestmark = [pytest.mark.temporal, pytest.mark.slow]
 
 HERE = Path(__file__).parent
 
 
-def start_worker(env: WorkflowEnvironment, task_queue: str) -> subprocess.Popen[bytes]:
+def start_worker(
+    env: WorkflowEnvironment, task_queue: str, alerts: Path | None = None
+) -> subprocess.Popen[bytes]:
     address = env.client.service_client.config.target_host
+    extra = {"CRASH_ALERT_DB": str(alerts)} if alerts is not None else {}
     return subprocess.Popen(
         [sys.executable, "-m", "workflows.crash", address, task_queue],
         cwd=HERE,
-        env={**os.environ, "PYTHONPATH": f"{HERE}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"},
+        env={
+            **os.environ,
+            **extra,
+            "PYTHONPATH": f"{HERE}{os.pathsep}{os.environ.get('PYTHONPATH', '')}",
+        },
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
@@ -95,3 +107,53 @@ class TestWorkerKilled:
         assert effects == [("do", n) for n in STEPS] + [("undo", n) for n in reversed(STEPS)]
         # The held activity really ran twice, once on each worker.
         assert attempts == (2, 2)
+
+
+class TestParkedSagaSurvivesAKill:
+    async def test_a_fresh_worker_resolves_what_a_killed_one_parked(
+        self, temporal_env: WorkflowEnvironment, tmp_path: Path
+    ) -> None:
+        """Parked, the worker killed: a fresh worker takes the retry and compensates it once."""
+        client: Client = temporal_env.client
+        db = tmp_path / "effects.sqlite3"
+        job = CrashJob(db=str(db), gates=str(tmp_path), fail=["d"], fail_undo=["b"], park=True)
+        task_queue = f"park-{uuid.uuid4()}"
+        first = start_worker(temporal_env, task_queue, alerts=db)
+        second = None
+        try:
+            handle = await client.start_workflow(
+                CrashWorkflow.run, job, id=new_id("park"), task_queue=task_queue
+            )
+            async with asyncio.timeout(30):
+                while not await parked_now(handle):  # noqa: ASYNC110 - polls the server
+                    await asyncio.sleep(0.1)
+            kill(first)
+            second = start_worker(temporal_env, task_queue, alerts=db)
+            (tmp_path / "fixed-b").touch()
+            await resolve(handle, 2, "retry", reason="fixed the refund service")
+            with pytest.raises(WorkflowFailureError) as ei:
+                await asyncio.wait_for(handle.result(), 60)
+            report = report_from_failure(ei.value)
+        finally:
+            for proc in (first, second):
+                if proc is not None and proc.poll() is None:
+                    kill(proc)
+        assert report is not None
+        assert report.status is SagaStatus.COMPENSATED
+        with sqlite3.connect(db) as conn:
+            effects = conn.execute("SELECT phase, name FROM effects ORDER BY rowid").fetchall()
+            undo_b = conn.execute(
+                "SELECT COUNT(*) FROM attempts WHERE phase = 'undo' AND name = 'b'"
+            ).fetchone()
+            alerts = conn.execute("SELECT status, parked FROM alerts").fetchall()
+        # Undo b wrote its effect, then failed: the retry found it there (keyed), once.
+        assert effects == [("do", n) for n in STEPS] + [("undo", n) for n in reversed(STEPS)]
+        assert undo_b == (2,)  # failed once, parked; retried once on the fresh worker
+        assert alerts == [("parked", "2")]  # the hook ran once, told what parked
+
+
+async def parked_now(handle: WorkflowHandle[Any, Any]) -> bool:
+    try:
+        return bool(await parked(handle))
+    except RPCError:  # the worker has not taken the workflow's first task yet
+        return False

@@ -37,6 +37,10 @@ class CrashJob:
     gates: str
     """Directory of gate files: `hold-<phase>-<name>` holds that activity."""
     fail: list[str] = field(default_factory=list)
+    fail_undo: list[str] = field(default_factory=list)
+    """Undos that fail for good (non-retryable) until a `fixed-<name>` file is in `gates`."""
+    park: bool = False
+    """Park undos that fail for good, and alert `crash_alert` when one does."""
 
 
 def connect(db: str) -> sqlite3.Connection:
@@ -46,6 +50,7 @@ def connect(db: str) -> sqlite3.Connection:
         " (key TEXT, phase TEXT, name TEXT, PRIMARY KEY (key, phase))"
     )
     conn.execute("CREATE TABLE IF NOT EXISTS attempts (key TEXT, phase TEXT, name TEXT, pid INT)")
+    conn.execute("CREATE TABLE IF NOT EXISTS alerts (saga_id TEXT, status TEXT, parked TEXT)")
     return conn
 
 
@@ -64,7 +69,19 @@ async def _apply(job: CrashJob, name: str, phase: str) -> str:
             await asyncio.sleep(0.1)
     if phase == "do" and name in job.fail:
         raise ApplicationError(f"{name} failed", type="Boom", non_retryable=True)
+    if phase == "undo" and name in job.fail_undo and not (gates / f"fixed-{name}").exists():
+        raise ApplicationError(f"undo {name} failed", type="UndoBoom", non_retryable=True)
     return f"{phase}-{name}"
+
+
+@activity.defn
+async def crash_alert(report: sagakit.SagaReport) -> None:
+    """`on_compensation_failed`: one row per call, with what it was told."""
+    import os
+
+    parked = ",".join(str(p.seq) for p in report.parked)
+    with connect(os.environ["CRASH_ALERT_DB"]) as conn:
+        conn.execute("INSERT INTO alerts VALUES (?, ?, ?)", (report.saga_id, report.status, parked))
 
 
 def _make(name: str, phase: str) -> Callable[[CrashJob], Awaitable[str]]:
@@ -77,7 +94,7 @@ def _make(name: str, phase: str) -> Callable[[CrashJob], Awaitable[str]]:
 
 DO = {n: _make(n, "do") for n in STEPS}
 UNDO = {n: _make(n, "undo") for n in STEPS}
-ACTIVITIES = [*DO.values(), *UNDO.values()]
+ACTIVITIES = [*DO.values(), *UNDO.values(), crash_alert]
 
 
 async def crash_saga(saga: Saga, job: CrashJob) -> list[str]:
@@ -93,6 +110,8 @@ class CrashWorkflow:
             # A killed worker's attempt is noticed by its missing heartbeats.
             heartbeat_timeout=timedelta(seconds=2),
             retry_policy=RetryPolicy(initial_interval=timedelta(milliseconds=100)),
+            on_undo_failure="park" if job.park else "fail",
+            on_compensation_failed=crash_alert if job.park else None,
         )
         return await TemporalExecutor(options=options).run(crash_saga, job)
 
