@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import enum
+import functools
 import logging
 from collections.abc import Awaitable, Callable, Coroutine
 from contextvars import Token
@@ -696,7 +697,9 @@ class Saga:
         if opts.pass_result:  # the do's result, or None: it failed, or its outcome is unknown
             args = (*args, step.result if step.status is StepStatus.SUCCEEDED else None)
         context = StepContext(self._saga_id, step.seq, step.name, Phase.UNDO, _OUTCOME[step.status])
-        policy = opts.undo_retry_policy or opts.retry_policy
+        policy = opts.undo_retry_policy
+        if policy is None:
+            policy = _bounded_for_undo(opts.retry_policy, opts)
         call = StepCall(step.undo, args, opts, policy, context)
         step.undo_call = call
         token = _current.set(context)
@@ -718,6 +721,35 @@ class Saga:
         step.undo_status = UndoStatus.COMPENSATED
         step.undo_ended = self._backend.time()
         return None
+
+
+UNDO_ATTEMPTS = 10
+"""Attempts an undo gets when nothing else bounds it (see `_bounded_for_undo`)."""
+
+
+def _bounded_for_undo(policy: RetryPolicy | None, opts: StepOptions) -> RetryPolicy | None:
+    """The do's policy for its undo, bounded to `UNDO_ATTEMPTS` if nothing else bounds it.
+
+    An undo with unlimited attempts and no `schedule_to_close_timeout` (an
+    activity no worker registered, a service down for good) would retry
+    forever, and every undo after it would wait. An undo's own
+    `undo_retry_policy` is taken as it is, unlimited or not.
+    """
+    if opts.schedule_to_close_timeout is not None:
+        return policy
+    if policy is None:
+        return _DEFAULT_UNDO_POLICY
+    if policy.maximum_attempts == 0:
+        return _undo_bound(policy)
+    return policy
+
+
+_DEFAULT_UNDO_POLICY = RetryPolicy(maximum_attempts=UNDO_ATTEMPTS)
+
+
+@functools.lru_cache(maxsize=64)
+def _undo_bound(policy: RetryPolicy) -> RetryPolicy:
+    return policy.model_copy(update={"maximum_attempts": UNDO_ATTEMPTS})
 
 
 def _reset(token: Token[StepContext | None]) -> None:

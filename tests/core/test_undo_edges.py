@@ -12,13 +12,16 @@ import pytest
 
 from sagakit import (
     ErrorInfo,
+    RetryPolicy,
     Saga,
     SagaFailed,
+    SagaOptions,
     SagaStatus,
     StepStatus,
     StepTimeoutError,
     UndoStatus,
 )
+from sagakit._saga import UNDO_ATTEMPTS
 from sagakit.inmemory import InMemoryExecutor
 
 from ._support import options
@@ -266,3 +269,60 @@ class TestAFailedUndoKeepsNothingAlive:
         assert alive == [None] * 9
         failed = [s.undo.status for s in executor.last_report.steps if s.undo is not None]
         assert failed == [UndoStatus.FAILED, UndoStatus.FAILED]
+
+
+class TestAnUndoNothingBoundsIsBounded:
+    """An undo with unlimited attempts and no schedule_to_close_timeout gets UNDO_ATTEMPTS.
+
+    Unbounded, an undo that can never succeed (on Temporal: an activity no
+    worker registered) would retry forever, and every undo after it would wait.
+    """
+
+    @staticmethod
+    async def run(
+        saga_options: SagaOptions | None = None, **step_options: Any
+    ) -> tuple[int, SagaStatus]:
+        tries = 0
+
+        def broken_release(n: int) -> None:
+            nonlocal tries
+            tries += 1
+            raise ConnectionError("stock service unreachable")
+
+        async def saga_fn(saga: Saga) -> None:
+            await saga.step(reserve, broken_release, 1, **step_options)
+            raise Boom("the saga fails after its step")
+
+        executor = InMemoryExecutor(saga_options or options())
+        with pytest.raises(SagaFailed) as ei:
+            await executor.run(saga_fn)
+        return tries, ei.value.report.status
+
+    async def test_an_unlimited_policy_inherited_from_the_do_stops_at_ten(self) -> None:
+        unlimited = RetryPolicy(initial_interval=timedelta(milliseconds=1), maximum_attempts=0)
+        assert await self.run(retry_policy=unlimited) == (
+            UNDO_ATTEMPTS,
+            SagaStatus.COMPENSATION_FAILED,
+        )
+
+    async def test_no_policy_at_all_stops_at_ten(self) -> None:
+        assert (await self.run(SagaOptions()))[0] == UNDO_ATTEMPTS
+
+    async def test_the_undos_own_unlimited_policy_is_kept(self) -> None:
+        """`undo_retry_policy` says what the user wants: unlimited, to the executor's cap."""
+        unlimited = RetryPolicy(initial_interval=timedelta(milliseconds=1), maximum_attempts=0)
+        tries, _ = await self.run(undo_retry_policy=unlimited)
+        assert tries == InMemoryExecutor().unlimited_attempts
+
+    async def test_a_schedule_to_close_timeout_is_bound_enough(self) -> None:
+        unlimited = RetryPolicy(
+            initial_interval=timedelta(seconds=1), backoff_coefficient=1.0, maximum_attempts=0
+        )
+        tries, _ = await self.run(
+            retry_policy=unlimited, schedule_to_close_timeout=timedelta(seconds=30)
+        )
+        assert UNDO_ATTEMPTS < tries <= 31  # 1 s apart on the virtual clock: bounded by time
+
+    async def test_a_bounded_policy_is_kept(self) -> None:
+        three = RetryPolicy(initial_interval=timedelta(milliseconds=1), maximum_attempts=3)
+        assert (await self.run(retry_policy=three))[0] == 3

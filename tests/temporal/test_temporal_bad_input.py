@@ -15,13 +15,13 @@ import pytest
 from conftest import new_id, saga_worker
 from temporalio.client import Client, WorkflowFailureError
 from temporalio.exceptions import ApplicationError
-from workflows.bad_input import DONE, BadInputWorkflow, do_any, undo_any
+from workflows.bad_input import DONE, BadInputWorkflow, do_any, do_fail, undo_any
 
 from sagakit import SagaStatus, StepStatus, UndoStatus
 from sagakit.temporal import SAGA_FAILED_TYPE, report_from_failure
 
 WORKFLOWS = [BadInputWorkflow]
-ACTIVITIES = [do_any, undo_any]
+ACTIVITIES = [do_any, undo_any, do_fail]
 
 
 async def run_bad(client: Client, task_queue: str, which: str) -> tuple[str, WorkflowFailureError]:
@@ -112,3 +112,24 @@ class TestStepsNeverStarted:
         assert report is not None
         assert report.status is SagaStatus.COMPENSATED
         assert [p for p, r in DONE if r == run] == ["do", "undo"]
+
+
+class TestUndosThatWouldRetryForever:
+    async def test_an_unregistered_undo_is_bounded_and_the_unwind_goes_on(
+        self, client: Client
+    ) -> None:
+        """An undo no worker registered, with unlimited retries, stops after UNDO_ATTEMPTS.
+
+        Without the bound it would retry forever (it has no schedule_to_close_timeout),
+        and step 1's undo would wait behind it.
+        """
+        async with saga_worker(client, workflows=WORKFLOWS, activities=ACTIVITIES) as w:
+            run, failure = await run_bad(client, w.task_queue, "unregistered_undo")
+            report = report_from_failure(failure)
+            await healthy_run_succeeds(client, w.task_queue)
+        assert report is not None
+        assert report.status is SagaStatus.COMPENSATION_FAILED
+        second = report.steps[1].undo
+        assert second is not None
+        assert second.status is UndoStatus.FAILED
+        assert ("undo", run) in DONE  # step 1 was undone after it

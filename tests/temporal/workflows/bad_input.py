@@ -7,9 +7,10 @@ from datetime import timedelta
 from typing import Any
 
 from temporalio import activity, workflow
+from temporalio.exceptions import ApplicationError
 
 with workflow.unsafe.imports_passed_through():
-    from sagakit import Saga, SagaOptions
+    from sagakit import RetryPolicy, Saga, SagaOptions
     from sagakit.temporal import TemporalExecutor
 
 OPTIONS = SagaOptions(start_to_close_timeout=timedelta(seconds=10))
@@ -52,6 +53,25 @@ async def unstarted_task(saga: Saga, run: str) -> None:
     LEFT.append(asyncio.ensure_future(saga.step(do_any, undo_any, run, "never")))
 
 
+@activity.defn
+async def do_fail(run: str) -> None:
+    raise ApplicationError("the second step fails", type="Boom", non_retryable=True)
+
+
+FAST_UNLIMITED = RetryPolicy(
+    initial_interval=timedelta(milliseconds=50),
+    maximum_interval=timedelta(milliseconds=100),
+    maximum_attempts=0,
+)
+
+
+async def unregistered_undo(saga: Saga, run: str) -> None:
+    await saga.step(do_any, undo_any, run)
+    # Its undo is an activity no worker has: every attempt fails ("not registered").
+    await saga.step(do_any, "no_such_undo", run, retry_policy=FAST_UNLIMITED)
+    await saga.step(do_fail, None, run)
+
+
 async def healthy(saga: Saga, run: str) -> None:
     await saga.step(do_any, undo_any, run)
 
@@ -62,6 +82,7 @@ SAGAS = {
     "unserializable_arg": unserializable_arg,
     "plain_function": plain_function,
     "unstarted_task": unstarted_task,
+    "unregistered_undo": unregistered_undo,
 }
 
 
