@@ -1,6 +1,6 @@
 """The exceptions sagakit raises.
 
-The hierarchy::
+The hierarchy:
 
     SagaError                          root: catches everything sagakit raises
     ├── SagaFailed                     a saga failed and was unwound (`__cause__`: the error)
