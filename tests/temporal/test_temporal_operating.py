@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import AsyncIterator
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -236,3 +237,25 @@ class TestMetrics:
                 counts[name] = counts.get(name, 0) + int(update.value)
         assert counts.get("sagakit_sagas_started") == 1
         assert counts.get("sagakit_sagas_compensated") == 1
+
+
+class TestParkTimeout:
+    async def test_days_of_waiting_pass_at_once_on_the_time_skipping_server(
+        self, temporal_time_skipping_env: WorkflowEnvironment
+    ) -> None:
+        """A three-day `park_timeout` runs out (a durable timer), and the saga fails as before."""
+        env = temporal_time_skipping_env
+        client = Client(**{**env.client.config(), "data_converter": pydantic_data_converter})
+        order = Order(id=str(uuid.uuid4()), broken=["refund"], park=True, park_timeout=3 * 86400)
+        async with saga_worker(client, workflows=[OperatedOrder], activities=ACTIVITIES) as w:
+            started = await env.get_current_time()
+            handle = await start(client, w.task_queue, order)
+            report = report_from_failure(await failure(handle))
+            skipped = await env.get_current_time() - started
+        assert report is not None
+        assert report.status is SagaStatus.COMPENSATION_FAILED
+        assert skipped >= timedelta(days=3)
+        timers = [
+            e for e in await events(handle) if e.event_type == EventType.EVENT_TYPE_TIMER_STARTED
+        ]
+        assert len(timers) == 1  # one wait, not a polling loop
