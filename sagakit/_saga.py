@@ -489,18 +489,19 @@ class Saga:
             for r in self._steps
             if r.undo_status is UndoStatus.PARKED and r.seq not in decided
         ]
-        if self._wake is None or seq not in waiting:
-            if self._wake is None:
-                what = (
-                    "the unwind is still running other undos; they can be resolved once it waits"
-                    if waiting
-                    else "nothing is parked"
-                )
-            else:
-                what = (
-                    f"undos await a decision at steps {waiting}" if waiting else "none awaits one"
-                )
-            raise SagaStateError(f"step {seq!r} of saga {self._saga_id} has no parked undo: {what}")
+        if self._wake is not None and seq in waiting:
+            return
+        if self._wake is None:
+            what = (
+                "the unwind is still running other undos; resolve it once the saga waits"
+                if waiting
+                else "nothing is parked"
+            )
+        elif waiting:
+            what = f"undos await a decision at steps {waiting}"
+        else:
+            what = "no undo awaits a decision now (a retry may be running)"
+        raise SagaStateError(f"step {seq!r} of saga {self._saga_id} has no parked undo: {what}")
 
     def resolve(
         self, seq: int, action: str, *, reason: str | None = None, by: str | None = None

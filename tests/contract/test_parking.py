@@ -189,6 +189,6 @@ async def backend_settles(run: object, plan: Plan, *, undo_attempts: int) -> Non
     """Wait until undo b has been attempted `undo_attempts` times (the retry ran)."""
     import asyncio
 
-    async with asyncio.timeout(10):
+    async with asyncio.timeout(30):
         while len(attempts(plan, "undo", "b")) < undo_attempts:
             await asyncio.sleep(0.01)
