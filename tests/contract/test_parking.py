@@ -7,6 +7,7 @@ for an operator: "retry" runs it again, "skip" records it as done by hand, and
 
 from __future__ import annotations
 
+import asyncio
 from datetime import timedelta
 
 import pytest
@@ -187,8 +188,6 @@ class TestCancelWhileParked:
 
 async def backend_settles(run: object, plan: Plan, *, undo_attempts: int) -> None:
     """Wait until undo b has been attempted `undo_attempts` times (the retry ran)."""
-    import asyncio
-
     async with asyncio.timeout(30):
-        while len(attempts(plan, "undo", "b")) < undo_attempts:
+        while len(attempts(plan, "undo", "b")) < undo_attempts:  # noqa: ASYNC110 - a journal
             await asyncio.sleep(0.01)
