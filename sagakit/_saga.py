@@ -453,10 +453,12 @@ class Saga:
     def parked(self) -> list[ParkedUndo]:
         """The parked undos an operator can resolve now ("retry" or "skip"), in step order.
 
-        Empty until the unwind has run every undo once and the saga waits.
+        Empty until the unwind has run every undo once and the saga waits; an
+        undo whose decision has arrived but is not yet acted on is left out.
         """
         if self._wake is None:
             return []
+        decided = {step.seq for step, _ in self._decisions}
         return [
             ParkedUndo(
                 saga_id=self._saga_id,
@@ -468,7 +470,7 @@ class Saga:
                 parked_at=to_datetime(r.undo_ended),
             )
             for r in self._steps
-            if r.undo_status is UndoStatus.PARKED
+            if r.undo_status is UndoStatus.PARKED and r.seq not in decided
         ]
 
     def check_resolution(self, seq: Any, action: Any) -> None:

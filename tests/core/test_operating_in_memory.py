@@ -1,0 +1,192 @@
+"""Operating a saga, in memory and at the backend seam: the hook, and where the saga stands.
+
+`on_compensation_failed` runs once, with the report, when an undo finally
+fails or parks, and its own failure never changes how the saga ends. A backend
+that `tracks_progress` is told each step, each undo and each status as the
+saga goes (the Temporal backend turns that into current details, the
+`SagaStatus` search attribute and metrics).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+import pytest
+
+from sagakit import (
+    Saga,
+    SagaFailed,
+    SagaOptions,
+    SagaReport,
+    SagaStatus,
+    StepDefinitionError,
+)
+from sagakit.inmemory import InMemoryExecutor
+
+from ._fake_backend import FakeBackend
+from ._support import NO_RETRY
+
+
+class Boom(Exception):
+    pass
+
+
+def reserve(order: str) -> str:
+    return f"reserved {order}"
+
+
+def release(order: str) -> None:
+    pass
+
+
+def charge(order: str) -> str:
+    return f"charged {order}"
+
+
+def refund(order: str) -> None:
+    raise ConnectionError("payment provider down")
+
+
+def ship(order: str) -> str:
+    raise Boom("no carrier")
+
+
+async def order_saga(saga: Saga, order: str) -> None:
+    await saga.step(reserve, release, order)
+    await saga.step(charge, refund, order)
+    await saga.step(ship, None, order)
+
+
+class TestTheHook:
+    async def test_runs_once_with_the_final_report_when_an_undo_fails(self) -> None:
+        told: list[SagaReport] = []
+        ex = InMemoryExecutor(
+            SagaOptions(retry_policy=NO_RETRY, on_compensation_failed=told.append)
+        )
+        with pytest.raises(SagaFailed):
+            await ex.run(order_saga, "o-1")
+        assert [r.status for r in told] == [SagaStatus.COMPENSATION_FAILED]
+        assert told[0].step("charge").undo is not None
+
+    async def test_runs_once_when_an_undo_parks_even_if_it_parks_again(self) -> None:
+        told: list[SagaReport] = []
+        opts = SagaOptions(
+            retry_policy=NO_RETRY, on_undo_failure="park", on_compensation_failed=told.append
+        )
+        ex = InMemoryExecutor(opts)
+        task = asyncio.create_task(ex.run(order_saga, "o-1"))
+        [parked] = await ex.wait_parked()
+        await ex.resolve(parked.saga_id, parked.seq, "retry")  # still down: parks again
+        await ex.wait_parked()
+        await ex.resolve(parked.saga_id, parked.seq, "skip", reason="refunded by phone")
+        with pytest.raises(SagaFailed):
+            await task
+        assert [r.status for r in told] == [SagaStatus.PARKED]
+        assert [p.seq for p in told[0].parked] == [2]
+
+    async def test_not_run_when_every_undo_succeeds(self) -> None:
+        told: list[SagaReport] = []
+        ex = InMemoryExecutor(
+            SagaOptions(retry_policy=NO_RETRY, on_compensation_failed=told.append)
+        )
+
+        async def fine(saga: Saga, order: str) -> None:
+            await saga.step(reserve, release, order)
+            await saga.step(ship, None, order)
+
+        with pytest.raises(SagaFailed) as ei:
+            await ex.run(fine, "o-1")
+        assert ei.value.report.status is SagaStatus.COMPENSATED
+        assert told == []
+
+    async def test_its_failure_is_logged_not_raised(self, caplog: pytest.LogCaptureFixture) -> None:
+        def broken_pager(report: SagaReport) -> None:
+            raise RuntimeError("pager down")
+
+        ex = InMemoryExecutor(
+            SagaOptions(retry_policy=NO_RETRY, on_compensation_failed=broken_pager)
+        )
+        with caplog.at_level(logging.WARNING, logger="sagakit"), pytest.raises(SagaFailed) as ei:
+            await ex.run(order_saga, "o-1")
+        assert ei.value.report.status is SagaStatus.COMPENSATION_FAILED
+        assert "on_compensation_failed failed: RuntimeError: pager down" in caplog.text
+
+    @pytest.mark.parametrize(
+        ("hook", "says"),
+        [
+            ("page_on_call", "not an activity name"),
+            (lambda: None, "takes"),
+        ],
+        ids=["an activity name in memory", "a callable that takes no report"],
+    )
+    async def test_one_that_cannot_run_is_refused_before_anything_runs(
+        self, hook: Any, says: str
+    ) -> None:
+        ran: list[str] = []
+
+        def do(order: str) -> None:
+            ran.append(order)
+
+        async def saga_fn(saga: Saga) -> None:
+            await saga.step(do, None, "o-1")
+
+        ex = InMemoryExecutor(SagaOptions(on_compensation_failed=hook))
+        with pytest.raises(StepDefinitionError, match=says):
+            await ex.run(saga_fn)
+        assert ran == []
+
+
+class TrackingBackend(FakeBackend):
+    """A fake backend that wants to be told where the saga stands."""
+
+    tracks_progress = True
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.told: list[tuple[SagaStatus, str]] = []
+
+    def progress(self, status: SagaStatus, detail: str) -> None:
+        self.told.append((status, detail))
+
+
+class TestProgress:
+    async def test_a_failed_saga_tells_each_step_each_undo_and_the_end(self) -> None:
+        from sagakit.backend import Saga as CoreSaga
+        from sagakit.backend import run_saga
+
+        async def fail_at_two(saga: Saga) -> None:
+            await saga.step(_async(reserve), _async(release), "o-1", name="reserve")
+            await saga.step(_async(ship), None, "o-1", name="ship")
+
+        backend = TrackingBackend()
+        with pytest.raises(SagaFailed):
+            await run_saga(CoreSaga(backend), fail_at_two, ())
+        assert backend.told == [
+            (SagaStatus.RUNNING, "step 1 reserve"),
+            (SagaStatus.RUNNING, "step 2 ship"),
+            (SagaStatus.COMPENSATING, "compensating: 1 undo(s)"),
+            (SagaStatus.COMPENSATING, "compensating 1/1 wrapper"),
+            (SagaStatus.COMPENSATED, "compensated"),
+        ]
+
+    async def test_a_backend_that_does_not_track_is_told_nothing(self) -> None:
+        from sagakit.backend import Saga as CoreSaga
+        from sagakit.backend import run_saga
+
+        class Quiet(FakeBackend):
+            def progress(self, status: SagaStatus, detail: str) -> None:
+                raise AssertionError("told progress without asking")
+
+        async def one(saga: Saga) -> str:
+            return str(await saga.step(_async(reserve), None, "o-1"))
+
+        assert await run_saga(CoreSaga(Quiet()), one, ()) == "reserved o-1"
+
+
+def _async(fn: Any) -> Any:
+    async def wrapper(*args: Any) -> Any:
+        return fn(*args)
+
+    return wrapper
