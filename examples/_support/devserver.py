@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from examples._support.running import find_binary
+from sagakit.temporal import SAGA_STATUS
 
 __all__ = ["DevServer", "DevServerError", "dev_server", "free_port"]
 
@@ -102,6 +103,10 @@ async def dev_server(
         str(metrics_port),
         "--log-level",
         "warn",
+        # The search attribute sagas keep current when started with
+        # `saga_search_attributes()`, so `sagakit list` can find them by status.
+        "--search-attribute",
+        f"{SAGA_STATUS.name}=Keyword",
     ]
     ui_url = None
     if ui:

