@@ -1,17 +1,19 @@
-"""The main job: the flagship on a real Temporal server, one order shipped, one compensated.
+"""The main job: the flagship on a real Temporal server: shipped, compensated, parked and resumed.
 
     python -m examples                    # starts a dev server from the installed `temporal`
     python -m examples --keep-server      # ... and keeps it (and its Web UI) up until Ctrl-C
     python -m examples --backend inmemory # the same saga, no server
     python -m examples --address HOST:PORT --namespace NS [--tls] [--api-key KEY]
 
-It runs the order saga twice: an order that ships, and an order to an address
-no carrier serves, whose fulfilment fails and which is unwound (the payment
-provider also loses the first refund reply, so the refund is retried and must
-still refund exactly once). On Temporal a line shows each do and undo attempt
-as the worker ends it. After each run it prints the saga's timeline and the
-fake services' SQLite state. A run is one `Scenario` in `SCENARIOS`, with the
-check that says whether it ended as designed.
+It runs the order saga three times: an order that ships; an order to an
+address no carrier serves, whose fulfilment fails and which is unwound (the
+payment provider also loses the first refund reply, so the refund is retried
+and must still refund exactly once); and the same order while the provider's
+refunds are down, so the refund fails for good and parks, until the demo (the
+operator) fixes the provider and resolves it with "retry". On Temporal a line
+shows each do and undo attempt as the worker ends it. After each run it prints
+the saga's timeline and the fake services' SQLite state. A run is one
+`Scenario` in `SCENARIOS`, with the check that says whether it ended as designed.
 
 Every failure is one line on stderr; the exit status is 0 when every run ended
 as designed, 1 when one did not or the job could not run, 2 for a bad command
@@ -51,10 +53,13 @@ from examples._support.devserver import DevServerError, dev_server
 from examples._support.glitches import Glitch, Glitches
 from examples._support.progress import StepProgress
 from examples._support.running import (
+    Operate,
     Outcome,
     ReportUnavailable,
+    Resolve,
     SagaCase,
     find_binary,
+    operate_on_temporal,
     outcome_of,
     run_in_memory,
 )
@@ -63,7 +68,15 @@ from examples.order_fulfilment.models import Address, LineItem, Order, Receipt
 from examples.order_fulfilment.saga import OPTIONS, place_order
 from examples.order_fulfilment.services import Shop
 from examples.order_fulfilment.workflow import PlaceOrder
-from sagakit import ErrorInfo, Phase, SagaReport, SagaStatus, StepContext, StepStatus
+from sagakit import (
+    ErrorInfo,
+    ParkedUndo,
+    Phase,
+    SagaReport,
+    SagaStatus,
+    StepContext,
+    StepStatus,
+)
 from sagakit.inmemory import VirtualClock
 from sagakit.temporal import SagakitPlugin, saga_search_attributes
 
@@ -74,7 +87,7 @@ PROG = "python -m examples"
 DEFAULT_TIMEOUT = 30.0
 """Seconds the job waits for the server, by default: to start, to connect, to answer a query."""
 
-RunOrder = Callable[[Order], Awaitable[Outcome[Receipt]]]
+RunOrder = Callable[[Order, Operate | None], Awaitable[Outcome[Receipt]]]
 T = TypeVar("T")
 
 
@@ -88,6 +101,9 @@ class Scenario:
     """What went other than designed (an empty list: all as expected)."""
     designed: str
     """What happened when all went as designed, for the closing line."""
+    outage: str | None = None
+    """A service operation down for good during the run (`Shop.outages`): its undo
+    parks, and the demo, as the operator, fixes the service and says "retry"."""
 
 
 def _order(order_id: str, country: str, city: str) -> Order:
@@ -130,6 +146,15 @@ def _compensates(outcome: Outcome[Receipt], shop: Shop, order: Order) -> list[st
     return problems
 
 
+def _parks_then_compensates(outcome: Outcome[Receipt], shop: Shop, order: Order) -> list[str]:
+    problems = _compensates(outcome, shop, order)
+    undo = outcome.report.step("charge_payment").undo
+    actions = [r.action for r in undo.resolutions] if undo is not None else []
+    if actions != ["retry"]:
+        problems.append(f"expected the parked refund to be retried once; decisions {actions}")
+    return problems
+
+
 SCENARIOS = (
     Scenario(
         "an order that ships",
@@ -143,6 +168,15 @@ SCENARIOS = (
         _order("o-1002", "AQ", "McMurdo Station"),
         _compensates,
         "the second failed at fulfilment and was compensated, its charge refunded exactly once",
+    ),
+    # The refund cannot succeed while the payment provider is down: it parks, and a
+    # person (here the demo) fixes the provider and retries it.
+    Scenario(
+        "Antarctica again, while the payment provider's refunds are down: the refund parks",
+        _order("o-1003", "AQ", "McMurdo Station"),
+        _parks_then_compensates,
+        "the third parked its refund until the provider was fixed, then retried and refunded it",
+        outage="refund",
     ),
 )
 """The runs, in order; each places its order in the same shop."""
@@ -247,8 +281,9 @@ exit status:
 def _parse(argv: list[str] | None) -> argparse.Namespace:
     p = _Parser(
         prog=PROG,
-        description="Run the order-fulfilment saga twice (success, then compensation) and "
-        "print each run's timeline and the services' SQLite state.",
+        description="Run the order-fulfilment saga three times (success, compensation, a "
+        "parked refund an operator retries) and print each run's timeline and the services' "
+        "SQLite state.",
         epilog=_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -415,8 +450,32 @@ async def _unless_stopped(worker: asyncio.Task[None], job: Awaitable[T]) -> T:
     raise JobFailed(f"the worker stopped: {reason}")
 
 
+def _operator(shop: Shop, console: Console) -> Operate:
+    """The demo's on-call person: reads what parked, fixes the provider, says "retry"."""
+
+    async def operate(parked: list[ParkedUndo], resolve: Resolve) -> None:
+        for p in parked:
+            error = f"{p.error.type}: {p.error.message}" if p.error else "?"
+            console.progress(f"  ‖ parked: undo {p.seq}. {p.name} ({p.undo}) waits: {error}")
+        console.progress(
+            "  operator: the payment provider is fixed; resolving with retry "
+            "(sagakit resolve WORKFLOW_ID SEQ retry does the same from a shell)"
+        )
+        shop.outages.clear()
+        for p in parked:
+            await resolve(p.seq, "retry", "the payment provider is fixed")
+
+    return operate
+
+
 async def _run_on_temporal(
-    server: Server, task_queue: str, order: Order, console: Console, *, deadline: float
+    server: Server,
+    task_queue: str,
+    order: Order,
+    console: Console,
+    *,
+    deadline: float,
+    operate: Operate | None = None,
 ) -> Outcome[Receipt]:
     workflow_id = f"order-{order.order_id}-{uuid.uuid4().hex[:8]}"
     handle = await server.client.start_workflow(
@@ -431,6 +490,8 @@ async def _run_on_temporal(
     if server.ui_url:
         where += f"  {server.ui_url}/namespaces/{server.client.namespace}/workflows/{workflow_id}"
     console.progress(f"started {where}")
+    if operate is not None:
+        await operate_on_temporal(handle, operate)
     return await outcome_of(handle, report_deadline=deadline)
 
 
@@ -521,8 +582,8 @@ async def _demo(
             console.progress("backend: in memory (InMemoryExecutor, no server)")
             clock = VirtualClock(follow_real_time=True)
 
-            async def in_memory(order: Order) -> Outcome[Receipt]:
-                return await run_in_memory(CASE, order, clock=clock)
+            async def in_memory(order: Order, operate: Operate | None) -> Outcome[Receipt]:
+                return await run_in_memory(CASE, order, clock=clock, operate=operate)
 
             run: RunOrder = in_memory
 
@@ -553,11 +614,13 @@ async def _demo(
             worker_run = await stack.enter_async_context(_running(worker))
             console.progress(f"worker polling task queue {task_queue}")
 
-            async def on_temporal(order: Order) -> Outcome[Receipt]:
+            async def on_temporal(order: Order, operate: Operate | None) -> Outcome[Receipt]:
                 assert server is not None
                 return await _unless_stopped(
                     worker_run,
-                    _run_on_temporal(server, task_queue, order, console, deadline=args.timeout),
+                    _run_on_temporal(
+                        server, task_queue, order, console, deadline=args.timeout, operate=operate
+                    ),
                 )
 
             run = on_temporal
@@ -573,7 +636,14 @@ async def _demo(
                 f"placing order {scenario.order.order_id} "
                 f"(ships to {scenario.order.ship_to.country})"
             )
-            outcome = await run(scenario.order)
+            operate = None
+            if scenario.outage is not None:
+                shop.outages.add(scenario.outage)
+                operate = _operator(shop, console)
+            try:
+                outcome = await run(scenario.order, operate)
+            finally:
+                shop.outages.clear()
             verdict = "succeeded" if not outcome.failed else f"failed ({outcome.error.type})"
             console.progress(f"saga {verdict}; report status {outcome.report.status.value}")
             console.say()

@@ -15,28 +15,36 @@ import sys
 import sysconfig
 import time
 import uuid
-from collections.abc import Callable, Coroutine, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
 from typing import Any, Generic, TypeVar
 
-from temporalio.client import Client, WorkflowFailureError, WorkflowHandle
+from temporalio.client import (
+    Client,
+    WorkflowExecutionStatus,
+    WorkflowFailureError,
+    WorkflowHandle,
+)
 from temporalio.service import RPCError, RPCStatusCode
 from temporalio.worker import Worker
 
-from sagakit import ErrorInfo, SagaFailed, SagaOptions, SagaReport
+from sagakit import ErrorInfo, ParkedUndo, SagaFailed, SagaOptions, SagaReport, SagaStateError
 from sagakit.inmemory import Fault, InMemoryExecutor, VirtualClock
-from sagakit.temporal import REPORT_QUERY, SagakitPlugin, report_from_failure
+from sagakit.temporal import REPORT_QUERY, SagakitPlugin, parked, report_from_failure, resolve
 
 __all__ = [
     "Backend",
     "InMemory",
     "OnTemporal",
+    "Operate",
     "Outcome",
     "ReportUnavailable",
+    "Resolve",
     "SagaCase",
     "find_binary",
+    "operate_on_temporal",
     "outcome_of",
     "query_report",
     "run_in_memory",
@@ -45,6 +53,12 @@ __all__ = [
 
 R = TypeVar("R")
 
+
+Resolve = Callable[[int, str, str], Awaitable[None]]
+"""`resolve(seq, action, reason)`: an operator's decision on a parked undo."""
+
+Operate = Callable[[list[ParkedUndo], Resolve], Awaitable[None]]
+"""What a person does when a saga waits for one: read the parked undos, fix, resolve."""
 
 REPORT_DEADLINE = 30.0
 """Seconds `query_report` keeps asking by default."""
@@ -123,14 +137,56 @@ async def run_in_memory(
     *args: Any,
     faults: Sequence[Fault] = (),
     clock: VirtualClock | None = None,
+    operate: Operate | None = None,
 ) -> Outcome[R]:
-    """Run the saga with `InMemoryExecutor`; a `SagaFailed` becomes a failed `Outcome`."""
+    """Run the saga with `InMemoryExecutor`; a `SagaFailed` becomes a failed `Outcome`.
+
+    With `operate`, each time the saga parks (it waits for an operator), it is
+    called with the parked undos and a way to resolve them.
+    """
     executor = InMemoryExecutor(options=case.options, faults=faults, clock=clock)
+    task = asyncio.ensure_future(executor.run(case.saga, *args))
+    while operate is not None and not task.done():
+        try:
+            waiting = await executor.wait_parked()
+        except SagaStateError:
+            break  # the run ended without parking (again)
+
+        saga_id = waiting[0].saga_id
+
+        async def decide(seq: int, action: str, reason: str, saga_id: str = saga_id) -> None:
+            await executor.resolve(saga_id, seq, action, reason=reason, by="python -m examples")
+
+        await operate(waiting, decide)
     try:
-        result = await executor.run(case.saga, *args)
+        result = await task
     except SagaFailed as e:
         return Outcome(report=e.report)
     return Outcome(report=executor.last_report, result=result)
+
+
+async def operate_on_temporal(
+    handle: WorkflowHandle[Any, Any], operate: Operate, *, poll: float = 0.2
+) -> None:
+    """Until the workflow closes: each time its saga parks, call `operate` (a person's part).
+
+    The parked undos are read with the report query and resolved with the
+    `sagakit_resolve` update, as `sagakit parked` / `sagakit resolve` do.
+    """
+    while (await handle.describe()).status == WorkflowExecutionStatus.RUNNING:
+        try:
+            waiting = await parked(handle)
+        except RPCError as e:
+            if e.status not in _ASK_AGAIN:
+                raise
+            waiting = []
+        if waiting:
+
+            async def decide(seq: int, action: str, reason: str) -> None:
+                await resolve(handle, seq, action, reason=reason)  # type: ignore[arg-type]
+
+            await operate(waiting, decide)
+        await asyncio.sleep(poll)
 
 
 async def run_on_temporal(

@@ -27,6 +27,10 @@ OPTIONS = SagaOptions(
         maximum_interval=timedelta(seconds=2),
         maximum_attempts=5,
     ),
+    # A refund that still fails after its retries waits for a person to fix the
+    # cause and say "retry" (or refund by hand and say "skip"), for up to a week.
+    on_undo_failure="park",
+    park_timeout=timedelta(days=7),
 )
 """Saga-wide options, shared by the in-memory runs and the workflow."""
 

@@ -21,7 +21,7 @@ from examples._support.glitches import Glitches
 from examples._support.sqlite import create_schema, transaction
 from examples.order_fulfilment.models import Order, Payment, Refund, Reservation, Shipment
 
-__all__ = ["SHIPS_TO", "OutOfStock", "Shop", "Undeliverable"]
+__all__ = ["SHIPS_TO", "OutOfStock", "ProviderDown", "Shop", "Undeliverable"]
 
 SHIPS_TO = frozenset({"DE", "FR", "GB", "NL", "US"})
 """Countries the warehouse ships to; an order to any other fails at fulfilment."""
@@ -91,12 +91,21 @@ class Undeliverable(ApplicationError):
         )
 
 
+class ProviderDown(ConnectionError):
+    """An operation of a provider that is down: every call fails until someone fixes it.
+
+    A network error, so it is retried; its retries run out while the outage lasts.
+    """
+
+
 class Shop:
     """The three fake services over one SQLite file (made, with its tables, on first use)."""
 
     def __init__(self, path: Path | str, *, glitches: Glitches | None = None) -> None:
         self.path = Path(path)
         self.glitches = glitches if glitches is not None else Glitches()
+        self.outages: set[str] = set()
+        """Operations that fail (`ProviderDown`) until taken out of the set: "refund"."""
         create_schema(self.path, _SCHEMA)
 
     # -- inventory ---------------------------------------------------------
@@ -197,6 +206,8 @@ class Shop:
 
     def refund(self, key: str) -> Refund | None:
         """Refund the charge made under `key`, once; `None` if no charge was made."""
+        if "refund" in self.outages:
+            raise ProviderDown("refund: the payment provider's refund API answers 503")
         self.glitches.before("refund")
         with transaction(self.path) as db:
             # The refund shares the charge's key: UNIQUE makes a second refund a no-op.
