@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict
 
 __all__ = [
     "ErrorInfo",
+    "OmittedSteps",
     "ParkedUndo",
     "Resolution",
     "SagaReport",
@@ -178,6 +179,22 @@ class ParkedUndo(BaseModel):
     """When it (last) parked, on the backend's clock."""
 
 
+class OmittedSteps(BaseModel):
+    """The steps a report read back from its compact form counts but does not list.
+
+    The compact form (`SagaReport.to_compact`) lists only the steps where
+    something unusual happened; each step it leaves out had its do succeed,
+    and its undo compensated, pending, or none.
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    count: int = 0
+    """How many steps are not listed."""
+    undos: dict[UndoStatus, int] = {}
+    """How their undos stand: how many per status (`none` for no undo)."""
+
+
 class StepReport(_Timed):
     """One step: its do, and its undo if it registered one."""
 
@@ -211,7 +228,11 @@ class SagaReport(BaseModel):
     cancelled: bool = False
     """The saga's task (or workflow) was cancelled, and unwound."""
     steps: list[StepReport] = []
-    """Every registered step, in registration order."""
+    """Every registered step, in registration order (see `omitted`)."""
+    omitted: OmittedSteps | None = None
+    """Set only on a report read back from its compact form (`from_compact`):
+    the steps it counts but does not list, which `steps`, `step()` and
+    `compensation_order` then leave out. `None` on every other report."""
 
     @property
     def compensation_order(self) -> list[str]:
@@ -262,28 +283,37 @@ class SagaReport(BaseModel):
     def to_compact(self, *, saga_id: bool = True) -> dict[str, Any]:
         """The report as a small JSON-able dict, for a workflow failure's details.
 
-        Keys are short, each step is one array, and only the saga's start
-        (whole epoch seconds) is kept of the timestamps; error messages longer
+        It lists only the steps where something unusual happened: a do that
+        failed, was cancelled or still runs; an undo that failed, was skipped,
+        still runs, is parked or was resolved by an operator; and the pivot.
+        Of the others (do succeeded; undo compensated, pending or none) it
+        keeps how many there are, by undo status. Of the timestamps it keeps
+        only the saga's start, in whole epoch seconds; error messages longer
         than 200 characters are cut, ending in `...`. `from_compact` reads it
-        back. The format (version 1; `"v"`):
+        back (and version 1, which listed every step). The format (version 2;
+        `"v"`):
 
-        - `v`: 1; `id`: the saga id (left out with `saga_id=False`);
+        - `v`: 2; `id`: the saga id (left out with `saga_id=False`);
           `s`: the saga status code; `t`: `started_at`, epoch seconds;
-          `e`: the saga's error, `[type, message]`, or the `seq` of the step
-          whose error it is; `x`: 1 if cancelled; `st`: the steps.
-        - a step: `[seq, name, status, undo_name, undo_status, undo_order,
-          attempts, error_type, error_message, undo_attempts,
-          undo_error_type, undo_error_message, result, kind]`, trailing nulls left
-          out (so a step that did not fail ends after its undo's order);
-          `undo_name` is null when it is the step's name, `undo_status` null
-          when the step has no undo.
+          `n`: how many steps the saga registered;
+          `e`: the saga's error, `[type, message]`, or the `seq` of the listed
+          step whose error it is; `x`: 1 if cancelled;
+          `st`: the listed steps; `u`: the other steps, `{undo status code:
+          how many}` (`st` and `u` left out when empty).
+        - a listed step: `[seq, name, status, undo_name, undo_status,
+          undo_order, attempts, error_type, error_message, undo_attempts,
+          undo_error_type, undo_error_message, result, kind, resolutions]`,
+          trailing nulls left out; `undo_name` is null when it is the step's
+          name, `undo_status` null when the step has no undo; `resolutions`
+          the operators' decisions on a parked undo, `[[action, reason], ...]`
+          (`reason` left out when none given).
         - status codes: saga `r` running, `s` succeeded, `g` compensating,
           `c` compensated, `f` compensation failed, `m` committed and
-          failed, `w` parked; step kind null compensatable, `p` pivot, `r` retriable;
-          step `r` running,
-          `s` succeeded, `f` failed, `x` cancelled; undo `n` none, `p`
-          pending, `r` running, `c` compensated, `f` failed, `k` skipped, `u` not needed,
-          `w` parked, `h` done by hand.
+          failed, `w` parked; step kind null compensatable, `p` pivot, `r`
+          retriable; step `r` running, `s` succeeded, `f` failed, `x`
+          cancelled; undo `n` none, `p` pending, `r` running, `c`
+          compensated, `f` failed, `k` skipped, `u` not needed, `w` parked,
+          `h` done by hand.
 
         Args:
             saga_id: Keep the saga id; on Temporal it is the workflow's own
@@ -293,26 +323,39 @@ class SagaReport(BaseModel):
             "v": COMPACT_VERSION,
             "s": _SAGA_CODES[self.status],
             "t": int(self.started_at.timestamp() // 1),
+            "n": len(self.steps),
         }
         if saga_id:
             out["id"] = self.saga_id
-        steps = [_compact_step(s) for s in self.steps]
+        listed: list[list[Any]] = []
+        others: dict[str, int] = {}
+        for s in self.steps:
+            if _goes_without_saying(s):
+                code = "n" if s.undo is None else _UNDO_CODES[s.undo.status]
+                others[code] = others.get(code, 0) + 1
+            else:
+                listed.append(_compact_step(s))
         if self.error is not None:
             error = _compact_error(self.error)
             # Usually the saga failed with a step's error: name the step, not the error again.
-            same = next((s[0] for s in steps if s[7:9] == error), None)
+            same = next((s[0] for s in listed if s[7:9] == error), None)
             out["e"] = error if same is None else same
         if self.cancelled:
             out["x"] = 1
-        out["st"] = steps
+        if listed:
+            out["st"] = listed
+        if others:
+            out["u"] = others
         return out
 
     @classmethod
     def from_compact(cls, data: Mapping[str, Any], *, saga_id: str | None = None) -> SagaReport:
-        """Read back what `to_compact` made.
+        """Read back what `to_compact` made (version 2, or version 1).
 
-        Timestamps other than `started_at` (whole seconds) are `None`, and
-        error messages stay as cut.
+        Only the steps the compact form lists are in `steps`; `omitted` counts
+        the others. Timestamps other than `started_at` (whole seconds) are
+        `None`, error messages stay as cut, and a resolution keeps only its
+        action and reason.
 
         Args:
             data: The compact dict, e.g. a `SagaFailed` failure's `details[0]`.
@@ -325,10 +368,10 @@ class SagaReport(BaseModel):
         if not isinstance(data, Mapping):
             raise ValueError(f"a compact report is a dict, not {type(data).__name__}")
         version = data.get("v")
-        if version != COMPACT_VERSION:
+        if version not in (1, COMPACT_VERSION):
             raise ValueError(
                 f"unsupported compact report version {version!r} "
-                f"(this sagakit reads version {COMPACT_VERSION})"
+                f"(this sagakit reads versions 1 and {COMPACT_VERSION})"
             )
         try:
             steps = [_step_from_compact(s) for s in data.get("st", ())]
@@ -340,6 +383,14 @@ class SagaReport(BaseModel):
                 error = next(s.error for s in steps if s.seq == raw)
             elif raw is not None:
                 raise ValueError(f"'e' is neither [type, message] nor a step's seq: {raw!r}")
+            omitted = OmittedSteps()  # version 1 listed every step
+            if version != 1:
+                undos = {_UNDO_STATUSES[k]: int(v) for k, v in data.get("u", {}).items()}
+                omitted = OmittedSteps(count=sum(undos.values()), undos=undos)
+                if omitted.count + len(steps) != data["n"]:
+                    raise ValueError(
+                        f"{data['n']} steps, but {len(steps)} listed and {omitted.count} counted"
+                    )
             return cls(
                 saga_id=data.get("id", saga_id if saga_id is not None else ""),
                 status=_SAGA_STATUSES[data["s"]],
@@ -347,6 +398,7 @@ class SagaReport(BaseModel):
                 error=error,
                 cancelled=bool(data.get("x", 0)),
                 steps=steps,
+                omitted=omitted,
             )
         except (KeyError, IndexError, TypeError, StopIteration, ValueError) as e:
             raise ValueError(f"malformed compact report: {e!r}") from e
@@ -367,8 +419,8 @@ class SagaReport(BaseModel):
         return render_mermaid(self)
 
 
-COMPACT_VERSION: Final = 1
-"""Format version of `SagaReport.to_compact`."""
+COMPACT_VERSION: Final = 2
+"""Format version of `SagaReport.to_compact` (`from_compact` also reads version 1)."""
 
 MESSAGE_CAP: Final = 200
 """Longest error message `SagaReport.to_compact` keeps, in characters."""
@@ -414,6 +466,24 @@ def _compact_error(error: ErrorInfo) -> list[Any]:
     return [error.type, _cut(error.message)]
 
 
+# The undo statuses of a step that goes without saying, when its do succeeded.
+_USUAL_UNDOS: Final = (UndoStatus.NONE, UndoStatus.PENDING, UndoStatus.COMPENSATED)
+
+
+def _goes_without_saying(step: StepReport) -> bool:
+    """Whether the compact form may count `step` instead of listing it."""
+    undo = step.undo
+    return (
+        step.status is StepStatus.SUCCEEDED
+        and step.error is None
+        and step.kind is not StepKind.PIVOT
+        and (
+            undo is None
+            or (undo.status in _USUAL_UNDOS and undo.error is None and not undo.resolutions)
+        )
+    )
+
+
 def _compact_step(step: StepReport) -> list[Any]:
     # What every step has comes first, what failures have last: trimming the
     # trailing nulls then leaves most steps at six short items.
@@ -432,15 +502,21 @@ def _compact_step(step: StepReport) -> list[Any]:
         row += [None, None] if undo.error is None else _compact_error(undo.error)
     row.append(step.result)
     row.append(_KIND_CODES.get(step.kind))
+    resolutions = None if undo is None else undo.resolutions
+    row.append(
+        [[r.action] if r.reason is None else [r.action, r.reason] for r in resolutions]
+        if resolutions
+        else None
+    )
     while row[-1] is None:
         row.pop()
     return row
 
 
 def _step_from_compact(row: list[Any]) -> StepReport:
-    row = [*row, *[None] * (14 - len(row))]
+    row = [*row, *[None] * (15 - len(row))]
     (seq, name, status, u_name, u_status, u_order) = row[:6]
-    (attempts, e_type, e_msg, u_attempts, u_type, u_msg, result, kind) = row[6:14]
+    (attempts, e_type, e_msg, u_attempts, u_type, u_msg, result, kind, resolved) = row[6:15]
     undo = None
     if u_status is not None:
         undo = UndoReport(
@@ -449,6 +525,9 @@ def _step_from_compact(row: list[Any]) -> StepReport:
             order=u_order,
             attempts=u_attempts,
             error=None if u_type is None else ErrorInfo(type=u_type, message=u_msg),
+            resolutions=[
+                Resolution(action=r[0], reason=r[1] if len(r) > 1 else None) for r in resolved or ()
+            ],
         )
     return StepReport(
         seq=seq,
@@ -519,12 +598,26 @@ def _attempts(n: int | None) -> str:
 
 
 def render_timeline(report: SagaReport, *, color: bool = False) -> str:
-    """Each do and each undo, in the order they started, with status, attempts and duration."""
+    """Each do and each undo, in the order they started, with status, attempts and duration.
+
+    A report read back from its compact form has no step times: its rows are
+    in step order, then undo order, without time columns, followed by the
+    steps it counts but does not list, and a line saying what it does not
+    carry. Nothing it does not know is shown as if it did.
+    """
 
     def paint(text: str, colour: str) -> str:
         return f"{colour}{text}{_RESET}" if color else text
 
     t0 = report.started_at
+    timed = any(s.started_at is not None for s in report.steps)
+
+    def when(start: datetime | None, end: datetime | None) -> tuple[str, str]:
+        # (offset column, duration column); neither when the report carries no times.
+        if not timed:
+            return "  ", ""
+        return f"{_offset(t0, start or t0)}  ", _secs(start, end)
+
     width = max(
         [24]
         + [len(_kind_label(s)) for s in report.steps]
@@ -535,31 +628,33 @@ def render_timeline(report: SagaReport, *, color: bool = False) -> str:
         mark, colour = _MARK.get(s.status, ("?", ""))
         err = f"  {s.error.type}: {s.error.message}" if s.error else ""
         start = s.started_at or t0
+        offset, duration = when(s.started_at, s.ended_at)
         line = (
-            f"{_offset(t0, start)}  {paint(mark, colour)} do   "
+            f"{offset}{paint(mark, colour)} do   "
             f"{s.seq:>3}. {_kind_label(s):<{width}} {paint(f'{s.status.value:<11}', colour)} "
-            f"{_secs(s.started_at, s.ended_at)}{_attempts(s.attempts)}"
+            f"{duration}{_attempts(s.attempts)}"
             f"{paint(err, _RED) if err else ''}"
         )
-        rows.append((start, 2 * s.seq, line))
+        rows.append((start, 2 * s.seq, line.rstrip()))
         u = s.undo
         if u is None or u.status in (UndoStatus.PENDING, UndoStatus.NONE):
             continue
         mark, colour = _MARK.get(u.status, ("?", ""))
         err = f"  {u.error.type}: {u.error.message}" if u.error else ""
         ustart = u.started_at or report.ended_at or start
+        offset, duration = when(u.started_at or ustart, u.ended_at)
         line = (
-            f"{_offset(t0, ustart)}  {paint(mark, colour)} undo "
+            f"{offset}{paint(mark, colour)} undo "
             f"{s.seq:>3}. {_undo_label(s.name, u.name):<{width}} "
             f"{paint(f'{u.status.value:<11}', colour)} "
-            f"{_secs(u.started_at, u.ended_at)}{_attempts(u.attempts)}"
+            f"{duration}{_attempts(u.attempts)}"
             f"{paint(err, _RED) if err else ''}"
         )
         # Skipped undos never started: list them after the ones that ran.
-        rows.append((ustart, 10**9 + (u.order or 10**6), line))
+        rows.append((ustart, 10**9 + (u.order or 10**6), line.rstrip()))
     rows.sort(key=lambda r: (r[0], r[1]))
     status = paint(report.status.value.upper(), _SAGA_COLOUR.get(report.status, ""))
-    head = f"saga {report.saga_id}  {status}"
+    head = f"saga {report.saga_id}  {status}" if report.saga_id else f"saga  {status}"
     if report.cancelled:
         head += paint("  (cancelled)", _YELLOW)
     if report.ended_at is not None:
@@ -568,7 +663,34 @@ def render_timeline(report: SagaReport, *, color: bool = False) -> str:
     if report.error is not None:
         lines.append(paint(f"  cause: {report.error.type}: {report.error.message}", _DIM))
     lines += [r[2] for r in rows]
+    omitted = report.omitted
+    if omitted is not None and omitted.count:
+        counts = ", ".join(
+            f"{n} {_OMITTED_LABEL.get(status, status.value)}"
+            for status, n in sorted(omitted.undos.items(), key=lambda kv: -kv[1])
+        )
+        many = "s" if omitted.count > 1 else ""
+        lines.append(
+            paint(
+                f"  … {omitted.count} more step{many} not listed, each do succeeded: {counts}", _DIM
+            )
+        )
+    if omitted is not None:
+        missing = [
+            *([] if report.saga_id else ["no saga id"]),
+            *([] if timed else ["no step times"]),
+            *(["steps that went as planned only counted"] if omitted and omitted.count else []),
+        ]
+        if missing:
+            lines.append(paint(f"  (from a compact report: {'; '.join(missing)})", _DIM))
     return "\n".join(lines)
+
+
+_OMITTED_LABEL = {
+    UndoStatus.COMPENSATED: "compensated",
+    UndoStatus.PENDING: "with its undo pending",
+    UndoStatus.NONE: "with no undo",
+}
 
 
 def _kind_label(step: StepReport) -> str:

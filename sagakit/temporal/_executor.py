@@ -33,7 +33,7 @@ from sagakit._exceptions import (
 from sagakit._options import RetryPolicy, SagaOptions, StepOptions
 from sagakit._report import SagaReport, SagaStatus
 from sagakit._saga import Saga, _message, run_saga
-from sagakit.temporal._header import run_saga_base
+from sagakit.temporal._header import run_saga_base, step_activity_id
 from sagakit.temporal._operate import RESOLVE_UPDATE, SAGA_STATUS, count_status
 from sagakit.temporal._refs import ActivityRef, ChildWorkflowRef
 
@@ -162,6 +162,21 @@ def _being_evicted() -> bool:
         return False
 
 
+def _done(handle: asyncio.Future[Any]) -> asyncio.Future[None]:
+    """A future that completes when `handle` does; cancelling it leaves `handle` alone.
+
+    The lightest such wait (`asyncio.wait` builds sets and a callback per call).
+    """
+    waiter: asyncio.Future[None] = handle.get_loop().create_future()
+
+    def wake(_: object) -> None:
+        if not waiter.done():  # cancelled: nobody waits any more
+            waiter.set_result(None)
+
+    handle.add_done_callback(wake)
+    return waiter
+
+
 async def _settle(handle: asyncio.Future[Any]) -> Any:
     """Await an activity or child handle; if cancelled, cancel it and wait until it stopped.
 
@@ -172,13 +187,13 @@ async def _settle(handle: asyncio.Future[Any]) -> Any:
     cancellation type is WAIT_CANCELLATION_COMPLETED), then re-raise it.
     """
     try:
-        await asyncio.wait([handle])
+        await _done(handle)
     except asyncio.CancelledError:
         handle.cancel()
         while not handle.done():
             # A second cancel changes nothing: the do must stop before we return.
             with contextlib.suppress(asyncio.CancelledError):
-                await asyncio.wait([handle])
+                await _done(handle)
         err = None if handle.cancelled() else handle.exception()  # retrieved: no GC warning
         if _is_eviction(err):
             raise err from None  # type: ignore[misc]
@@ -240,8 +255,8 @@ class _TemporalBackend(Backend):
         return True
 
     def time(self) -> float:
-        """`workflow.now()`: deterministic, the time of the current workflow task."""
-        return workflow.now().timestamp()
+        """`workflow.time()`: deterministic, the time of the current workflow task."""
+        return workflow.time()
 
     def check(self, fn: Any, phase: Phase, options: StepOptions) -> None:
         """Accept activities, child workflows and inline `async def`s; require activity timeouts."""
@@ -276,8 +291,8 @@ class _TemporalBackend(Backend):
         target = _target(call.fn)
         opts = call.options
         ctx = call.context
-        suffix = ".undo" if ctx.phase is Phase.UNDO else ""
-        step_id = f"{self._prefix}{ctx.seq}.{ctx.name}{suffix}"
+        # The activity learns its step from this id (see sagakit.temporal._header).
+        step_id = step_activity_id(self._index, ctx.seq, ctx.name, ctx.phase)
         if target.kind is _Kind.INLINE:
             try:
                 return await call.fn(*call.args)

@@ -1,40 +1,94 @@
-"""The `sagakit` header: the current step, carried from workflow to activity.
+"""The current step, carried from workflow to activity: in the activity id, else a header.
 
 `sagakit._context._current` lives in the workflow's task; an activity runs in
-another task, maybe on another worker. The workflow outbound interceptor writes
-the step into a header of the scheduled activity or child workflow; the inbound
-interceptors read it back.
+another task, maybe on another worker, maybe in another process. It learns its
+step from what Temporal gives every activity anyway (`activity.info()`):
 
-The header is stored in every `ActivityTaskScheduled` event of the history, so
-it is kept small: a JSON array `[seq, name, phase, outcome]`, with no payload
-metadata. The saga id is usually implied: an activity knows the workflow run
-that scheduled it, and the saga id is that run's `workflow_id/run_id` (plus
-`/n` for the n-th saga of the run), so only `n` travels, as a fifth element,
-when it is not 1. A step context from elsewhere (a child workflow passing on
-its parent's step) carries its whole saga id as a string instead. Nothing in
-the header is a user value.
+* the workflow run that scheduled it: the saga id is that run's
+  `workflow_id/run_id`, plus `/n` for the n-th saga of the run;
+* its activity id, which sagakit chooses (`step_activity_id`): `seq.name` for a
+  do, `seq.name.undo` for an undo, prefixed `n/` for the n-th saga of the run.
+  A child workflow step's id is the parent's workflow id, `.`, the same.
+
+Nothing else travels in the common case, so no history event carries more than
+the readable id. The `sagakit` header is sent only when the id cannot tell the
+whole step (`encode_step`): an undo whose do did not succeed (its `do_outcome`),
+a do whose name ends in `.undo` (its id reads as an undo), and a step passed on
+to an activity sagakit did not name (a child workflow's own activities). The
+header is a JSON array `[seq, name, phase, outcome]` plus, when the saga is not
+the run's first, its `n`, or, from another run, its whole saga id. Workflows
+started before sagakit sent it only when needed sent it with every activity;
+it is still read first wherever it is present.
+
+Activity ids are part of the commands replay checks, so their format cannot
+change without breaking the replay of running workflows: the parser reads the
+format sagakit has always written.
 """
 
 from __future__ import annotations
 
 import json
+import re
 
 from temporalio.api.common.v1 import Payload
 
 from sagakit._context import DoOutcome, Phase, StepContext
 
-__all__ = ["STEP_HEADER", "decode_step", "encode_step", "run_saga_base"]
+__all__ = [
+    "STEP_HEADER",
+    "decode_step",
+    "encode_step",
+    "run_saga_base",
+    "step_activity_id",
+    "step_from_id",
+]
 
 STEP_HEADER = "sagakit"
-"""Name of the header that carries the step to activities and child workflows."""
+"""Name of the header that carries a step the activity id cannot tell."""
 
 _PHASES = {p.value[0]: p for p in Phase}
 _OUTCOMES = {o.value[0]: o for o in DoOutcome}
+_UNDO = ".undo"
+# [n/]seq.rest, where rest is the name, plus ".undo" for an undo.
+_STEP_ID = re.compile(r"(?:([1-9][0-9]*)/)?([1-9][0-9]*)\.(.*)", re.DOTALL)
 
 
 def run_saga_base(workflow_id: str, run_id: str) -> str:
     """The saga id of the first saga of a workflow run; later ones add `/n`."""
     return f"{workflow_id}/{run_id}"
+
+
+def step_activity_id(index: int, seq: int, name: str, phase: Phase) -> str:
+    """The activity id of step `seq`'s do or undo in the `index`-th saga of a run.
+
+    Also the tail of a child workflow step's id (after the parent's workflow id and `.`).
+    """
+    prefix = "" if index == 1 else f"{index}/"
+    return f"{prefix}{seq}.{name}{_UNDO if phase is Phase.UNDO else ''}"
+
+
+def step_from_id(step_id: str, base: str) -> StepContext | None:
+    """The step an id made by `step_activity_id` names, or `None` if it is not one.
+
+    The undo's `do_outcome` is taken as `SUCCEEDED`: any other outcome travels
+    in the header. A do whose name ends in `.undo` reads as an undo here; it
+    too has the header, which wins.
+
+    Args:
+        step_id: The activity id (or a child workflow step's id, without the
+            parent's workflow id and `.`).
+        base: `run_saga_base` of the workflow run that scheduled it.
+    """
+    match = _STEP_ID.fullmatch(step_id)
+    if match is None:
+        return None
+    index, seq, rest = match.groups()
+    if index == "1":  # the first saga of a run has no prefix: not an id sagakit made
+        return None
+    saga_id = base if index is None else f"{base}/{index}"
+    if rest.endswith(_UNDO):
+        return StepContext(saga_id, int(seq), rest[: -len(_UNDO)], Phase.UNDO, DoOutcome.SUCCEEDED)
+    return StepContext(saga_id, int(seq), rest, Phase.DO, DoOutcome.PENDING)
 
 
 def encode_step(ctx: StepContext, base: str) -> Payload:

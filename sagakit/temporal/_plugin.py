@@ -3,9 +3,12 @@
 It does two things a worker needs for sagas:
 
 * installs an interceptor that carries the running step (`current_step()`,
-  `idempotency_key()`) across the worker boundary in the `sagakit` header:
-  written when a workflow schedules an activity, local activity or child
-  workflow inside a step, read back when the activity or child workflow runs;
+  `idempotency_key()`) across the worker boundary: an activity or child
+  workflow reads it off its own id and workflow run (`activity.info()`), and
+  from the `sagakit` header in the few cases the id cannot tell (see
+  `sagakit.temporal._header`), which the interceptor then writes. It also
+  counts every attempt of an undo in the activity metric
+  `sagakit_undo_attempts` (a counter, with temporalio's activity attributes);
 * passes `sagakit` through the workflow sandbox, so the workflow code, the
   interceptor and the executor share one `sagakit._context._current` (a
   sandbox re-import would make a second, empty one).
@@ -17,8 +20,9 @@ covers them too.
 
 from __future__ import annotations
 
+import concurrent.futures
 import dataclasses
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Coroutine, Mapping
 from typing import Any
 
 from temporalio import activity, workflow
@@ -47,80 +51,165 @@ from temporalio.worker import (
 )
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner
 
-from sagakit._context import _current, _get
-from sagakit.temporal._header import STEP_HEADER, decode_step, encode_step, run_saga_base
+from sagakit._context import Phase, StepContext, _current, _get
+from sagakit.temporal._header import (
+    STEP_HEADER,
+    decode_step,
+    encode_step,
+    run_saga_base,
+    step_from_id,
+)
 
 __all__ = ["SagakitInterceptor", "SagakitPlugin"]
 
 
-def _with_step(headers: Mapping[str, Payload]) -> Mapping[str, Payload]:
+def _with_step(headers: Mapping[str, Payload], step_id: str | None) -> Mapping[str, Payload]:
+    """`headers`, plus the `sagakit` header if the step cannot be read off `step_id`.
+
+    `step_id` is the activity id, or the child workflow id without this
+    workflow's id and `.` (`None` if it does not start with them).
+    """
     ctx = _get()
     if ctx is None:
         return headers
     info = workflow.info()
-    return {**headers, STEP_HEADER: encode_step(ctx, run_saga_base(info.workflow_id, info.run_id))}
+    header = _header_for(ctx, run_saga_base(info.workflow_id, info.run_id), step_id)
+    return headers if header is None else {**headers, STEP_HEADER: header}
+
+
+def _header_for(ctx: StepContext, base: str, step_id: str | None) -> Payload | None:
+    """The `sagakit` header for `ctx`, or `None` when `step_id` tells it all (the common case)."""
+    if step_id is not None and step_from_id(step_id, base) == ctx:
+        return None
+    return encode_step(ctx, base)
+
+
+def _child_step_id(child_id: str, parent_id: str) -> str | None:
+    prefix = parent_id + "."
+    return child_id[len(prefix) :] if child_id.startswith(prefix) else None
+
+
+def _activity_step(input: ExecuteActivityInput) -> StepContext | None:
+    info = activity.info()
+    base = (
+        run_saga_base(info.workflow_id, info.workflow_run_id)
+        if info.workflow_id and info.workflow_run_id
+        else ""  # not scheduled by a workflow: only a header with a whole saga id decodes
+    )
+    payload = input.headers.get(STEP_HEADER)
+    if payload is not None:
+        return decode_step(payload, base)
+    return step_from_id(info.activity_id, base) if base else None
+
+
+class _InStep:
+    """A sync activity run in another process, with the step set around it there.
+
+    The process boundary drops context variables; this travels (pickled, like
+    the function it wraps) and sets the step again in the child process.
+    """
+
+    __slots__ = ("ctx", "fn")
+
+    def __init__(self, fn: Callable[..., Any], ctx: StepContext) -> None:
+        self.fn = fn
+        self.ctx = ctx
+
+    def __call__(self, *args: Any) -> Any:
+        _current.set(self.ctx)
+        return self.fn(*args)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_InStep, (self.fn, self.ctx))
+
+
+_UNDO_ATTEMPTS = "sagakit_undo_attempts"
 
 
 class _ActivityInbound(ActivityInboundInterceptor):
-    async def execute_activity(self, input: ExecuteActivityInput) -> Any:
-        payload = input.headers.get(STEP_HEADER)
-        ctx = None
-        if payload is not None:
-            info = activity.info()
-            base = (
-                run_saga_base(info.workflow_id, info.workflow_run_id)
-                if info.workflow_id and info.workflow_run_id
-                else ""  # not scheduled by a workflow: only an absolute saga id decodes
-            )
-            ctx = decode_step(payload, base)
-        if ctx is None:
-            return await self.next.execute_activity(input)
-        # Set in this activity's own task; sync activities on a thread pool get a
-        # copy of this context from temporalio, so they see it too.
-        token = _current.set(ctx)
-        try:
-            return await self.next.execute_activity(input)
-        finally:
-            _current.reset(token)
+    # A plain method that returns the next interceptor's coroutine: no frame of
+    # sagakit's sits in the activity's stack trace (which the history keeps).
+    def execute_activity(self, input: ExecuteActivityInput) -> Coroutine[Any, Any, Any]:
+        ctx = _activity_step(input)
+        if ctx is not None:
+            # Set in this activity's own task (temporalio runs each in a task of its
+            # own, so nothing leaks); a thread-pool activity gets a copy of this
+            # context from temporalio, a process-pool one gets it through _InStep.
+            _current.set(ctx)
+            if input.executor is not None and not isinstance(
+                input.executor, concurrent.futures.ThreadPoolExecutor
+            ):
+                input.fn = _InStep(input.fn, ctx)
+            if ctx.phase is Phase.UNDO:
+                _count_undo_attempt()
+        return self.next.execute_activity(input)
+
+
+def _count_undo_attempt() -> None:
+    """Add 1 to the counter `sagakit_undo_attempts` (with the activity type)."""
+    try:
+        meter = activity.metric_meter()
+    except RuntimeError:  # a process-pool activity: temporalio offers it no meter
+        return
+    meter.create_counter(
+        _UNDO_ATTEMPTS, "Attempts of saga undos (compensations), retries included."
+    ).add(1)
 
 
 class _WorkflowOutbound(WorkflowOutboundInterceptor):
     # These run synchronously in the task that schedules the activity or child,
     # which is the task the core set `_current` in.
     def start_activity(self, input: StartActivityInput) -> workflow.ActivityHandle[Any]:
-        input.headers = _with_step(input.headers)
+        input.headers = _with_step(input.headers, input.activity_id)
         return self.next.start_activity(input)
 
     def start_local_activity(self, input: StartLocalActivityInput) -> workflow.ActivityHandle[Any]:
-        input.headers = _with_step(input.headers)
+        input.headers = _with_step(input.headers, input.activity_id)
         return self.next.start_local_activity(input)
 
-    async def start_child_workflow(
+    def start_child_workflow(
         self, input: StartChildWorkflowInput
-    ) -> workflow.ChildWorkflowHandle[Any, Any]:
-        input.headers = _with_step(input.headers)
-        return await self.next.start_child_workflow(input)
+    ) -> Coroutine[Any, Any, workflow.ChildWorkflowHandle[Any, Any]]:
+        input.headers = _with_step(
+            input.headers, _child_step_id(input.id, workflow.info().workflow_id)
+        )
+        return self.next.start_child_workflow(input)
 
 
 class _WorkflowInbound(WorkflowInboundInterceptor):
     def init(self, outbound: WorkflowOutboundInterceptor) -> None:
         super().init(_WorkflowOutbound(outbound))
 
-    async def execute_workflow(self, input: ExecuteWorkflowInput) -> Any:
-        payload = input.headers.get(STEP_HEADER)
-        parent = workflow.info().parent
-        # The parent scheduled this child, so ids relative to a run are the parent's.
-        base = run_saga_base(parent.workflow_id, parent.run_id) if parent else ""
-        ctx = decode_step(payload, base) if payload is not None else None
+    # A plain method, as `_ActivityInbound.execute_activity`: no frame of
+    # sagakit's in the stack trace of a workflow's failure.
+    def execute_workflow(self, input: ExecuteWorkflowInput) -> Coroutine[Any, Any, Any]:
+        info = workflow.info()
+        parent = info.parent
+        ctx = None
+        if parent is not None:
+            # The parent scheduled this child, so ids relative to a run are the parent's.
+            base = run_saga_base(parent.workflow_id, parent.run_id)
+            payload = input.headers.get(STEP_HEADER)
+            if payload is not None:
+                ctx = decode_step(payload, base)
+            else:
+                step_id = _child_step_id(info.workflow_id, parent.workflow_id)
+                ctx = None if step_id is None else step_from_id(step_id, base)
+        elif STEP_HEADER in input.headers:
+            ctx = decode_step(input.headers[STEP_HEADER], "")
         if ctx is not None:
             # A child workflow run as a step: its code (and the activities it
-            # schedules outside a saga of its own) sees the parent's step.
+            # schedules outside a saga of its own) sees the parent's step. Set in
+            # the workflow's main task, which runs the coroutine returned here.
             _current.set(ctx)
-        return await self.next.execute_workflow(input)
+        return self.next.execute_workflow(input)
 
 
 class SagakitInterceptor(Interceptor):
-    """Carries the current step to activities and child workflows in a header.
+    """Carries the current step to activities and child workflows.
+
+    They read it off their ids, or off the `sagakit` header when the id
+    cannot tell it all. Counts undo attempts in `sagakit_undo_attempts`.
 
     `SagakitPlugin` installs it; add it yourself only to a worker or replayer
     configured without plugins.

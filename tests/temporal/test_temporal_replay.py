@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 from pathlib import Path
+from typing import Any
 
 import pytest
 from conftest import new_id, saga_worker
 from temporalio.client import Client, WorkflowFailureError, WorkflowHistory
-from temporalio.worker import Replayer
+from temporalio.testing import ActivityEnvironment
+from temporalio.worker import ExecuteActivityInput, Replayer
 from temporalio.workflow import NondeterminismError
 from workflows.activities import ALL, Job
 from workflows.sagas import (
@@ -18,12 +21,17 @@ from workflows.sagas import (
     ChildStepWorkflow,
     ChildUndo,
     StepsWorkflow,
+    TeardownWorkflow,
+    TwoSagasWorkflow,
     VersionedUnpatched,
     VersionedV1,
     VersionedV2,
 )
 
+from sagakit import DoOutcome, Phase, StepContext
 from sagakit.temporal import SagakitPlugin
+from sagakit.temporal._header import STEP_HEADER, decode_step, run_saga_base
+from sagakit.temporal._plugin import _activity_step, _header_for
 
 pytestmark = pytest.mark.temporal
 
@@ -35,6 +43,13 @@ RECORDED = {
     "steps_fail_at_c.json": (StepsWorkflow, Job(run="recorded", fail=["c"])),
     "steps_success.json": (StepsWorkflow, Job(run="recorded", steps=["a", "b"])),
     "child_step_fail_at_c.json": (ChildStepWorkflow, Job(run="recorded", steps=[], fail=["c"])),
+}
+# Recorded before sagakit stopped sending the `sagakit` header with every activity
+# (#12): every scheduled activity carries it. Never re-recorded: they stand for the
+# workflows that were running when a worker was upgraded.
+BEFORE_STEP_IDS = {
+    "before_ids_two_sagas.json": TwoSagasWorkflow,
+    "before_ids_parallel_fail.json": TeardownWorkflow,
 }
 
 
@@ -72,6 +87,68 @@ class TestRecordedHistories:
             path.write_text(history.to_json())
         history = WorkflowHistory.from_json(wf_id, path.read_text())
         await replayer(workflow, ChildDo, ChildUndo).replay_workflow(history)
+
+
+class TestHistoriesFromBeforeStepIds:
+    @pytest.mark.parametrize("name", sorted(BEFORE_STEP_IDS))
+    async def test_history_with_a_header_on_every_activity_replays(self, name: str) -> None:
+        """Workflows started when every activity carried the header replay on this build.
+
+        Activity ids are checked by replay; the header is not, and no longer goes
+        out with an activity whose id tells its step.
+        """
+        wf_id = f"recorded-{Path(name).stem}"
+        history = WorkflowHistory.from_json(wf_id, (HISTORIES / name).read_text())
+        scheduled = [
+            e.activity_task_scheduled_event_attributes
+            for e in history.events
+            if e.HasField("activity_task_scheduled_event_attributes")
+        ]
+        assert scheduled, "the fixture schedules activities"
+        assert all(STEP_HEADER in a.header.fields for a in scheduled)
+        await replayer(BEFORE_STEP_IDS[name]).replay_workflow(history)
+
+    @pytest.mark.parametrize("name", sorted(BEFORE_STEP_IDS))
+    async def test_their_activities_know_their_step(self, name: str) -> None:
+        """An activity such a workflow scheduled reads its step off the old header.
+
+        And the step its id tells agrees with the header in all but an undo's
+        outcome, which this build sends in the header when it is not "succeeded".
+        """
+        wf_id = f"recorded-{Path(name).stem}"
+        history = WorkflowHistory.from_json(wf_id, (HISTORIES / name).read_text())
+        started = history.events[0].workflow_execution_started_event_attributes
+        run_id = started.original_execution_run_id
+        base = run_saga_base(wf_id, run_id)
+        outcomes = set()
+        for event in history.events:
+            if not event.HasField("activity_task_scheduled_event_attributes"):
+                continue
+            scheduled = event.activity_task_scheduled_event_attributes
+            env = ActivityEnvironment()
+            env.info = dataclasses.replace(
+                env.info,
+                workflow_id=wf_id,
+                workflow_run_id=run_id,
+                activity_id=scheduled.activity_id,
+            )
+
+            def step(headers: dict[str, Any]) -> StepContext | None:
+                return _activity_step(ExecuteActivityInput(lambda: None, [], None, headers))
+
+            old = env.run(step, dict(scheduled.header.fields))
+            assert old is not None
+            assert old == decode_step(scheduled.header.fields[STEP_HEADER], base)
+            from_id = env.run(step, {})
+            usual = DoOutcome.SUCCEEDED if old.phase is Phase.UNDO else DoOutcome.PENDING
+            assert from_id == old._replace(do_outcome=usual)
+            # This build sends the header exactly when the outcome is not the usual one.
+            assert (_header_for(old, base, scheduled.activity_id) is None) is (
+                old.do_outcome is usual
+            )
+            outcomes.add(old.do_outcome)
+        if "fail" in name:  # the fixture holds an undo of each outcome
+            assert outcomes >= {DoOutcome.SUCCEEDED, DoOutcome.FAILED, DoOutcome.UNKNOWN}
 
 
 class TestVersioning:
