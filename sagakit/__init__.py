@@ -28,6 +28,7 @@ from sagakit._exceptions import (
 from sagakit._options import RetryPolicy, SagaOptions, StepOptions
 from sagakit._report import (
     ErrorInfo,
+    OmittedSteps,
     ParkedUndo,
     Resolution,
     SagaReport,
@@ -48,6 +49,7 @@ __all__ = [
     "DoOutcome",
     "ErrorInfo",
     "NotInStepError",
+    "OmittedSteps",
     "OptionsError",
     "ParkedUndo",
     "PayloadTooLargeError",

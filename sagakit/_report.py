@@ -574,7 +574,7 @@ _MARK = {
     UndoStatus.NOT_NEEDED: ("·", _DIM),
     UndoStatus.RUNNING: ("…", _YELLOW),
     UndoStatus.PARKED: ("‖", _RED),
-    UndoStatus.DONE_BY_HAND: ("✋", _YELLOW),
+    UndoStatus.DONE_BY_HAND: ("✓", _YELLOW),
 }
 
 _SAGA_COLOUR = {
@@ -651,7 +651,20 @@ def render_timeline(report: SagaReport, *, color: bool = False) -> str:
             f"{paint(err, _RED) if err else ''}"
         )
         # Skipped undos never started: list them after the ones that ran.
-        rows.append((ustart, 10**9 + (u.order or 10**6), line.rstrip()))
+        order = 10**9 + 2 * (u.order or 10**6)
+        rows.append((ustart, order, line.rstrip()))
+        # Each time it parked and an operator decided, at the time the decision arrived.
+        for r in u.resolutions:
+            at = r.at or ustart
+            offset, _ = when(at, None)
+            what = paint(f"parked, then {r.action}", _YELLOW)
+            line = (
+                f"{offset}{paint('‖', _YELLOW)} undo {s.seq:>3}. "
+                f"{_undo_label(s.name, u.name):<{width}} {what}"
+                + (f" by {r.by}" if r.by else "")
+                + (f": {r.reason}" if r.reason else "")
+            )
+            rows.append((at, order - 1, line))
     rows.sort(key=lambda r: (r[0], r[1]))
     status = paint(report.status.value.upper(), _SAGA_COLOUR.get(report.status, ""))
     head = f"saga {report.saga_id}  {status}" if report.saga_id else f"saga  {status}"

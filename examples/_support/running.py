@@ -183,7 +183,7 @@ async def operate_on_temporal(
         if waiting:
 
             async def decide(seq: int, action: str, reason: str) -> None:
-                await resolve(handle, seq, action, reason=reason)  # type: ignore[arg-type]
+                await resolve(handle, seq, action, reason=reason, by="python -m examples")  # type: ignore[arg-type]
 
             await operate(waiting, decide)
         await asyncio.sleep(poll)

@@ -190,3 +190,30 @@ def _async(fn: Any) -> Any:
         return fn(*args)
 
     return wrapper
+
+
+class TestTheTimelineShowsTheParkedUndo:
+    async def test_a_resolved_undo_shows_when_it_parked_and_what_was_decided(self) -> None:
+        down = {"refund"}
+
+        def flaky_refund(order: str) -> None:
+            if "refund" in down:
+                raise ConnectionError("payment provider down")
+
+        async def saga_fn(saga: Saga, order: str) -> None:
+            await saga.step(reserve, release, order)
+            await saga.step(charge, flaky_refund, order)
+            await saga.step(ship, None, order)
+
+        ex = InMemoryExecutor(SagaOptions(retry_policy=NO_RETRY, on_undo_failure="park"))
+        task = asyncio.create_task(ex.run(saga_fn, "o-1"))
+        [parked] = await ex.wait_parked()
+        down.clear()
+        await ex.resolve(parked.saga_id, 2, "retry", reason="provider is back", by="ana")
+        with pytest.raises(SagaFailed) as ei:
+            await task
+        lines = ei.value.report.timeline(color=False).splitlines()
+        decided = next(i for i, line in enumerate(lines) if "parked, then retry" in line)
+        assert lines[decided].endswith("parked, then retry by ana: provider is back")
+        assert "undo   2. charge (flaky_refund)" in lines[decided]
+        assert "compensated" in lines[decided + 1]  # the retry ran after the decision

@@ -14,6 +14,7 @@ SAGAKIT_ALL = [
     "DoOutcome",
     "ErrorInfo",
     "NotInStepError",
+    "OmittedSteps",
     "OptionsError",
     "ParkedUndo",
     "PayloadTooLargeError",
