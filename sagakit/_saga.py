@@ -130,7 +130,7 @@ class _Step:
         self.undo_started: float | None = None
         self.undo_ended: float | None = None
         self.undo_error: ErrorInfo | None = None
-        self.resolutions: list[Resolution] = []
+        self.resolutions: tuple[Resolution, ...] = ()  # the shared empty tuple: no cost per step
 
 
 class Saga:
@@ -536,7 +536,7 @@ class Saga:
         while True:
             if self._decisions:
                 step, resolution = self._decisions.pop(0)
-                step.resolutions.append(resolution)
+                step.resolutions = (*step.resolutions, resolution)
                 self._parked_errors.pop(step.seq, None)
                 if resolution.action == "skip":
                     step.undo_status = UndoStatus.DONE_BY_HAND
