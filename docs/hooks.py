@@ -8,14 +8,20 @@
    the block that follows the "output of main.py" comment, and every line of
    the timeline on the landing page must be in it. The Temporal files are
    imported or compiled (they need a server to run).
+3. The landing page's timeline picture, `assets/timeline.svg`, is drawn by
+   `timeline_svg.py` from that same `main.py` run on a terminal (in colour):
+   the lines of its output that the landing page's text timeline shows. It
+   is generated into the build, never stored, so it cannot go stale.
 
 A mismatch is a warning, so `mkdocs build --strict` fails; `mkdocs serve`
-skips check 2 (it would rerun the saga on every edit).
+skips checks 2 and 3 (they would rerun the saga on every edit): there the
+picture is a stand-in that says so.
 """
 
 from __future__ import annotations
 
 import ast
+import importlib.util
 import logging
 import os
 import re
@@ -24,6 +30,8 @@ import sys
 import tempfile
 from pathlib import Path
 from typing import Any
+
+from mkdocs.structure.files import File, Files
 
 log = logging.getLogger("mkdocs.hooks.sagakit")
 
@@ -39,16 +47,38 @@ _IMPORT_TEMPORAL = (
     "import py_compile, workflows\n"
     "for f in ('worker.py', 'start.py'): py_compile.compile(f, doraise=True)"
 )
+# main.py as written, with a stdout that says it is a terminal: timeline() colours.
+_ON_A_TERMINAL = (
+    "import io, runpy, sys\n"
+    "class Terminal(io.TextIOWrapper):\n"
+    "    def isatty(self): return True\n"
+    "sys.stdout = Terminal(sys.stdout.detach(), encoding='utf-8', line_buffering=True)\n"
+    "runpy.run_path('main.py', run_name='__main__')"
+)
+TIMELINE_SVG = "assets/timeline.svg"
+_spec = importlib.util.spec_from_file_location(
+    "timeline_svg", Path(__file__).parent / "timeline_svg.py"
+)
+assert _spec is not None
+assert _spec.loader is not None
+timeline_svg = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(timeline_svg)
 
 _command = "build"
 _ids: set[str] = set()
-_output: dict[str, str | None] = {}
+_output: dict[tuple[str, bool], str | None] = {}
 
 
 def on_startup(command: str, dirty: bool) -> None:
     """Remember whether this is a build (checks run) or `mkdocs serve`."""
     global _command
     _command = command
+
+
+def on_files(files: Files, config: Any) -> Files:
+    """Check 3: draw the timeline picture into the build (before pages link to it)."""
+    files.append(File.generated(config, TIMELINE_SVG, content=_timeline_picture()))
+    return files
 
 
 def on_page_markdown(markdown: str, page: Any, config: Any, files: Any) -> str:
@@ -105,11 +135,15 @@ def _public_modules() -> dict[str, list[str]]:
     return found
 
 
-def _run_getting_started(markdown: str) -> str | None:
-    """What the page's main.py prints (cached per page text); None, warned, if it fails."""
-    if markdown in _output:
-        return _output[markdown]
-    _output[markdown] = None
+def _run_getting_started(markdown: str, *, terminal: bool = False) -> str | None:
+    """What the page's main.py prints (cached per page text); None, warned, if it fails.
+
+    With `terminal`, what it prints on a terminal (in colour), and the Temporal
+    files are left alone.
+    """
+    if (markdown, terminal) in _output:
+        return _output[markdown, terminal]
+    _output[markdown, terminal] = None
     blocks = dict(_FILE_BLOCK.findall(markdown))
     missing = [n for n in (*_IN_MEMORY, *_TEMPORAL) if n not in blocks]
     if missing:
@@ -117,20 +151,25 @@ def _run_getting_started(markdown: str) -> str | None:
         return None
     env = {**os.environ, "PYTHONPATH": str(_ROOT), "NO_COLOR": "1"}
     env.pop("FORCE_COLOR", None)
+    env["PYTHONIOENCODING"] = "utf-8"
+    runs = [[sys.executable, "main.py"], [sys.executable, "-c", _IMPORT_TEMPORAL]]
+    if terminal:
+        del env["NO_COLOR"]
+        runs = [[sys.executable, "-c", _ON_A_TERMINAL]]
     with tempfile.TemporaryDirectory(prefix="sagakit-docs-") as tmp:
         for name, body in blocks.items():
             Path(tmp, name).write_text(body)
         printed = ""
-        for argv in ([sys.executable, "main.py"], [sys.executable, "-c", _IMPORT_TEMPORAL]):
+        for argv in runs:
             run = subprocess.run(
-                argv, cwd=tmp, env=env, capture_output=True, text=True, timeout=120
+                argv, cwd=tmp, env=env, capture_output=True, encoding="utf-8", timeout=120
             )
             if run.returncode != 0:
                 tail = "\n".join(run.stderr.splitlines()[-15:])
                 log.warning("getting-started.md: `%s` failed:\n%s", argv[-1], tail)
                 return None
             printed = printed or run.stdout
-    _output[markdown] = printed
+    _output[markdown, terminal] = printed
     return printed
 
 
@@ -162,6 +201,36 @@ def _check_timeline(markdown: str) -> None:
             "index.md: these timeline lines are not what getting-started.md's main.py prints:\n%s",
             "\n".join(stale),
         )
+
+
+def _timeline_picture() -> str:
+    """The SVG of the landing page's timeline, coloured as main.py prints it on a terminal."""
+    docs = Path(__file__).parent
+
+    def draw(text: str, label: str | None = None) -> str:
+        svg: str = timeline_svg.ansi_to_svg(text, title="python main.py", label=label)
+        return svg
+
+    def stand_in(why: str) -> str:
+        return draw(f"\033[2m{why}\033[0m")
+
+    if _command == "serve":
+        return stand_in("The timeline picture is drawn by mkdocs build: mkdocs serve skips it.")
+    shown = _block_after((docs / "index.md").read_text(), _TIMELINE_MARK)
+    printed = _run_getting_started((docs / "getting-started.md").read_text(), terminal=True)
+    if shown is None or printed is None:
+        return stand_in("No timeline: see the warnings of mkdocs build.")  # warned already
+    wanted = shown.splitlines()
+    lines = [line for line in printed.splitlines() if timeline_svg.strip_ansi(line) in wanted]
+    missing = [w for w in wanted if w not in map(timeline_svg.strip_ansi, lines)]
+    if missing:
+        log.warning(
+            "%s: main.py on a terminal prints none of these lines of the landing page's "
+            "timeline:\n%s",
+            TIMELINE_SVG,
+            "\n".join(missing),
+        )
+    return draw("\n".join(lines), label=shown)
 
 
 def _block_after(markdown: str, mark: str) -> str | None:
