@@ -221,7 +221,6 @@ class _TemporalBackend(Backend):
         # replays identically.
         self._saga_id = base if index == 1 else f"{base}/{index}"
         self._workflow_id = info.workflow_id
-        self._prefix = "" if index == 1 else f"{index}/"
         # Upserted only when the workflow was started with it: then the namespace has
         # it registered, and every replay makes the same decision.
         self._upsert = info.typed_search_attributes.get(SAGA_STATUS) is not None
@@ -366,7 +365,8 @@ class _TemporalBackend(Backend):
         opts = call.options
         # Started in its own task so a cancel during the start stays ours too
         # (temporalio re-raises only a workflow cancel there); the task copies
-        # this context, so the step header still goes out.
+        # this context, so the interceptor still sees the step (and adds the
+        # header when the child's id cannot tell it).
         start = asyncio.ensure_future(
             workflow.start_child_workflow(
                 target.ref,
@@ -471,9 +471,14 @@ class TemporalExecutor:
         options: Saga-wide options; step keywords override them.
         report_query: Name of the report query; `None` registers none.
         report_in_failure: Put the report in the `SagaFailed` failure's
-            details, compact (`SagaReport.to_compact`): about 35 bytes of
-            history per step, plus its error messages. Without it the
-            report stays available through the query, which a closed
+            details, compact (`SagaReport.to_compact`): it lists only the
+            steps where something unusual happened (a do that failed or was
+            cancelled, an undo that failed, was skipped, parked or resolved
+            by an operator, the pivot) and counts the others. A saga that
+            failed at one step and undid the rest costs about 160 bytes of
+            history, whatever its number of steps; each further step listed
+            adds 20 to 45 bytes plus its names and error messages. Without
+            it the report stays available through the query, which a closed
             workflow still answers.
         payload_limit: Most bytes a do's or undo's args may encode to, checked
             before the step is scheduled (`PayloadTooLargeError`): a payload
@@ -611,9 +616,14 @@ def report_from_failure(err: BaseException, *, saga_id: str | None = None) -> Sa
     Follows the cause chain of `err` — a `WorkflowFailureError`, a
     `ChildWorkflowError`, an `ActivityError` or the `ApplicationError` itself
     — to the first `ApplicationError` of type `SagaFailed`, and decodes its
-    `details[0]`. Its timestamps are `None` but `started_at` (whole seconds);
-    error messages over 200 characters are cut. The `sagakit_report` query
-    still serves the full report.
+    `details[0]`. It lists only the steps where something unusual happened
+    (a do that failed, was cancelled or still runs; an undo that failed, was
+    skipped, still runs, is parked or was resolved; the pivot): its `steps`,
+    `step()` and `compensation_order` leave the others out, and its
+    `omitted` counts them by undo status. Its timestamps are `None` but
+    `started_at` (whole seconds); error messages over 200 characters are
+    cut. The `sagakit_report` query still serves the full report, every
+    step with its times.
 
     Example:
         ```python

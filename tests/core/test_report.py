@@ -12,12 +12,17 @@ import pytest
 
 from sagakit import (
     ErrorInfo,
+    OmittedSteps,
+    Resolution,
     RetryPolicy,
     Saga,
     SagaFailed,
     SagaReport,
     SagaStatus,
+    StepKind,
+    StepReport,
     StepStatus,
+    UndoReport,
     UndoStatus,
 )
 from sagakit.inmemory import Fault, InMemoryExecutor
@@ -144,34 +149,233 @@ def without_times(r: SagaReport) -> SagaReport:
     return SagaReport.model_validate(data)
 
 
+def compact_view(r: SagaReport, listed: list[str], undos: dict[UndoStatus, int]) -> SagaReport:
+    """`r` as its compact form (version 2) reads back: no times, only `listed`, the rest counted.
+
+    `listed` names the steps it lists, in registration order; `undos` counts the
+    others by undo status.
+    """
+    full = without_times(r)
+    steps = [s for s in full.steps if s.name in listed]
+    assert [s.name for s in steps] == listed
+    omitted = OmittedSteps(count=len(full.steps) - len(steps), undos=undos)
+    assert omitted.count == sum(undos.values())
+    return full.model_copy(update={"steps": steps, "omitted": omitted})
+
+
+def step(
+    seq: int,
+    status: StepStatus = StepStatus.SUCCEEDED,
+    undo: UndoStatus | None = UndoStatus.COMPENSATED,
+    *,
+    kind: StepKind = StepKind.COMPENSATABLE,
+    resolutions: tuple[Resolution, ...] = (),
+) -> StepReport:
+    """A step as a compact report carries it: no times, resolutions without who and when."""
+    return StepReport(
+        seq=seq,
+        name=f"s{seq}",
+        status=status,
+        kind=kind,
+        attempts=1,
+        undo=None
+        if undo is None
+        else UndoReport(name=f"u{seq}", status=undo, order=seq, resolutions=list(resolutions)),
+    )
+
+
+T0 = datetime(2026, 1, 1, tzinfo=UTC)
+RETRY = Resolution(action="retry", reason="provider is back")
+SKIP = Resolution(action="skip")
+
+# (step, listed): what the compact form lists, and what it only counts.
+USUAL_AND_UNUSUAL = [
+    pytest.param(step(1, undo=None), False, id="do-succeeded-no-undo"),
+    pytest.param(step(1, undo=UndoStatus.PENDING), False, id="do-succeeded-undo-pending"),
+    pytest.param(step(1), False, id="do-succeeded-undo-compensated"),
+    pytest.param(step(1, undo=None, kind=StepKind.RETRIABLE), False, id="retriable-succeeded"),
+    pytest.param(step(1, StepStatus.FAILED), True, id="do-failed"),
+    pytest.param(step(1, StepStatus.CANCELLED), True, id="do-cancelled"),
+    pytest.param(step(1, StepStatus.RUNNING, UndoStatus.PENDING), True, id="do-running"),
+    pytest.param(step(1, undo=UndoStatus.FAILED), True, id="undo-failed"),
+    pytest.param(step(1, undo=UndoStatus.SKIPPED), True, id="undo-skipped"),
+    pytest.param(step(1, undo=UndoStatus.RUNNING), True, id="undo-running"),
+    pytest.param(step(1, undo=UndoStatus.PARKED), True, id="undo-parked"),
+    pytest.param(step(1, resolutions=(RETRY,)), True, id="undo-resolved-retry"),
+    pytest.param(
+        step(1, undo=UndoStatus.DONE_BY_HAND, resolutions=(SKIP,)), True, id="undo-done-by-hand"
+    ),
+    pytest.param(step(1, StepStatus.FAILED, UndoStatus.NOT_NEEDED), True, id="undo-not-needed"),
+    pytest.param(step(1, undo=None, kind=StepKind.PIVOT), True, id="pivot"),
+]
+
+
 class TestCompact:
-    async def test_round_trip_keeps_all_but_timestamps(self, journal: Journal) -> None:
-        """from_compact(to_compact(r)) is r without its timestamps (start in whole seconds)."""
+    async def test_round_trip_keeps_the_unusual_steps_and_counts_the_others(
+        self, journal: Journal
+    ) -> None:
+        """from_compact(to_compact(r)) is r untimed, its unusual steps only, the rest counted."""
         _, err = await failed_run(journal)
         r = err.report
         back = SagaReport.from_compact(r.to_compact())
-        assert back == without_times(r)
+        assert back == compact_view(
+            r, ["charge", "ship"], {UndoStatus.COMPENSATED: 1, UndoStatus.NONE: 1}
+        )
+        assert back.omitted == OmittedSteps(
+            count=2, undos={UndoStatus.COMPENSATED: 1, UndoStatus.NONE: 1}
+        )
         assert back.started_at.tzinfo is not None
-        assert back.compensation_order == r.compensation_order
+        assert back.status is r.status is SagaStatus.COMPENSATION_FAILED
+        assert back.error == r.error == ErrorInfo(type="Boom", message="no truck")
+        # book's undo ran third, but book went as planned: only counted.
+        assert back.compensation_order == ["ship", "charge"]
+        assert r.compensation_order == ["ship", "charge", "book"]
         assert [s.name for s in back.failed_undos] == ["charge"]
+        assert r.omitted is None  # only a report read back from its compact form has it
 
-    async def test_shape_is_short_keys_and_one_array_per_step(self, journal: Journal) -> None:
-        """Versioned, short keys, no timestamps; trailing nulls trimmed; the saga error by seq."""
+    async def test_shape_is_short_keys_and_one_array_per_unusual_step(
+        self, journal: Journal
+    ) -> None:
+        """Version 2, short keys, no times; unusual steps one array each, the rest counted."""
         _, err = await failed_run(journal)
         c = err.report.to_compact()
-        assert c["v"] == 1
+        assert c["v"] == 2
         assert c["id"] == "order-1"
         assert c["s"] == "f"
         assert isinstance(c["t"], int)
+        assert c["n"] == 4  # steps registered: listed and counted
         assert c["e"] == 4  # the saga failed with step 4's error: not repeated
         assert "x" not in c
-        book, reserve, charge, ship = c["st"]
-        assert book == [1, "book", "s", "undo_book", "c", 3, 1, None, None, 1]
-        assert reserve == [2, "reserve", "s", None, None, None, 1]
-        assert charge[:7] == [3, "charge", "s", "undo_charge", "f", 2, 1]
-        assert charge[10] == "InjectedFault"
+        charge, ship = c["st"]  # book and reserve went as planned
+        assert charge == [
+            3,
+            "charge",
+            "s",
+            "undo_charge",
+            "f",
+            2,
+            1,
+            None,
+            None,
+            2,
+            "InjectedFault",
+            "injected fault: charge undo attempt 2",
+        ]
         assert ship == [4, "ship", "f", "undo_ship", "c", 1, 2, "Boom", "no truck", 1]
+        assert c["u"] == {"c": 1, "n": 1}  # book compensated, reserve with no undo
         assert "_at" not in json.dumps(c)
+        assert "book" not in json.dumps(c)
+        assert "reserve" not in json.dumps(c)
+
+    @pytest.mark.parametrize(("one", "listed"), USUAL_AND_UNUSUAL)
+    def test_only_unusual_steps_are_listed(self, one: StepReport, listed: bool) -> None:
+        """Listed: a do not succeeded; an undo failed, skipped, running, parked, resolved; a pivot.
+
+        Every other step (its do succeeded; its undo compensated, pending or
+        none) is only counted, by undo status.
+        """
+        r = SagaReport(saga_id="x", status=SagaStatus.COMPENSATED, started_at=T0, steps=[one])
+        c = r.to_compact()
+        back = SagaReport.from_compact(c)
+        assert c["n"] == 1
+        if listed:
+            assert [row[0] for row in c["st"]] == [1]
+            assert "u" not in c
+            assert back.steps == [one]
+            assert back.omitted == OmittedSteps()
+        else:
+            assert "st" not in c
+            code = (
+                "n" if one.undo is None else {"pending": "p", "compensated": "c"}[one.undo.status]
+            )
+            assert c["u"] == {code: 1}
+            assert back.steps == []
+            assert back.omitted == OmittedSteps(
+                count=1, undos={UndoStatus.NONE if one.undo is None else one.undo.status: 1}
+            )
+
+    def test_a_mixed_saga_lists_its_unusual_steps_in_order(self) -> None:
+        """Every case at once: the unusual steps listed in seq order, the rest counted."""
+        steps = [p.values[0] for p in USUAL_AND_UNUSUAL]
+        steps = [s.model_copy(update={"seq": n, "name": f"s{n}"}) for n, s in enumerate(steps, 1)]
+        r = SagaReport(
+            saga_id="x", status=SagaStatus.COMPENSATION_FAILED, started_at=T0, steps=steps
+        )
+        c = r.to_compact()
+        assert c["n"] == 15
+        assert [row[0] for row in c["st"]] == list(range(5, 16))
+        assert c["u"] == {"n": 2, "p": 1, "c": 1}
+        # Resolutions travel as [action, reason], the reason left out when none given.
+        assert c["st"][7][-1] == [["retry", "provider is back"]]
+        assert c["st"][8][-1] == [["skip"]]
+        back = SagaReport.from_compact(c)
+        assert back.steps == steps[4:]
+        assert back.omitted == OmittedSteps(
+            count=4,
+            undos={UndoStatus.NONE: 2, UndoStatus.PENDING: 1, UndoStatus.COMPENSATED: 1},
+        )
+
+    async def test_a_successful_saga_lists_no_step(self, journal: Journal) -> None:
+        """A saga whose steps all succeeded (undos pending) is only counted: no `st`, no `e`."""
+
+        async def saga(s: Saga) -> None:
+            await s.step(*journal.step("a"))
+            await s.step(*journal.step("b"))
+            await s.step(journal.step("c")[0], None)
+
+        executor = InMemoryExecutor(options())
+        await executor.run(saga)
+        r = executor.last_report
+        c = r.to_compact(saga_id=False)
+        assert c == {
+            "v": 2,
+            "s": "s",
+            "t": int(r.started_at.timestamp()),
+            "n": 3,
+            "u": {"p": 2, "n": 1},
+        }
+        back = SagaReport.from_compact(c)
+        assert back.status is SagaStatus.SUCCEEDED
+        assert back.steps == []
+        assert back.compensation_order == []
+        assert back.omitted == OmittedSteps(
+            count=3, undos={UndoStatus.PENDING: 2, UndoStatus.NONE: 1}
+        )
+
+    async def test_version_1_is_still_read(self, journal: Journal) -> None:
+        """A version-1 dict (every step listed, no `n`) reads back whole, nothing omitted."""
+        _, err = await failed_run(journal)
+        r = err.report
+        v1 = {
+            "v": 1,
+            "id": "order-1",
+            "s": "f",
+            "t": int(r.started_at.timestamp()),
+            "e": 4,
+            "st": [
+                [1, "book", "s", "undo_book", "c", 3, 1, None, None, 1],
+                [2, "reserve", "s", None, None, None, 1],
+                [
+                    3,
+                    "charge",
+                    "s",
+                    "undo_charge",
+                    "f",
+                    2,
+                    1,
+                    None,
+                    None,
+                    2,
+                    "InjectedFault",
+                    "injected fault: charge undo attempt 2",
+                ],
+                [4, "ship", "f", "undo_ship", "c", 1, 2, "Boom", "no truck", 1],
+            ],
+        }
+        back = SagaReport.from_compact(v1)
+        assert back.omitted == OmittedSteps()
+        assert back.model_copy(update={"omitted": None}) == without_times(r)
+        assert back.compensation_order == ["ship", "charge", "book"]
 
     async def test_is_much_smaller_than_the_full_report(self, journal: Journal) -> None:
         """The compact JSON is a fraction of the full report's."""
@@ -187,7 +391,9 @@ class TestCompact:
         c = err.report.to_compact(saga_id=False)
         assert "id" not in c
         assert SagaReport.from_compact(c).saga_id == ""
-        assert SagaReport.from_compact(c, saga_id="order-1") == without_times(err.report)
+        assert SagaReport.from_compact(c, saga_id="order-1") == compact_view(
+            err.report, ["charge", "ship"], {UndoStatus.COMPENSATED: 1, UndoStatus.NONE: 1}
+        )
 
     async def test_long_messages_are_cut(self) -> None:
         """Error messages over 200 characters are cut to 200, ending in '...'."""
@@ -210,27 +416,56 @@ class TestCompact:
         assert back.error == back.steps[0].error == ErrorInfo(type="Boom", message=message)
 
     async def test_body_error_cancelled_flag_and_values(self, journal: Journal) -> None:
-        """An error of the saga body, the cancelled flag and recorded results round-trip too."""
+        """A body error, the cancelled flag and a listed step's result round-trip too.
+
+        A counted step's recorded result does not travel.
+        """
 
         async def saga(s: Saga) -> None:
             await s.step(*journal.step("a"))
+            await s.step(*journal.step("b"))
             raise Boom("body broke")
 
-        executor = InMemoryExecutor(options(record_values=True))
+        executor = InMemoryExecutor(
+            options(record_values=True), faults=[Fault.fail("b", undo=True)]
+        )
         with pytest.raises(SagaFailed) as info:
             await executor.run(saga)
         r = info.value.report.model_copy(update={"cancelled": True})
+        assert [s.result for s in r.steps] == ["a", "b"]
         c = r.to_compact()
         assert c["e"] == ["Boom", "body broke"]
         assert c["x"] == 1
-        assert c["st"][0][-1] == "a"
-        assert SagaReport.from_compact(c) == without_times(r)
+        [b] = c["st"]  # a went as planned: only counted, and its result not kept
+        assert b[:2] == [2, "b"]
+        assert b[12] == "b"  # its result
+        assert c["u"] == {"c": 1}
+        assert '"a"' not in json.dumps(c)
+        back = SagaReport.from_compact(c)
+        assert back == compact_view(r, ["b"], {UndoStatus.COMPENSATED: 1})
+        assert back.cancelled
+        assert back.steps[0].result == "b"
+
+    def test_a_wrong_step_count_is_refused(self) -> None:
+        """A report whose `n` is not its listed plus counted steps is refused, naming the counts."""
+        data = {"v": 2, "s": "c", "t": 0, "n": 3, "st": [[1, "a", "f"]], "u": {"c": 1}}
+        with pytest.raises(ValueError, match="3 steps, but 1 listed and 1 counted"):
+            SagaReport.from_compact(data)
+        assert SagaReport.from_compact({**data, "n": 2}).omitted == OmittedSteps(
+            count=1, undos={UndoStatus.COMPENSATED: 1}
+        )
 
     @pytest.mark.parametrize(
         "data",
         [
-            {"v": 2, "s": "c", "t": 0, "st": []},
+            {"v": 3, "s": "c", "t": 0, "n": 0},
             {"s": "c", "t": 0, "st": []},
+            {"v": 2, "s": "c", "t": 0, "st": [[1, "a", "f"]]},  # no n
+            {"v": 2, "s": "c", "t": 0, "n": 3, "st": [[1, "a", "f"]], "u": {"c": 1}},
+            {"v": 2, "s": "c", "t": 0, "n": "2", "st": [[1, "a", "f"]], "u": {"c": 1}},
+            {"v": 2, "s": "c", "t": 0, "n": 1, "u": {"?": 1}},
+            {"v": 2, "s": "c", "t": 0, "n": 1, "u": {"c": "one"}},
+            {"v": 2, "s": "c", "t": 0, "n": 0, "e": 9},
             {"v": 1, "s": "?", "t": 0, "st": []},
             {"v": 1, "s": "c", "st": []},
             {"v": 1, "s": "c", "t": 0, "st": [[1, "a", "?"]]},

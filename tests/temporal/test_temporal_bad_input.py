@@ -10,22 +10,25 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from typing import Any
 
 import pytest
 from conftest import new_id, saga_worker
-from temporalio.client import Client, WorkflowFailureError
+from temporalio.client import Client, WorkflowFailureError, WorkflowHandle
 from temporalio.exceptions import ApplicationError
 from workflows.bad_input import DONE, BadInputWorkflow, do_any, do_fail, undo_any
 
-from sagakit import SagaStatus, StepStatus, UndoStatus
-from sagakit.temporal import SAGA_FAILED_TYPE, report_from_failure
+from sagakit import OmittedSteps, SagaReport, SagaStatus, StepStatus, UndoStatus
+from sagakit.temporal import REPORT_QUERY, SAGA_FAILED_TYPE, report_from_failure
 
 WORKFLOWS = [BadInputWorkflow]
 ACTIVITIES = [do_any, undo_any, do_fail]
 
 
-async def run_bad(client: Client, task_queue: str, which: str) -> tuple[str, WorkflowFailureError]:
-    """Run one bad saga to its end, within 15 s; its run name and the failure."""
+async def run_bad(
+    client: Client, task_queue: str, which: str
+) -> tuple[str, WorkflowFailureError, WorkflowHandle[Any, Any]]:
+    """Run one bad saga to its end, within 15 s; its run name, the failure and the workflow."""
     run = f"{which}-{uuid.uuid4()}"
     handle = await client.start_workflow(
         BadInputWorkflow.run, args=[which, run], id=new_id(), task_queue=task_queue
@@ -33,7 +36,12 @@ async def run_bad(client: Client, task_queue: str, which: str) -> tuple[str, Wor
     with pytest.raises(WorkflowFailureError) as ei:
         async with asyncio.timeout(15):
             await handle.result()
-    return run, ei.value
+    return run, ei.value, handle
+
+
+async def full_report(handle: WorkflowHandle[Any, Any]) -> SagaReport:
+    """The saga's full report, every step: the `sagakit_report` query's (a worker must poll)."""
+    return SagaReport.model_validate(await handle.query(REPORT_QUERY))
 
 
 async def healthy_run_succeeds(client: Client, task_queue: str) -> None:
@@ -59,7 +67,8 @@ class TestArgsThatCannotTravel:
     ) -> None:
         """Args that cannot be sent fail their step unscheduled; only step 1 is undone."""
         async with saga_worker(client, workflows=WORKFLOWS, activities=ACTIVITIES) as w:
-            run, failure = await run_bad(client, w.task_queue, which)
+            run, failure, handle = await run_bad(client, w.task_queue, which)
+            full = await full_report(handle)
             await healthy_run_succeeds(client, w.task_queue)
         err = failure.cause
         assert isinstance(err, ApplicationError)
@@ -68,15 +77,27 @@ class TestArgsThatCannotTravel:
         assert isinstance(cause, ApplicationError)
         assert cause.type == error_type
         assert message in cause.message
-        report = report_from_failure(failure)
-        assert report is not None
-        assert report.status is SagaStatus.COMPENSATED
-        first, second = report.steps
+        # The full report (the query's): step 1 undone, step 2's undo not needed.
+        assert full.status is SagaStatus.COMPENSATED
+        first, second = full.steps
+        assert first.status is StepStatus.SUCCEEDED
         assert first.undo is not None
         assert first.undo.status is UndoStatus.COMPENSATED
         assert second.status is StepStatus.FAILED
         assert second.undo is not None
         assert second.undo.status is UndoStatus.NOT_NEEDED
+        assert full.compensation_order == ["do_any"]
+        # The failure's compact report: step 2 listed, step 1 counted.
+        report = report_from_failure(failure)
+        assert report is not None
+        assert err.details[0] == full.to_compact(saga_id=False)
+        assert report.status is SagaStatus.COMPENSATED
+        [listed] = report.steps
+        assert listed.seq == 2
+        assert listed.status is StepStatus.FAILED
+        assert listed.undo is not None
+        assert listed.undo.status is UndoStatus.NOT_NEEDED
+        assert report.omitted == OmittedSteps(count=1, undos={UndoStatus.COMPENSATED: 1})
         assert [p for p, r in DONE if r == run] == ["do", "undo"]
 
 
@@ -84,7 +105,7 @@ class TestSagaFunctionsThatCannotRun:
     async def test_a_plain_def_saga_function_fails_the_run(self, client: Client) -> None:
         """A saga function that is not `async def` fails the run instead of retrying its task."""
         async with saga_worker(client, workflows=WORKFLOWS, activities=ACTIVITIES) as w:
-            run, failure = await run_bad(client, w.task_queue, "plain_function")
+            run, failure, _ = await run_bad(client, w.task_queue, "plain_function")
             await healthy_run_succeeds(client, w.task_queue)
         err = failure.cause
         assert isinstance(err, ApplicationError)
@@ -99,7 +120,7 @@ class TestStepsNeverStarted:
     ) -> None:
         """A step in a task not yet started when the saga returned is a SagaStateError."""
         async with saga_worker(client, workflows=WORKFLOWS, activities=ACTIVITIES) as w:
-            run, failure = await run_bad(client, w.task_queue, "unstarted_task")
+            run, failure, _ = await run_bad(client, w.task_queue, "unstarted_task")
             await healthy_run_succeeds(client, w.task_queue)
         err = failure.cause
         assert isinstance(err, ApplicationError)
@@ -124,12 +145,30 @@ class TestUndosThatWouldRetryForever:
         and step 1's undo would wait behind it.
         """
         async with saga_worker(client, workflows=WORKFLOWS, activities=ACTIVITIES) as w:
-            run, failure = await run_bad(client, w.task_queue, "unregistered_undo")
-            report = report_from_failure(failure)
+            run, failure, handle = await run_bad(client, w.task_queue, "unregistered_undo")
+            full = await full_report(handle)
             await healthy_run_succeeds(client, w.task_queue)
-        assert report is not None
-        assert report.status is SagaStatus.COMPENSATION_FAILED
-        second = report.steps[1].undo
+        # The full report (the query's): step 2's undo failed, step 1's ran after it.
+        assert full.status is SagaStatus.COMPENSATION_FAILED
+        first, second, third = (s.undo for s in full.steps)
         assert second is not None
         assert second.status is UndoStatus.FAILED
+        assert first is not None
+        assert first.status is UndoStatus.COMPENSATED
+        assert third is None
+        assert second.order is not None
+        assert first.order is not None
+        assert second.order < first.order
         assert ("undo", run) in DONE  # step 1 was undone after it
+        # The failure's compact report: steps 2 (its undo failed) and 3 (failed); 1 counted.
+        report = report_from_failure(failure)
+        assert report is not None
+        assert report.status is SagaStatus.COMPENSATION_FAILED
+        assert [(s.seq, s.status) for s in report.steps] == [
+            (2, StepStatus.SUCCEEDED),
+            (3, StepStatus.FAILED),
+        ]
+        listed = report.steps[0].undo
+        assert listed is not None
+        assert listed.status is UndoStatus.FAILED
+        assert report.omitted == OmittedSteps(count=1, undos={UndoStatus.COMPENSATED: 1})

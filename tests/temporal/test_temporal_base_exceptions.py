@@ -24,7 +24,8 @@ from temporalio.exceptions import ApplicationError
 from workflows.activities import ALL, Job, events
 from workflows.interrupts import HealthyWorkflow, InterruptWorkflow
 
-from sagakit import SagaReport, SagaStatus, StepStatus
+from sagakit import OmittedSteps, SagaReport, SagaStatus, StepStatus, UndoStatus
+from sagakit.temporal import REPORT_QUERY
 
 pytestmark = pytest.mark.temporal
 
@@ -54,6 +55,7 @@ async def test_unwinds_fails_the_run_and_the_worker_serves_on(
                 await handle.result()
         status = (await handle.describe()).status
         types = [e.event_type async for e in handle.fetch_history_events()]
+        full = SagaReport.model_validate(await handle.query(REPORT_QUERY))
         # The same worker, right after: a wedged one would let this time out.
         async with asyncio.timeout(PROMPTLY):
             result = await client.execute_workflow(
@@ -83,14 +85,31 @@ async def test_unwinds_fails_the_run_and_the_worker_serves_on(
     assert cause.type == which
     assert f"{which} from " in cause.message
 
-    # The compact report, as a failed saga carries it.
+    # The full report (the query's): step a undone; the inline step failed with it.
+    assert full.status is SagaStatus.COMPENSATED
+    assert full.compensation_order == ["do_a"]
+    assert full.step("do_a").status is StepStatus.SUCCEEDED
+    if where == "step":
+        assert [s.name for s in full.steps] == ["do_a", "interrupt"]
+        assert full.steps[-1].status is StepStatus.FAILED
+        assert full.steps[-1].error is not None
+        assert full.steps[-1].error.type == which
+    else:
+        assert [s.name for s in full.steps] == ["do_a"]
+
+    # The compact report, as a failed saga carries it: the failed inline step
+    # listed, step a (undone) counted.
+    assert err.details[0] == full.to_compact(saga_id=False)
     report = SagaReport.from_compact(err.details[0])
     assert report.status is SagaStatus.COMPENSATED
-    assert report.compensation_order == ["do_a"]
+    assert report.omitted == OmittedSteps(count=1, undos={UndoStatus.COMPENSATED: 1})
     if where == "step":
+        assert [s.name for s in report.steps] == ["interrupt"]
         assert report.steps[-1].status is StepStatus.FAILED
         assert report.steps[-1].error is not None
         assert report.steps[-1].error.type == which
+    else:
+        assert report.steps == []
 
 
 @pytest.mark.parametrize("which", ["KeyboardInterrupt", "SystemExit", "Halt"])

@@ -28,8 +28,8 @@ from workflows.models import ACTIVITIES, LEDGER, Booking, Trip, TripWorkflow
 from workflows.sagas import StepsWorkflow
 from workflows.secrets import CALLS, DECLINES, SECRET_ACTIVITIES, Card, PayWorkflow
 
-from sagakit import SagaStatus, StepStatus
-from sagakit.temporal import SagakitPlugin, report_from_failure
+from sagakit import OmittedSteps, SagaReport, SagaStatus, StepStatus, UndoStatus
+from sagakit.temporal import REPORT_QUERY, SagakitPlugin, report_from_failure
 
 pytestmark = pytest.mark.temporal
 
@@ -72,19 +72,28 @@ class TestPydantic:
         async with saga_worker(
             client, workflows=[TripWorkflow], activities=ACTIVITIES, plugins=[]
         ) as w:
+            handle = await client.start_workflow(
+                TripWorkflow.run, trip, id=new_id(), task_queue=w.task_queue
+            )
             with pytest.raises(WorkflowFailureError) as ei:
-                await client.execute_workflow(
-                    TripWorkflow.run, trip, id=new_id(), task_queue=w.task_queue
-                )
+                await handle.result()
+            full = SagaReport.model_validate(await handle.query(REPORT_QUERY))
         err = ei.value.cause
         assert isinstance(err, ApplicationError)
-        report = report_from_failure(ei.value)
-        assert report is not None
-        assert [(s.name, s.status) for s in report.steps] == [
+        # The full report (the query's, through the same converter): both steps.
+        assert [(s.name, s.status) for s in full.steps] == [
             ("book_car", StepStatus.SUCCEEDED),
             ("book_hotel", StepStatus.FAILED),
         ]
-        assert report.compensation_order == ["book_car"]
+        assert full.compensation_order == ["book_car"]
+        # The failure's compact report: the failed hotel listed, the undone car counted.
+        report = report_from_failure(ei.value)
+        assert report is not None
+        assert err.details[0] == full.to_compact(saga_id=False)
+        assert [(s.name, s.status) for s in report.steps] == [("book_hotel", StepStatus.FAILED)]
+        assert report.omitted == OmittedSteps(count=1, undos={UndoStatus.COMPENSATED: 1})
+        assert report.error is not None
+        assert report.error.type == "ValueError"
         do, undo = LEDGER[trip.run]
         assert do.split(":", 1)[1] == undo.split(":", 1)[1]
 
@@ -137,6 +146,7 @@ class TestEncryptingCodec:
             )
             with pytest.raises(WorkflowFailureError) as ei:
                 await handle.result()
+            full = SagaReport.model_validate(await handle.query(REPORT_QUERY))
             # Read the history as stored, without the codec.
             raw = await temporal_env.client.get_workflow_handle(handle.id).fetch_history()
         stored = b"".join(e.SerializeToString() for e in raw.events)
@@ -147,7 +157,9 @@ class TestEncryptingCodec:
         assert all(e.key for e in JOURNAL[job.run])
         # The report travels encrypted as the failure's details...
         assert b'"st":[' not in stored
-        # ...and the client with the codec reads it back.
+        assert b'"v":2' not in stored
+        # ...and the client with the codec reads it back: the failed step c listed,
+        # a and b (undone) counted; the query's full report has all three undone.
         assert isinstance(ei.value.cause, ApplicationError)
         assert ei.value.cause.type == "SagaFailed"
         report = report_from_failure(ei.value)
@@ -155,7 +167,11 @@ class TestEncryptingCodec:
         assert report.status is SagaStatus.COMPENSATED
         assert report.error is not None
         assert report.error.type == "Boom"
-        assert report.compensation_order == ["do_c", "do_b", "do_a"]
+        assert [(s.name, s.status) for s in report.steps] == [("do_c", StepStatus.FAILED)]
+        assert report.compensation_order == ["do_c"]
+        assert report.omitted == OmittedSteps(count=2, undos={UndoStatus.COMPENSATED: 2})
+        assert full.compensation_order == ["do_c", "do_b", "do_a"]
+        assert ei.value.cause.details[0] == full.to_compact(saga_id=False)
 
 
 def stored(history: WorkflowHistory) -> bytes:
@@ -177,8 +193,12 @@ class TestEncodedFailureAttributes:
 
     async def run_pay(
         self, env: WorkflowEnvironment, *, encode: bool
-    ) -> tuple[Card, str, WorkflowFailureError, WorkflowHistory, DataConverter]:
-        """Run `PayWorkflow` (charge declined) with pydantic + an encrypting codec."""
+    ) -> tuple[Card, str, WorkflowFailureError, WorkflowHistory, DataConverter, SagaReport]:
+        """Run `PayWorkflow` (charge declined) with pydantic + an encrypting codec.
+
+        Returns the card, the decline, the failure, the history as stored, the
+        client's converter and the saga's full report (the query's).
+        """
         pytest.importorskip("cryptography")
         # The user's converter (pydantic, with a codec); the plugin adds the encoding.
         converter = dataclasses.replace(pydantic_data_converter, payload_codec=EncryptionCodec())
@@ -194,16 +214,19 @@ class TestEncodedFailureAttributes:
             )
             with pytest.raises(WorkflowFailureError) as ei:
                 await handle.result()
+            full = SagaReport.model_validate(await handle.query(REPORT_QUERY))
         # Read the history as stored, without the codec.
         history = await env.client.get_workflow_handle(handle.id).fetch_history()
         assert CALLS[card.run] == ["hold", "charge", "charge", "refund", "release"]
-        return card, decline, ei.value, history, client.data_converter
+        return card, decline, ei.value, history, client.data_converter, full
 
     async def test_no_arg_value_or_error_message_in_the_history(
         self, temporal_env: WorkflowEnvironment
     ) -> None:
         """With the option, neither the secret arg nor the secret error message is stored."""
-        card, decline, failure, history, converter = await self.run_pay(temporal_env, encode=True)
+        card, decline, failure, history, converter, full = await self.run_pay(
+            temporal_env, encode=True
+        )
         # The plugin kept the user's converter and codec and added the encoding.
         assert converter.payload_converter_class is pydantic_data_converter.payload_converter_class
         assert isinstance(converter.payload_codec, EncryptionCodec)
@@ -230,11 +253,17 @@ class TestEncodedFailureAttributes:
         assert report.error is not None
         assert report.error.type == "ValueError"
         assert report.error.message == f"bad card {decline}"
-        assert [(s.name, s.status) for s in report.steps] == [
+        # The compact report lists the failed charge and counts the undone hold; the
+        # query's full report has both.
+        assert [(s.name, s.status) for s in report.steps] == [("charge", StepStatus.FAILED)]
+        assert report.compensation_order == ["charge"]
+        assert report.omitted == OmittedSteps(count=1, undos={UndoStatus.COMPENSATED: 1})
+        assert err.details[0] == full.to_compact(saga_id=False)
+        assert [(s.name, s.status) for s in full.steps] == [
             ("hold", StepStatus.SUCCEEDED),
             ("charge", StepStatus.FAILED),
         ]
-        assert report.compensation_order == ["charge", "hold"]
+        assert full.compensation_order == ["charge", "hold"]
         # A replayer with the same plugin and codec replays the encoded history.
         replayer = Replayer(
             workflows=[PayWorkflow],
@@ -253,7 +282,7 @@ class TestEncodedFailureAttributes:
         self, temporal_env: WorkflowEnvironment
     ) -> None:
         """Control: with the codec alone, args stay encrypted but the message is stored as is."""
-        card, decline, failure, history, _ = await self.run_pay(temporal_env, encode=False)
+        card, decline, failure, history, _, _ = await self.run_pay(temporal_env, encode=False)
         raw = stored(history)
         assert card.number.encode() not in raw
         assert decline.encode() in raw
@@ -262,6 +291,7 @@ class TestEncodedFailureAttributes:
         assert "charge" in workflow_failure_message(history)
         # The compact report is a payload: encrypted either way.
         assert b'"st":[' not in raw
+        assert b'"v":2' not in raw
         report = report_from_failure(failure)
         assert report is not None
         assert report.error is not None

@@ -35,7 +35,7 @@ from workflows.sagas import (
     TwoSagasWorkflow,
 )
 
-from sagakit import SagaReport, SagaStatus, StepStatus, UndoStatus
+from sagakit import OmittedSteps, SagaReport, SagaStatus, StepStatus, UndoStatus
 from sagakit.temporal import REPORT_QUERY, SAGA_FAILED_TYPE, report_from_failure
 
 pytestmark = pytest.mark.temporal
@@ -67,6 +67,32 @@ async def run_failing(client: Client, job: Job, workflow: type = StepsWorkflow) 
     err = ei.value.cause
     assert isinstance(err, ApplicationError)
     return err
+
+
+async def run_failing_with_report(
+    client: Client, job: Job, workflow: type = StepsWorkflow
+) -> tuple[ApplicationError, SagaReport]:
+    """Run a saga workflow that must fail; its SagaFailed failure and its full report.
+
+    The full report is the `sagakit_report` query's, asked while the worker
+    still polls: every step, with its times. The failure carries the compact
+    form, which lists only the unusual steps.
+    """
+    async with saga_worker(client, workflows=WORKFLOWS, activities=ALL) as w:
+        handle = await client.start_workflow(
+            workflow.run,  # type: ignore[attr-defined]
+            job,
+            id=new_id(),
+            task_queue=w.task_queue,
+        )
+        with pytest.raises(WorkflowFailureError) as ei:
+            await handle.result()
+        full = SagaReport.model_validate(await handle.query(REPORT_QUERY))
+    err = ei.value.cause
+    assert isinstance(err, ApplicationError)
+    # What the failure carries is the final report's compact form.
+    assert err.details[0] == full.to_compact(saga_id=False)
+    return err, full
 
 
 def report_of(err: BaseException) -> SagaReport:
@@ -149,22 +175,33 @@ class TestUnwindOrder:
         """A do failing at any position runs the registered undos as activities, LIFO."""
         failing = STEPS[position]
         job = Job(run=new_id("run"), fail=[failing])
-        err = await run_failing(client, job)
+        err, full = await run_failing_with_report(client, job)
         ran = list(STEPS[: position + 1])
         assert events(job.run) == [f"do:{n}" for n in ran] + [f"undo:{n}" for n in reversed(ran)]
-        report = report_of(err)
-        assert report.status is SagaStatus.COMPENSATED
-        assert report.error == report.step(f"do_{failing}").error
-        assert report.error is not None
-        assert report.error.type == "Boom"
-        assert [(s.name, s.status) for s in report.steps] == [
+        # The full report (the query's): every step and every undo.
+        assert full.status is SagaStatus.COMPENSATED
+        assert full.error == full.step(f"do_{failing}").error
+        assert full.error is not None
+        assert full.error.type == "Boom"
+        assert [(s.name, s.status) for s in full.steps] == [
             *((f"do_{n}", StepStatus.SUCCEEDED) for n in ran[:-1]),
             (f"do_{failing}", StepStatus.FAILED),
         ]
-        assert [(s.undo.name, s.undo.status) for s in report.steps if s.undo] == [
+        assert [(s.undo.name, s.undo.status) for s in full.steps if s.undo] == [
             (f"undo_{n}", UndoStatus.COMPENSATED) for n in ran
         ]
-        assert report.compensation_order == [f"do_{n}" for n in reversed(ran)]
+        assert full.compensation_order == [f"do_{n}" for n in reversed(ran)]
+        # The failure's compact report: the failed step; the steps before it, counted.
+        report = report_of(err)
+        assert report.status is SagaStatus.COMPENSATED
+        assert report.error == full.error
+        assert [(s.name, s.status) for s in report.steps] == [(f"do_{failing}", StepStatus.FAILED)]
+        assert [(s.undo.name, s.undo.status) for s in report.steps if s.undo] == [
+            (f"undo_{failing}", UndoStatus.COMPENSATED)
+        ]
+        assert report.omitted == OmittedSteps(
+            count=position, undos={UndoStatus.COMPENSATED: position} if position else {}
+        )
 
     async def test_parallel_compensation_runs_every_undo_concurrently(self, client: Client) -> None:
         """With parallel_compensation every undo is scheduled before any completes."""
@@ -324,7 +361,7 @@ class TestFailureShape:
     async def test_saga_failed_is_a_non_retryable_application_error(self, client: Client) -> None:
         """The run fails with a non-retryable ApplicationError SagaFailed carrying the report."""
         job = Job(run=new_id("run"), steps=["a", "b"], fail=["b"])
-        err = await run_failing(client, job)
+        err, full = await run_failing_with_report(client, job)
         assert err.type == SAGA_FAILED_TYPE
         assert err.non_retryable
         report = report_of(err)
@@ -332,9 +369,13 @@ class TestFailureShape:
         assert report.error is not None
         assert report.error.type == "Boom"
         assert report.error.message == "do b failed"
-        assert report.step("do_a").status is StepStatus.SUCCEEDED
         assert report.step("do_b").status is StepStatus.FAILED
-        assert report.compensation_order == ["do_b", "do_a"]
+        assert report.compensation_order == ["do_b"]
+        # Step a went as planned: the failure counts it, the query's report has it.
+        assert report.omitted == OmittedSteps(count=1, undos={UndoStatus.COMPENSATED: 1})
+        assert full.step("do_a").status is StepStatus.SUCCEEDED
+        assert full.step("do_b").status is StepStatus.FAILED
+        assert full.compensation_order == ["do_b", "do_a"]
         # The original error stays in the cause chain.
         assert isinstance(err.__cause__, ActivityError)
         inner = err.__cause__.__cause__
@@ -350,16 +391,18 @@ class TestFailureShape:
         assert all(s.result is None for s in report_of(err).steps)
 
     async def test_details_are_the_compact_report(self, client: Client) -> None:
-        """details[0] is the versioned compact form: no timestamps, one short array per step."""
+        """details[0] is the versioned compact form: no timestamps, an array per unusual step."""
         job = Job(run=new_id("run"), fail=["e"])
         err = await run_failing(client, job)
         [data] = err.details
-        assert data["v"] == 1
+        assert data["v"] == 2
         assert "id" not in data  # the workflow's own id and run id
-        assert data["st"][0] == [1, "do_a", "s", "undo_a", "c", 5]
-        assert data["st"][4] == [5, "do_e", "f", "undo_e", "c", 1, None, "Boom", "do e failed"]
+        assert data["n"] == 5
+        # Only the failed step is listed; steps 1-4 (undos compensated) are counted.
+        assert data["st"] == [[5, "do_e", "f", "undo_e", "c", 1, None, "Boom", "do e failed"]]
+        assert data["u"] == {"c": 4}
         assert data["e"] == 5  # the saga's error is step 5's: not repeated
-        assert len(json.dumps(data, separators=(",", ":"))) < 50 * len(STEPS)
+        assert len(json.dumps(data, separators=(",", ":"))) < 120
         assert SagaReport.from_compact(data) == report_of(err)
 
     async def test_report_from_the_client_error(self, client: Client) -> None:
@@ -379,10 +422,22 @@ class TestFailureShape:
         assert report.status is full.status
         assert report.error == full.error
         assert report.started_at == full.started_at.replace(microsecond=0)
+        # It lists the full report's failed step b, and counts step a.
+        unusual = [s for s in full.steps if s.name == "do_b"]
         assert [s.model_dump(exclude={"started_at", "ended_at", "undo"}) for s in report.steps] == [
-            s.model_dump(exclude={"started_at", "ended_at", "undo"}) for s in full.steps
+            s.model_dump(exclude={"started_at", "ended_at", "undo"}) for s in unusual
         ]
-        assert report.compensation_order == full.compensation_order == ["do_b", "do_a"]
+        assert [
+            s.undo.model_dump(exclude={"started_at", "ended_at"}) for s in report.steps if s.undo
+        ] == [s.undo.model_dump(exclude={"started_at", "ended_at"}) for s in unusual if s.undo]
+        [a] = [s for s in full.steps if s not in unusual]
+        assert a.name == "do_a"
+        assert a.status is StepStatus.SUCCEEDED
+        assert a.undo is not None
+        assert a.undo.status is UndoStatus.COMPENSATED
+        assert report.omitted == OmittedSteps(count=1, undos={UndoStatus.COMPENSATED: 1})
+        assert full.compensation_order == ["do_b", "do_a"]
+        assert report.compensation_order == ["do_b"]
         assert report_from_failure(ApplicationError("not a saga", type="Other")) is None
 
 
@@ -444,6 +499,7 @@ class TestRefusedBeforeScheduling:
                 async for e in handle.fetch_history_events()
                 if e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED
             ]
+            full = SagaReport.model_validate(await handle.query(REPORT_QUERY))
         err = ei.value.cause
         assert isinstance(err, ApplicationError)
         assert err.type == SAGA_FAILED_TYPE
@@ -455,9 +511,19 @@ class TestRefusedBeforeScheduling:
         assert "registered under" in cause.message  # the fix
         assert scheduled == ["do_a", "undo_a"]
         assert events(job.run) == ["do:a", "undo:a"]
+        # The full report (the query's): step a undone; the refused step never registered.
+        assert full.status is SagaStatus.COMPENSATED
+        assert [(s.name, s.status) for s in full.steps] == [("do_a", StepStatus.SUCCEEDED)]
+        assert full.compensation_order == ["do_a"]
+        assert full.error is not None
+        assert full.error.type == "StepDefinitionError"
+        # The failure's compact report: no unusual step, step a counted, the refusal kept.
         report = report_of(err)
+        assert err.details[0] == full.to_compact(saga_id=False)
         assert report.status is SagaStatus.COMPENSATED
-        assert report.compensation_order == ["do_a"]
+        assert report.steps == []
+        assert report.omitted == OmittedSteps(count=1, undos={UndoStatus.COMPENSATED: 1})
+        assert report.error == full.error
 
 
 class TestQuery:

@@ -395,7 +395,8 @@ class TestCompactTimeline:
             "  (from a compact report: no saga id; no step times; "
             "steps that went as planned only counted)"
         )
-        # Listed rows: dos by seq, then undos in the order they ran.
+        # Listed rows: dos by seq, then undos in the order they ran, each operator's
+        # decision on a parked undo just before the undo's own row.
         rows = [ln.split()[1:3] for ln in lines[2:-2]]
         assert rows == [
             ["do", "3."],
@@ -403,8 +404,12 @@ class TestCompactTimeline:
             ["do", "5."],
             ["undo", "5."],
             ["undo", "4."],
+            ["undo", "4."],
+            ["undo", "3."],
             ["undo", "3."],
         ]
+        assert lines[6].endswith("parked, then skip: refunded by hand")
+        assert lines[8].endswith("parked, then retry")
 
     def test_a_full_report_keeps_its_times(self) -> None:
         t0 = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
