@@ -386,6 +386,8 @@ class SagaReport(BaseModel):
             omitted = OmittedSteps()  # version 1 listed every step
             if version != 1:
                 undos = {_UNDO_STATUSES[k]: int(v) for k, v in data.get("u", {}).items()}
+                if any(n < 1 for n in undos.values()):
+                    raise ValueError(f"'u' counts steps, each at least 1: {data['u']!r}")
                 omitted = OmittedSteps(count=sum(undos.values()), undos=undos)
                 if omitted.count + len(steps) != data["n"]:
                     raise ValueError(

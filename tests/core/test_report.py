@@ -465,6 +465,8 @@ class TestCompact:
             {"v": 2, "s": "c", "t": 0, "n": "2", "st": [[1, "a", "f"]], "u": {"c": 1}},
             {"v": 2, "s": "c", "t": 0, "n": 1, "u": {"?": 1}},
             {"v": 2, "s": "c", "t": 0, "n": 1, "u": {"c": "one"}},
+            # Counts that add up to n, but one of them is not a count of steps.
+            {"v": 2, "s": "c", "t": 0, "n": 1, "u": {"c": 2, "p": -1}},
             {"v": 2, "s": "c", "t": 0, "n": 0, "e": 9},
             {"v": 1, "s": "?", "t": 0, "st": []},
             {"v": 1, "s": "c", "st": []},
