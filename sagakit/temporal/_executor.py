@@ -34,7 +34,7 @@ from sagakit._options import RetryPolicy, SagaOptions, StepOptions
 from sagakit._report import SagaReport, SagaStatus
 from sagakit._saga import Saga, _message, run_saga
 from sagakit.temporal._header import run_saga_base, step_activity_id
-from sagakit.temporal._operate import RESOLVE_UPDATE, SAGA_STATUS, count_status
+from sagakit.temporal._operate import REPORT_QUERY, RESOLVE_UPDATE, SAGA_STATUS, count_status
 from sagakit.temporal._refs import ActivityRef, ChildWorkflowRef
 
 __all__ = [
@@ -47,8 +47,6 @@ __all__ = [
 
 R = TypeVar("R")
 
-REPORT_QUERY: Final = "sagakit_report"
-"""The query that returns the live report (JSON) of the workflow's latest saga."""
 
 SAGA_FAILED_TYPE: Final = "SagaFailed"
 """`ApplicationError.type` of the failure a failed saga ends its workflow run with."""

@@ -1,8 +1,8 @@
 """Operating sagas on Temporal: parked undos, the `SagaStatus` search attribute, metrics.
 
-The workflow side (`TemporalExecutor`) registers the `sagakit_resolve` update
-and reports its status; the client side here reads parked undos through the
-report query and resolves them through the update.
+The workflow side (`TemporalExecutor`) serves the report query, registers the
+`sagakit_resolve` update and reports its status; the client side here reads
+parked undos through the query and resolves them through the update.
 """
 
 from __future__ import annotations
@@ -17,12 +17,16 @@ from sagakit._exceptions import SagaStateError
 from sagakit._report import ParkedUndo, SagaReport, SagaStatus
 
 __all__ = [
+    "REPORT_QUERY",
     "RESOLVE_UPDATE",
     "SAGA_STATUS",
     "parked",
     "resolve",
     "saga_search_attributes",
 ]
+
+REPORT_QUERY: Final = "sagakit_report"
+"""The query that returns the live report (JSON) of the workflow's latest saga."""
 
 RESOLVE_UPDATE: Final = "sagakit_resolve"
 """The Workflow Update that resolves a parked undo: one arg, `{"seq", "action", "reason", "by"}`."""
@@ -77,8 +81,6 @@ async def parked(handle: temporalio.client.WorkflowHandle[Any, Any]) -> list[Par
 
     Needs a worker polling the workflow's task queue (a query runs on one).
     """
-    from sagakit.temporal._executor import REPORT_QUERY
-
     report = SagaReport.model_validate(await handle.query(REPORT_QUERY))
     return report.parked
 
