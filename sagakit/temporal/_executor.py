@@ -187,16 +187,24 @@ async def _settle(handle: asyncio.Future[Any]) -> Any:
     try:
         await _done(handle)
     except asyncio.CancelledError:
-        handle.cancel()
-        while not handle.done():
-            # A second cancel changes nothing: the do must stop before we return.
-            with contextlib.suppress(asyncio.CancelledError):
-                await _done(handle)
-        err = None if handle.cancelled() else handle.exception()  # retrieved: no GC warning
+        err = await _stop(handle)
         if _is_eviction(err):
             raise err from None  # type: ignore[misc]
         raise
     return handle.result()
+
+
+async def _stop(handle: asyncio.Future[Any]) -> BaseException | None:
+    """Cancel `handle` and wait until it has ended; its error, retrieved (no GC warning).
+
+    A second cancel of the waiting task changes nothing: the do (or child) must
+    stop before the core may start its undo.
+    """
+    handle.cancel()
+    while not handle.done():
+        with contextlib.suppress(asyncio.CancelledError):
+            await _done(handle)
+    return None if handle.cancelled() else handle.exception()
 
 
 class _Interrupted(BaseException):
@@ -384,13 +392,7 @@ class _TemporalBackend(Backend):
         except asyncio.CancelledError:
             if start.done() and not start.cancelled() and start.exception() is None:
                 # It started before the cancel took: stop it before any undo runs.
-                child = start.result()
-                child.cancel()
-                while not child.done():
-                    with contextlib.suppress(asyncio.CancelledError):
-                        await asyncio.wait([child])
-                if not child.cancelled():
-                    child.exception()  # retrieved: no GC warning
+                await _stop(start.result())
             raise
         return await _settle(handle)
 
