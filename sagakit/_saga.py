@@ -458,7 +458,6 @@ class Saga:
         """
         if self._wake is None:
             return []
-        decided = {step.seq for step, _ in self._decisions}
         return [
             ParkedUndo(
                 saga_id=self._saga_id,
@@ -469,8 +468,14 @@ class Saga:
                 attempts=r.undo_call.attempts if r.undo_call is not None else None,
                 parked_at=to_datetime(r.undo_ended),
             )
-            for r in self._steps
-            if r.undo_status is UndoStatus.PARKED and r.seq not in decided
+            for r in self._undecided()
+        ]
+
+    def _undecided(self) -> list[_Step]:
+        """The steps whose undo is parked and has no decision waiting to be acted on."""
+        decided = {step.seq for step, _ in self._decisions}
+        return [
+            r for r in self._steps if r.undo_status is UndoStatus.PARKED and r.seq not in decided
         ]
 
     def check_resolution(self, seq: Any, action: Any) -> None:
@@ -485,12 +490,7 @@ class Saga:
                 f"unknown action {action!r} for a parked undo: 'retry' runs it again by "
                 f"its retry policy, 'skip' records that it was undone by hand"
             )
-        decided = {step.seq for step, _ in self._decisions}
-        waiting = [
-            r.seq
-            for r in self._steps
-            if r.undo_status is UndoStatus.PARKED and r.seq not in decided
-        ]
+        waiting = [r.seq for r in self._undecided()]
         if self._wake is not None and seq in waiting:
             return
         if self._wake is None:
