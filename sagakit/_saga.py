@@ -532,7 +532,6 @@ class Saga:
         assert wake is not None
         timeout = self._options.park_timeout
         deadline = None if timeout is None else self._backend.time() + timeout.total_seconds()
-        giving_up = False
         while True:
             if self._decisions:
                 step, resolution = self._decisions.pop(0)
@@ -543,7 +542,8 @@ class Saga:
                 else:
                     await self._run_undo(step)  # may park again
                 continue
-            if giving_up or not any(r.undo_status is UndoStatus.PARKED for r in self._steps):
+            # Given up (no new decision taken), or nothing parked (its error is kept while it is).
+            if self._wake is None or not self._parked_errors:
                 break
             if self._track:
                 self._report_parked()
@@ -553,7 +553,6 @@ class Saga:
             if not woke or self._cancelled:
                 # Out of time, or cancelled: no new decision is taken, but the ones
                 # already delivered (their senders were told so) are still honoured.
-                giving_up = True
                 self._wake = None
         self._wake = None
         errors: list[Exception] = []
