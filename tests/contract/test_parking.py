@@ -68,7 +68,7 @@ class TestAnUndoThatFailsForGoodParks:
         async with backend.start(steps, plan, options=options(**PARK)) as run:
             await run.wait_parked()
             await run.resolve(2, "retry")
-            await backend_settles(run, plan, undo_attempts=2)
+            await undo_b_attempted(plan, times=2)
             [again] = await run.wait_parked()
             assert again.seq == 2
             await run.resolve(2, "skip", reason="gave up")
@@ -186,8 +186,8 @@ class TestCancelWhileParked:
         assert outcome.report.status is SagaStatus.COMPENSATION_FAILED
 
 
-async def backend_settles(run: object, plan: Plan, *, undo_attempts: int) -> None:
-    """Wait until undo b has been attempted `undo_attempts` times (the retry ran)."""
+async def undo_b_attempted(plan: Plan, *, times: int) -> None:
+    """Wait until undo b has been attempted `times` times (the retry ran)."""
     async with asyncio.timeout(30):
-        while len(attempts(plan, "undo", "b")) < undo_attempts:  # noqa: ASYNC110 - a journal
+        while len(attempts(plan, "undo", "b")) < times:  # noqa: ASYNC110 - a journal
             await asyncio.sleep(0.01)
