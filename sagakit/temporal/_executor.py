@@ -33,7 +33,7 @@ from sagakit._exceptions import (
 from sagakit._options import RetryPolicy, SagaOptions, StepOptions
 from sagakit._report import SagaReport, SagaStatus
 from sagakit._saga import Saga, _message, run_saga
-from sagakit.temporal._header import run_saga_base, step_activity_id
+from sagakit.temporal._header import id_tells, run_saga_base, send_header, step_activity_id
 from sagakit.temporal._operate import REPORT_QUERY, RESOLVE_UPDATE, SAGA_STATUS, count_status
 from sagakit.temporal._refs import ActivityRef, ChildWorkflowRef
 
@@ -222,7 +222,7 @@ class _TemporalBackend(Backend):
         info = workflow.info()
         self._index = index
         self._payload_limit = payload_limit
-        base = run_saga_base(info.workflow_id, info.run_id)
+        base = self._base = run_saga_base(info.workflow_id, info.run_id)
         # The n-th saga of a workflow run is told apart by its start order, which
         # replays identically.
         self._saga_id = base if index == 1 else f"{base}/{index}"
@@ -265,14 +265,17 @@ class _TemporalBackend(Backend):
 
     def check(self, fn: Any, phase: Phase, options: StepOptions) -> None:
         """Accept activities, child workflows and inline `async def`s; require activity timeouts."""
-        what = f"the {phase.value} {_describe(fn)}" + (
-            f" of step {options.name!r}" if options.name else ""
-        )
+
+        def what() -> str:  # made only for an error: check runs for every do and undo
+            return f"the {phase.value} {_describe(fn)}" + (
+                f" of step {options.name!r}" if options.name else ""
+            )
+
         if isinstance(fn, str) and not fn.strip():
             # Scheduled, it would fail every workflow task ("activityType is not set")
             # or, blank, retry forever as an activity no worker has.
             raise StepDefinitionError(
-                f"{what} is {'a blank' if fn else 'an empty'} activity name: give the name "
+                f"{what()} is {'a blank' if fn else 'an empty'} activity name: give the name "
                 f"the activity is registered under on the worker, as in "
                 f'saga.step("book_car", "cancel_car", trip)'
                 + (", or None when the step has nothing to undo" if phase is Phase.UNDO else "")
@@ -281,13 +284,13 @@ class _TemporalBackend(Backend):
         if target.kind is _Kind.ACTIVITY:
             if options.start_to_close_timeout is None and options.schedule_to_close_timeout is None:
                 raise OptionsError(
-                    f"{what} is an activity and has no timeout: set start_to_close_timeout "
+                    f"{what()} is an activity and has no timeout: set start_to_close_timeout "
                     f"(each attempt) or schedule_to_close_timeout (all attempts) on "
                     f"saga.step(...) or once for all steps in SagaOptions(...)"
                 )
         elif options.local:
             raise OptionsError(
-                f"{what} is a {target.kind.value}, but local=True applies only to "
+                f"{what()} is a {target.kind.value}, but local=True applies only to "
                 f"activities: drop local=True for this step"
             )
 
@@ -296,8 +299,12 @@ class _TemporalBackend(Backend):
         target = _target(call.fn)
         opts = call.options
         ctx = call.context
-        # The activity learns its step from this id (see sagakit.temporal._header).
+        # The activity learns its step from this id (see sagakit.temporal._header),
+        # or, if the id cannot tell it (or temporalio names what an inline step
+        # schedules), from the header the interceptor then adds.
         step_id = step_activity_id(self._index, ctx.seq, ctx.name, ctx.phase)
+        if target.kind is _Kind.INLINE or not id_tells(ctx):
+            send_header(ctx, self._base)
         if target.kind is _Kind.INLINE:
             try:
                 return await call.fn(*call.args)
@@ -347,13 +354,13 @@ class _TemporalBackend(Backend):
         payload limit, would otherwise fail every workflow task from now on.
         Refused, the call never started (`attempts = 0`), so its undo is not run.
         """
-        what = f"the {call.phase.value} of step {call.context.name!r}"
         try:
             payloads = workflow.payload_converter().to_payloads(call.args)
         except Exception as e:
             call.attempts = 0
             raise StepDefinitionError(
-                f"{what}: its args cannot be encoded by the workflow's data converter "
+                f"the {call.phase.value} of step {call.context.name!r}: its args cannot be "
+                f"encoded by the workflow's data converter "
                 f"({type(e).__name__}: {e}): pass values it can serialise (JSON types, "
                 f"dataclasses; pydantic models with pydantic_data_converter)"
             ) from None

@@ -29,16 +29,20 @@ from __future__ import annotations
 
 import json
 import re
+from contextvars import ContextVar
 
 from temporalio.api.common.v1 import Payload
 
-from sagakit._context import DoOutcome, Phase, StepContext
+from sagakit._context import DoOutcome, Phase, StepContext, _current
 
 __all__ = [
     "STEP_HEADER",
     "decode_step",
     "encode_step",
+    "id_tells",
+    "outgoing_header",
     "run_saga_base",
+    "send_header",
     "step_activity_id",
     "step_from_id",
 ]
@@ -65,6 +69,45 @@ def step_activity_id(index: int, seq: int, name: str, phase: Phase) -> str:
     """
     prefix = "" if index == 1 else f"{index}/"
     return f"{prefix}{seq}.{name}{_UNDO if phase is Phase.UNDO else ''}"
+
+
+def id_tells(ctx: StepContext) -> bool:
+    """Whether the id `step_activity_id` makes for `ctx` tells it whole (then no header).
+
+    The same answer as `step_from_id(step_activity_id(...)) == ctx` for a step of
+    this run's sagas, without building and parsing the id: a do, unless its name
+    ends in `.undo`; an undo whose do succeeded. Seq 0 (the hook) has no such id.
+    """
+    if ctx.seq < 1:
+        return False
+    if ctx.phase is Phase.UNDO:
+        return ctx.do_outcome is DoOutcome.SUCCEEDED
+    return ctx.do_outcome is DoOutcome.PENDING and not ctx.name.endswith(_UNDO)
+
+
+# The header for what the step `_current` holds schedules, when its ids cannot tell
+# it. Left set after the step: `outgoing_header` applies it only while `_current`
+# is still that step, and a step's context is a new object every time.
+_outgoing: ContextVar[tuple[StepContext, Payload] | None] = ContextVar(
+    "sagakit_outgoing_header", default=None
+)
+
+
+def send_header(ctx: StepContext, base: str) -> None:
+    """Make what `ctx` schedules from this context carry the `sagakit` header."""
+    _outgoing.set((ctx, encode_step(ctx, base)))
+
+
+def outgoing_header() -> Payload | None:
+    """The header what is being scheduled must carry, or `None` (the common case).
+
+    Read by the workflow interceptor for every activity and child workflow: one
+    lookup of two context variables, nothing parsed.
+    """
+    pending = _outgoing.get()
+    if pending is None or pending[0] is not _current.get():
+        return None
+    return pending[1]
 
 
 def step_from_id(step_id: str, base: str) -> StepContext | None:

@@ -51,37 +51,27 @@ from temporalio.worker import (
 )
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner
 
-from sagakit._context import Phase, StepContext, _current, _get
+from sagakit._context import Phase, StepContext, _current
 from sagakit.temporal._header import (
     STEP_HEADER,
     decode_step,
-    encode_step,
+    outgoing_header,
     run_saga_base,
+    send_header,
     step_from_id,
 )
 
 __all__ = ["SagakitInterceptor", "SagakitPlugin"]
 
 
-def _with_step(headers: Mapping[str, Payload], step_id: str | None) -> Mapping[str, Payload]:
-    """`headers`, plus the `sagakit` header if the step cannot be read off `step_id`.
+def _with_step(headers: Mapping[str, Payload]) -> Mapping[str, Payload]:
+    """`headers`, plus the `sagakit` header if the step's ids cannot tell it (rarely).
 
-    `step_id` is the activity id, or the child workflow id without this
-    workflow's id and `.` (`None` if it does not start with them).
+    The executor decides (`send_header`), as it knows the ids it chose; a child
+    workflow run as a step decides for what it schedules outside a saga of its own.
     """
-    ctx = _get()
-    if ctx is None:
-        return headers
-    info = workflow.info()
-    header = _header_for(ctx, run_saga_base(info.workflow_id, info.run_id), step_id)
+    header = outgoing_header()
     return headers if header is None else {**headers, STEP_HEADER: header}
-
-
-def _header_for(ctx: StepContext, base: str, step_id: str | None) -> Payload | None:
-    """The `sagakit` header for `ctx`, or `None` when `step_id` tells it all (the common case)."""
-    if step_id is not None and step_from_id(step_id, base) == ctx:
-        return None
-    return encode_step(ctx, base)
 
 
 def _child_step_id(child_id: str, parent_id: str) -> str | None:
@@ -160,19 +150,17 @@ class _WorkflowOutbound(WorkflowOutboundInterceptor):
     # These run synchronously in the task that schedules the activity or child,
     # which is the task the core set `_current` in.
     def start_activity(self, input: StartActivityInput) -> workflow.ActivityHandle[Any]:
-        input.headers = _with_step(input.headers, input.activity_id)
+        input.headers = _with_step(input.headers)
         return self.next.start_activity(input)
 
     def start_local_activity(self, input: StartLocalActivityInput) -> workflow.ActivityHandle[Any]:
-        input.headers = _with_step(input.headers, input.activity_id)
+        input.headers = _with_step(input.headers)
         return self.next.start_local_activity(input)
 
     def start_child_workflow(
         self, input: StartChildWorkflowInput
     ) -> Coroutine[Any, Any, workflow.ChildWorkflowHandle[Any, Any]]:
-        input.headers = _with_step(
-            input.headers, _child_step_id(input.id, workflow.info().workflow_id)
-        )
+        input.headers = _with_step(input.headers)
         return self.next.start_child_workflow(input)
 
 
@@ -201,7 +189,9 @@ class _WorkflowInbound(WorkflowInboundInterceptor):
             # A child workflow run as a step: its code (and the activities it
             # schedules outside a saga of its own) sees the parent's step. Set in
             # the workflow's main task, which runs the coroutine returned here.
+            # Its own activities have ids of temporalio's: they need the header.
             _current.set(ctx)
+            send_header(ctx, run_saga_base(info.workflow_id, info.run_id))
         return self.next.execute_workflow(input)
 
 

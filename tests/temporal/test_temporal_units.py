@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextvars
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from temporalio.api.common.v1 import Payload
 from temporalio.client import WorkflowFailureError
 from temporalio.exceptions import ApplicationError, ChildWorkflowError, RetryState
 
@@ -24,6 +26,7 @@ from sagakit import (
     UndoReport,
     UndoStatus,
 )
+from sagakit._context import _current
 from sagakit._report import OmittedSteps
 from sagakit.temporal import (
     SAGA_FAILED_TYPE,
@@ -33,8 +36,15 @@ from sagakit.temporal import (
     report_from_failure,
 )
 from sagakit.temporal._executor import _TemporalBackend
-from sagakit.temporal._header import decode_step, encode_step, step_activity_id, step_from_id
-from sagakit.temporal._plugin import _header_for
+from sagakit.temporal._header import (
+    decode_step,
+    encode_step,
+    id_tells,
+    outgoing_header,
+    send_header,
+    step_activity_id,
+    step_from_id,
+)
 
 BASE = "wf-1/run-1"
 
@@ -69,28 +79,58 @@ class TestStepIds:
 class TestWhenTheHeaderGoes:
     """The header goes only with the steps whose activity id cannot tell them whole."""
 
+    @pytest.mark.parametrize("index", [1, 2])
+    @pytest.mark.parametrize("seq", [0, 1, 7])
+    @pytest.mark.parametrize("name", ["a", "x.undo", "a.undo.b", "", "on_compensation_failed"])
+    @pytest.mark.parametrize(
+        ("phase", "outcome"),
+        [(Phase.DO, o) for o in DoOutcome] + [(Phase.UNDO, o) for o in DoOutcome],
+    )
+    def test_exactly_when_the_id_cannot_tell(
+        self, index: int, seq: int, name: str, phase: Phase, outcome: DoOutcome
+    ) -> None:
+        """`id_tells` answers what parsing the id back would, without making it."""
+        ctx = StepContext(BASE if index == 1 else f"{BASE}/{index}", seq, name, phase, outcome)
+        from_id = step_from_id(step_activity_id(index, seq, name, phase), BASE)
+        assert id_tells(ctx) is (from_id == ctx)
+
     def test_not_for_a_do_or_an_undo_whose_do_succeeded(self) -> None:
-        do = StepContext(BASE, 1, "a", Phase.DO)
-        undo = StepContext(f"{BASE}/2", 4, "b", Phase.UNDO, DoOutcome.SUCCEEDED)
-        assert _header_for(do, BASE, "1.a") is None
-        assert _header_for(undo, BASE, "2/4.b.undo") is None
+        assert id_tells(StepContext(BASE, 1, "a", Phase.DO))
+        assert id_tells(StepContext(f"{BASE}/2", 4, "b", Phase.UNDO, DoOutcome.SUCCEEDED))
 
     @pytest.mark.parametrize(
-        ("ctx", "step_id"),
+        "ctx",
         [
-            (StepContext(BASE, 3, "c", Phase.UNDO, DoOutcome.FAILED), "3.c.undo"),
-            (StepContext(BASE, 3, "c", Phase.UNDO, DoOutcome.UNKNOWN), "3.c.undo"),
+            StepContext(BASE, 3, "c", Phase.UNDO, DoOutcome.FAILED),
+            StepContext(BASE, 3, "c", Phase.UNDO, DoOutcome.UNKNOWN),
             # A do whose name ends in ".undo" has the id of an undo.
-            (StepContext(BASE, 2, "x.undo", Phase.DO), "2.x.undo"),
-            # A step passed on by a parent: its own id is temporalio's.
-            (StepContext("parent-wf/parent-run", 2, "b", Phase.DO), "1"),
-            (StepContext(BASE, 1, "a", Phase.DO), None),
+            StepContext(BASE, 2, "x.undo", Phase.DO),
+            # The hook runs as seq 0, which no step id has.
+            StepContext(BASE, 0, "on_compensation_failed", Phase.UNDO, DoOutcome.SUCCEEDED),
         ],
     )
-    def test_for_what_the_id_cannot_tell(self, ctx: StepContext, step_id: str | None) -> None:
-        header = _header_for(ctx, BASE, step_id)
-        assert header is not None
-        assert decode_step(header, BASE) == ctx
+    def test_for_what_the_id_cannot_tell(self, ctx: StepContext) -> None:
+        assert not id_tells(ctx)
+        assert decode_step(encode_step(ctx, BASE), BASE) == ctx
+
+    def test_only_while_its_step_is_current(self) -> None:
+        """Left set after its step, the header goes with nothing scheduled later."""
+        ctx = StepContext(BASE, 3, "c", Phase.UNDO, DoOutcome.FAILED)
+
+        def scheduled_under(current: StepContext | None) -> Payload | None:
+            _current.set(current)
+            return outgoing_header()
+
+        def run() -> list[Payload | None]:
+            send_header(ctx, BASE)
+            later = StepContext(BASE, 4, "d", Phase.DO)
+            return [scheduled_under(ctx), scheduled_under(later), scheduled_under(None)]
+
+        sent, later, outside = contextvars.copy_context().run(run)
+        assert sent is not None
+        assert decode_step(sent, BASE) == ctx
+        assert later is None
+        assert outside is None
 
 
 class TestHeader:
