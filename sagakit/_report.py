@@ -280,7 +280,7 @@ class SagaReport(BaseModel):
                 return s
         raise KeyError(f"no step named {name!r}; steps: {[s.name for s in self.steps]}")
 
-    def to_compact(self, *, saga_id: bool = True) -> dict[str, Any]:
+    def to_compact(self, *, saga_id: bool = True, error: bool = True) -> dict[str, Any]:
         """The report as a small JSON-able dict, for a workflow failure's details.
 
         It lists only the steps where something unusual happened: a do that
@@ -297,7 +297,8 @@ class SagaReport(BaseModel):
           `s`: the saga status code; `t`: `started_at`, epoch seconds;
           `n`: how many steps the saga registered;
           `e`: the saga's error, `[type, message]`, or the `seq` of the listed
-          step whose error it is; `x`: 1 if cancelled;
+          step whose error it is (that step's error is then null with
+          `error=False`); `x`: 1 if cancelled;
           `st`: the listed steps; `u`: the other steps, `{undo status code:
           how many}` (`st` and `u` left out when empty).
         - a listed step: `[seq, name, status, undo_name, undo_status,
@@ -318,6 +319,9 @@ class SagaReport(BaseModel):
         Args:
             saga_id: Keep the saga id; on Temporal it is the workflow's own
                 `workflow_id/run_id`, which the history already holds.
+            error: Keep the error of the step the saga failed at. On Temporal
+                it is the failure's cause, which the history already holds;
+                `from_compact(..., error=)` puts it back.
         """
         out: dict[str, Any] = {
             "v": COMPACT_VERSION,
@@ -336,10 +340,17 @@ class SagaReport(BaseModel):
             else:
                 listed.append(_compact_step(s))
         if self.error is not None:
-            error = _compact_error(self.error)
+            saga_error = _compact_error(self.error)
             # Usually the saga failed with a step's error: name the step, not the error again.
-            same = next((s[0] for s in listed if s[7:9] == error), None)
-            out["e"] = error if same is None else same
+            same = next((s for s in listed if s[7:9] == saga_error), None)
+            if same is None:
+                out["e"] = saga_error
+            else:
+                out["e"] = same[0]
+                if not error:
+                    same[7:9] = [None, None]
+                    while same[-1] is None:
+                        same.pop()
         if self.cancelled:
             out["x"] = 1
         if listed:
@@ -349,7 +360,13 @@ class SagaReport(BaseModel):
         return out
 
     @classmethod
-    def from_compact(cls, data: Mapping[str, Any], *, saga_id: str | None = None) -> SagaReport:
+    def from_compact(
+        cls,
+        data: Mapping[str, Any],
+        *,
+        saga_id: str | None = None,
+        error: ErrorInfo | None = None,
+    ) -> SagaReport:
         """Read back what `to_compact` made (version 2, or version 1).
 
         Only the steps the compact form lists are in `steps`; `omitted` counts
@@ -360,6 +377,10 @@ class SagaReport(BaseModel):
         Args:
             data: The compact dict, e.g. a `SagaFailed` failure's `details[0]`.
             saga_id: The saga id, where `data` holds none (else `""`).
+            error: The error of the step the saga failed at, where `data`
+                leaves it out (`to_compact(error=False)`; on Temporal, the
+                failure's cause); its message is cut as the others. Else
+                that step's error and the saga's are `None`.
 
         Raises:
             ValueError: `data` is not a compact report of a version this
@@ -375,12 +396,16 @@ class SagaReport(BaseModel):
             )
         try:
             steps = [_step_from_compact(s) for s in data.get("st", ())]
-            error: ErrorInfo | None = None
+            saga_error: ErrorInfo | None = None
             raw = data.get("e")
             if isinstance(raw, list):
-                error = ErrorInfo(type=raw[0], message=raw[1])
+                saga_error = ErrorInfo(type=raw[0], message=raw[1])
             elif isinstance(raw, int) and not isinstance(raw, bool):
-                error = next(s.error for s in steps if s.seq == raw)
+                at = next(i for i, s in enumerate(steps) if s.seq == raw)
+                saga_error = steps[at].error
+                if saga_error is None and error is not None:  # left out: given back here
+                    saga_error = ErrorInfo(type=error.type, message=_cut(error.message))
+                    steps[at] = steps[at].model_copy(update={"error": saga_error})
             elif raw is not None:
                 raise ValueError(f"'e' is neither [type, message] nor a step's seq: {raw!r}")
             omitted = OmittedSteps()  # version 1 listed every step
@@ -397,7 +422,7 @@ class SagaReport(BaseModel):
                 saga_id=data.get("id", saga_id if saga_id is not None else ""),
                 status=_SAGA_STATUSES[data["s"]],
                 started_at=datetime.fromtimestamp(data["t"], UTC),
-                error=error,
+                error=saga_error,
                 cancelled=bool(data.get("x", 0)),
                 steps=steps,
                 omitted=omitted,

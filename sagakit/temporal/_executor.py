@@ -31,7 +31,7 @@ from sagakit._exceptions import (
     StepDefinitionError,
 )
 from sagakit._options import RetryPolicy, SagaOptions, StepOptions
-from sagakit._report import SagaReport, SagaStatus
+from sagakit._report import ErrorInfo, SagaReport, SagaStatus
 from sagakit._saga import Saga, _message, run_saga
 from sagakit.temporal._header import id_tells, run_saga_base, send_header, step_activity_id
 from sagakit.temporal._operate import REPORT_QUERY, RESOLVE_UPDATE, SAGA_STATUS, count_status
@@ -205,6 +205,27 @@ async def _stop(handle: asyncio.Future[Any]) -> BaseException | None:
         with contextlib.suppress(asyncio.CancelledError):
             await _done(handle)
     return None if handle.cancelled() else handle.exception()
+
+
+# How an activity or child workflow step fails; the error inside is its cause.
+_STEP_FAILURES = (temporalio.exceptions.ActivityError, temporalio.exceptions.ChildWorkflowError)
+
+
+def _explain(exc: BaseException) -> tuple[str, str]:
+    """(type, message) of an error, seen through `ActivityError` / `ChildWorkflowError`.
+
+    The same in the workflow and, from the failure in the history, in a client.
+    """
+    inner = exc
+    while isinstance(inner, _STEP_FAILURES) and inner.cause is not None:
+        inner = inner.cause
+    if isinstance(inner, temporalio.exceptions.ApplicationError):
+        return inner.type or "ApplicationError", inner.message
+    if isinstance(inner, temporalio.exceptions.TimeoutError):
+        return "TimeoutError", f"{inner.type.name if inner.type else 'unknown'} timeout"
+    if isinstance(inner, temporalio.exceptions.FailureError):
+        return type(inner).__name__, inner.message
+    return type(inner).__name__, str(inner)
 
 
 class _Interrupted(BaseException):
@@ -405,22 +426,7 @@ class _TemporalBackend(Backend):
 
     def describe_error(self, exc: BaseException) -> tuple[str, str]:
         """See through `ActivityError` / `ChildWorkflowError` to the error inside."""
-        inner: BaseException = exc.original if isinstance(exc, _Interrupted) else exc
-        while (
-            isinstance(
-                inner,
-                temporalio.exceptions.ActivityError | temporalio.exceptions.ChildWorkflowError,
-            )
-            and inner.cause is not None
-        ):
-            inner = inner.cause
-        if isinstance(inner, temporalio.exceptions.ApplicationError):
-            return inner.type or "ApplicationError", inner.message
-        if isinstance(inner, temporalio.exceptions.TimeoutError):
-            return "TimeoutError", f"{inner.type.name if inner.type else 'unknown'} timeout"
-        if isinstance(inner, temporalio.exceptions.FailureError):
-            return type(inner).__name__, inner.message
-        return type(inner).__name__, str(inner)
+        return _explain(exc.original if isinstance(exc, _Interrupted) else exc)
 
     def passes_through(self, exc: BaseException) -> bool:
         """Eviction and continue-as-new end the workflow task, not the saga: never compensate."""
@@ -481,10 +487,12 @@ class TemporalExecutor:
             details, compact (`SagaReport.to_compact`): it lists only the
             steps where something unusual happened (a do that failed or was
             cancelled, an undo that failed, was skipped, parked or resolved
-            by an operator, the pivot) and counts the others. A saga that
-            failed at one step and undid the rest costs about 160 bytes of
-            history, whatever its number of steps; each further step listed
-            adds 20 to 45 bytes plus its names and error messages. Without
+            by an operator, the pivot) and counts the others; the error of
+            the step the saga failed at is left out, as the failure's cause
+            holds it. A saga that failed at one activity and undid the rest
+            costs about 120 bytes of history, whatever its number of steps;
+            each further step listed adds 20 to 45 bytes plus its names and
+            error messages. Without
             it the report stays available through the query, which a closed
             workflow still answers.
         payload_limit: Most bytes a do's or undo's args may encode to, checked
@@ -519,8 +527,10 @@ class TemporalExecutor:
         Raises:
             temporalio.exceptions.ApplicationError: type `SagaFailed`, the saga
                 failed and was unwound; details[0] is the report, compact
-                (`report.to_compact(saga_id=False)`, read back by
-                `report_from_failure`), and `__cause__` the original error.
+                (`report.to_compact(saga_id=False, error=False)` when the
+                cause is a step's `ActivityError` or `ChildWorkflowError`,
+                else `error=True`; read back by `report_from_failure`), and
+                `__cause__` the original error.
                 A step the backend cannot run (`StepDefinitionError`,
                 `OptionsError`) ends the same way, before anything of that
                 step is scheduled. A saga function that cannot run at all (not
@@ -540,11 +550,16 @@ class TemporalExecutor:
         """
 
         def failure(
-            message: str, error_type: str, report: SagaReport
+            message: str, error_type: str, report: SagaReport, cause_tells: bool = False
         ) -> temporalio.exceptions.ApplicationError:
-            # The saga id is the workflow's own id: no need to repeat it in the history.
+            # The saga id is the workflow's own id, and with `cause_tells` the step's
+            # error is the failure's cause: no need to repeat them in the history.
             message = message.replace(f"saga {report.saga_id} ", "saga ", 1)
-            details = (report.to_compact(saga_id=False),) if self._report_in_failure else ()
+            details = (
+                (report.to_compact(saga_id=False, error=not cause_tells),)
+                if self._report_in_failure
+                else ()
+            )
             return temporalio.exceptions.ApplicationError(
                 message, *details, type=error_type, non_retryable=True
             )
@@ -594,7 +609,9 @@ class TemporalExecutor:
                 # The do saw the workflow's cancel as its own failure; the run was
                 # cancelled, so it must end cancelled, not failed.
                 raise asyncio.CancelledError() from e
-            raise failure(str(e), SAGA_FAILED_TYPE, e.report) from cause
+            # A step's failure from the history: a client describes it as we do.
+            error = failure(str(e), SAGA_FAILED_TYPE, e.report, isinstance(cause, _STEP_FAILURES))
+            raise error from cause
         except (Exception, asyncio.CancelledError, GeneratorExit):
             raise
         except BaseException as e:
@@ -669,6 +686,12 @@ def report_from_failure(err: BaseException, *, saga_id: str | None = None) -> Sa
             if isinstance(data, dict) and "saga_id" in data:
                 # A full report (`model_dump`), as earlier builds wrote it.
                 return SagaReport.model_validate(data)
-            return SagaReport.from_compact(data, saga_id=saga_id)
+            cause = current.__cause__
+            # The failed step's error is left out of the details: it is the cause.
+            error = None
+            if cause is not None:
+                kind, message = _explain(cause)
+                error = ErrorInfo(type=kind, message=message)
+            return SagaReport.from_compact(data, saga_id=saga_id, error=error)
         current = current.__cause__
     return None

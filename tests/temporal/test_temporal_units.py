@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import contextvars
+import itertools
 from datetime import UTC, datetime, timedelta
 
 import pytest
 from temporalio.api.common.v1 import Payload
 from temporalio.client import WorkflowFailureError
-from temporalio.exceptions import ApplicationError, ChildWorkflowError, RetryState
+from temporalio.exceptions import ActivityError, ApplicationError, ChildWorkflowError, RetryState
 
 from sagakit import (
     DoOutcome,
@@ -79,20 +80,15 @@ class TestStepIds:
 class TestWhenTheHeaderGoes:
     """The header goes only with the steps whose activity id cannot tell them whole."""
 
-    @pytest.mark.parametrize("index", [1, 2])
-    @pytest.mark.parametrize("seq", [0, 1, 7])
-    @pytest.mark.parametrize("name", ["a", "x.undo", "a.undo.b", "", "on_compensation_failed"])
-    @pytest.mark.parametrize(
-        ("phase", "outcome"),
-        [(Phase.DO, o) for o in DoOutcome] + [(Phase.UNDO, o) for o in DoOutcome],
-    )
-    def test_exactly_when_the_id_cannot_tell(
-        self, index: int, seq: int, name: str, phase: Phase, outcome: DoOutcome
-    ) -> None:
+    def test_exactly_when_the_id_cannot_tell(self) -> None:
         """`id_tells` answers what parsing the id back would, without making it."""
-        ctx = StepContext(BASE if index == 1 else f"{BASE}/{index}", seq, name, phase, outcome)
-        from_id = step_from_id(step_activity_id(index, seq, name, phase), BASE)
-        assert id_tells(ctx) is (from_id == ctx)
+        names = ["a", "x.undo", "a.undo.b", "", "on_compensation_failed"]
+        for index, seq, name, phase, outcome in itertools.product(
+            [1, 2], [0, 1, 7], names, Phase, DoOutcome
+        ):
+            ctx = StepContext(BASE if index == 1 else f"{BASE}/{index}", seq, name, phase, outcome)
+            from_id = step_from_id(step_activity_id(index, seq, name, phase), BASE)
+            assert id_tells(ctx) is (from_id == ctx), ctx
 
     def test_not_for_a_do_or_an_undo_whose_do_succeeded(self) -> None:
         assert id_tells(StepContext(BASE, 1, "a", Phase.DO))
@@ -269,6 +265,39 @@ class TestReportFromFailure:
         )
         for err in (inner, WorkflowFailureError(cause=inner), WorkflowFailureError(cause=child)):
             assert report_from_failure(err, saga_id=BASE) == expected
+
+    def test_the_failed_steps_error_comes_from_the_cause(self) -> None:
+        """Left out of the details (the cause holds it), it is read back off the cause."""
+        data = REPORT.to_compact(saga_id=False, error=False)
+        assert data["st"] == [[2, "b", "f", None, "c", 1]]
+        assert data["e"] == 2
+        err = saga_failed(data)
+        step = ActivityError(
+            "Activity task failed",
+            scheduled_event_id=5,
+            started_event_id=6,
+            identity="worker",
+            activity_type="b",
+            activity_id="2.b",
+            retry_state=RetryState.NON_RETRYABLE_FAILURE,
+        )
+        step.__cause__ = ApplicationError("no", type="Boom")
+        err.__cause__ = step
+        expected = REPORT.model_copy(
+            update={
+                "steps": [REPORT.steps[1]],
+                "omitted": OmittedSteps(count=1, undos={UndoStatus.COMPENSATED: 1}),
+            }
+        )
+        assert report_from_failure(WorkflowFailureError(cause=err), saga_id=BASE) == expected
+
+    def test_a_long_message_from_the_cause_is_cut_as_in_the_details(self) -> None:
+        data = REPORT.to_compact(saga_id=False, error=False)
+        back = SagaReport.from_compact(data, error=ErrorInfo(type="Boom", message="x" * 500))
+        assert back.error is not None
+        assert len(back.error.message) == 200
+        assert back.error.message.endswith("...")
+        assert back.step("b").error == back.error
 
     def test_no_saga_failed_or_no_details_is_none(self) -> None:
         """Another failure, or a SagaFailed without details (report_in_failure=False): None."""
