@@ -234,8 +234,8 @@ def heap(address: str, count: int, rounds: int) -> list[Row]:
                 address, "--runner", runner, "--heap", str(count), "--rounds", str(rounds)
             )
             out, _ = proc.communicate(timeout=1800)
-            # Now and then the process dies of a SIGSEGV in a thread of temporalio's
-            # runtime (with tracemalloc on; no Python frame on the stack): retry.
+            # It used to die now and then of a SIGSEGV in tracemalloc.stop() (no
+            # longer called), racing temporalio's runtime threads: retry, still.
             lines = [ln for ln in out.splitlines() if ln.startswith("{")]
             if lines:
                 break
@@ -356,7 +356,8 @@ async def main(quick: bool) -> int:
         show(part)
         rows += part
         print(f"  ({load()})", flush=True)
-        part = await replay_cpu(success, rounds)
+        # Replays are cheap and noisy (a 200-step one is about 50 ms): more rounds.
+        part = await replay_cpu(success, 3 * rounds)
         show(part)
         rows += part
         print(f"  ({load()})", flush=True)
@@ -366,7 +367,7 @@ async def main(quick: bool) -> int:
         show(part)
         rows += part
         print(f"  ({load()})", flush=True)
-        part = await worker_cpu(client, address, concurrent, max(3, rounds // 2))
+        part = await worker_cpu(client, address, concurrent, rounds)  # the noisiest measure
         show(part)
         rows += part
     finally:
