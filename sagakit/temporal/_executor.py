@@ -492,9 +492,8 @@ class TemporalExecutor:
             holds it. A saga that failed at one activity and undid the rest
             costs about 120 bytes of history, whatever its number of steps;
             each further step listed adds 20 to 45 bytes plus its names and
-            error messages. Without
-            it the report stays available through the query, which a closed
-            workflow still answers.
+            error messages. Without it the report stays available through
+            the query, which a closed workflow still answers.
         payload_limit: Most bytes a do's or undo's args may encode to, checked
             before the step is scheduled (`PayloadTooLargeError`): a payload
             over the namespace's limit would fail every workflow task. Raise it
@@ -609,7 +608,8 @@ class TemporalExecutor:
                 # The do saw the workflow's cancel as its own failure; the run was
                 # cancelled, so it must end cancelled, not failed.
                 raise asyncio.CancelledError() from e
-            # A step's failure from the history: a client describes it as we do.
+            # The details leave the failed step's error out only when the cause is a
+            # step's failure: a client reads that back off the history as we read it.
             error = failure(str(e), SAGA_FAILED_TYPE, e.report, isinstance(cause, _STEP_FAILURES))
             raise error from cause
         except (Exception, asyncio.CancelledError, GeneratorExit):

@@ -89,7 +89,8 @@ class TestPydantic:
         # The failure's compact report: the failed hotel listed, the undone car counted.
         report = report_from_failure(ei.value)
         assert report is not None
-        assert err.details[0] == full.to_compact(saga_id=False)
+        # The failed step's error is left out: the failure's cause holds it.
+        assert err.details[0] == full.to_compact(saga_id=False, error=False)
         assert [(s.name, s.status) for s in report.steps] == [("book_hotel", StepStatus.FAILED)]
         assert report.omitted == OmittedSteps(count=1, undos={UndoStatus.COMPENSATED: 1})
         assert report.error is not None
@@ -171,7 +172,8 @@ class TestEncryptingCodec:
         assert report.compensation_order == ["do_c"]
         assert report.omitted == OmittedSteps(count=2, undos={UndoStatus.COMPENSATED: 2})
         assert full.compensation_order == ["do_c", "do_b", "do_a"]
-        assert ei.value.cause.details[0] == full.to_compact(saga_id=False)
+        # The failed step's error is left out: the failure's cause holds it.
+        assert ei.value.cause.details[0] == full.to_compact(saga_id=False, error=False)
 
 
 def stored(history: WorkflowHistory) -> bytes:
@@ -258,7 +260,8 @@ class TestEncodedFailureAttributes:
         assert [(s.name, s.status) for s in report.steps] == [("charge", StepStatus.FAILED)]
         assert report.compensation_order == ["charge"]
         assert report.omitted == OmittedSteps(count=1, undos={UndoStatus.COMPENSATED: 1})
-        assert err.details[0] == full.to_compact(saga_id=False)
+        # The failed step's error is left out: the failure's cause holds it.
+        assert err.details[0] == full.to_compact(saga_id=False, error=False)
         assert [(s.name, s.status) for s in full.steps] == [
             ("hold", StepStatus.SUCCEEDED),
             ("charge", StepStatus.FAILED),
