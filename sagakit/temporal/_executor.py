@@ -33,7 +33,13 @@ from sagakit._exceptions import (
 from sagakit._options import RetryPolicy, SagaOptions, StepOptions
 from sagakit._report import ErrorInfo, SagaReport, SagaStatus
 from sagakit._saga import Saga, _message, run_saga
-from sagakit.temporal._header import id_tells, run_saga_base, send_header, step_activity_id
+from sagakit.temporal._header import (
+    id_tells,
+    reset_header,
+    run_saga_base,
+    send_header,
+    step_activity_id,
+)
 from sagakit.temporal._operate import REPORT_QUERY, RESOLVE_UPDATE, SAGA_STATUS, count_status
 from sagakit.temporal._refs import ActivityRef, ChildWorkflowRef
 
@@ -324,48 +330,53 @@ class _TemporalBackend(Backend):
         # or, if the id cannot tell it (or temporalio names what an inline step
         # schedules), from the header the interceptor then adds.
         step_id = step_activity_id(self._index, ctx.seq, ctx.name, ctx.phase)
+        header = None
         if target.kind is _Kind.INLINE or not id_tells(ctx):
-            send_header(ctx, self._base)
-        if target.kind is _Kind.INLINE:
-            try:
-                return await call.fn(*call.args)
-            except (KeyboardInterrupt, SystemExit) as e:
-                # Raised in any task but the workflow's main one, asyncio re-raises
-                # these out of the event loop, which stops the worker's workflow
-                # thread: carry them as a plain BaseException to TemporalExecutor.run.
-                raise _Interrupted(e) from e
-        args = self._encode(call)
-        retry = _retry(call.retry_policy)
-        if target.kind is _Kind.CHILD:
-            return await self._child(target, call, args, step_id, retry)
-        handle: asyncio.Future[Any]
-        if opts.local:
-            handle = workflow.start_local_activity(
-                target.ref,
-                args=args,
-                result_type=target.result_type,
-                schedule_to_close_timeout=opts.schedule_to_close_timeout,
-                start_to_close_timeout=opts.start_to_close_timeout,
-                retry_policy=retry,
-                cancellation_type=workflow.ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
-                activity_id=step_id,
-                summary=opts.summary,
-            )
-        else:
-            handle = workflow.start_activity(
-                target.ref,
-                args=args,
-                task_queue=opts.task_queue,
-                result_type=target.result_type,
-                schedule_to_close_timeout=opts.schedule_to_close_timeout,
-                start_to_close_timeout=opts.start_to_close_timeout,
-                heartbeat_timeout=opts.heartbeat_timeout,
-                retry_policy=retry,
-                cancellation_type=workflow.ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
-                activity_id=step_id,
-                summary=opts.summary,
-            )
-        return await _settle(handle)
+            header = send_header(ctx, self._base)
+        try:
+            if target.kind is _Kind.INLINE:
+                try:
+                    return await call.fn(*call.args)
+                except (KeyboardInterrupt, SystemExit) as e:
+                    # Raised in any task but the workflow's main one, asyncio re-raises
+                    # these out of the event loop, which stops the worker's workflow
+                    # thread: carry them as a plain BaseException to TemporalExecutor.run.
+                    raise _Interrupted(e) from e
+            args = self._encode(call)
+            retry = _retry(call.retry_policy)
+            if target.kind is _Kind.CHILD:
+                return await self._child(target, call, args, step_id, retry)
+            handle: asyncio.Future[Any]
+            if opts.local:
+                handle = workflow.start_local_activity(
+                    target.ref,
+                    args=args,
+                    result_type=target.result_type,
+                    schedule_to_close_timeout=opts.schedule_to_close_timeout,
+                    start_to_close_timeout=opts.start_to_close_timeout,
+                    retry_policy=retry,
+                    cancellation_type=workflow.ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
+                    activity_id=step_id,
+                    summary=opts.summary,
+                )
+            else:
+                handle = workflow.start_activity(
+                    target.ref,
+                    args=args,
+                    task_queue=opts.task_queue,
+                    result_type=target.result_type,
+                    schedule_to_close_timeout=opts.schedule_to_close_timeout,
+                    start_to_close_timeout=opts.start_to_close_timeout,
+                    heartbeat_timeout=opts.heartbeat_timeout,
+                    retry_policy=retry,
+                    cancellation_type=workflow.ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
+                    activity_id=step_id,
+                    summary=opts.summary,
+                )
+            return await _settle(handle)
+        finally:
+            if header is not None:
+                reset_header(header)
 
     def _encode(self, call: StepCall) -> list[Any]:
         """The call's args as payloads, refused here if they cannot travel.

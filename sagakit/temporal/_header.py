@@ -13,8 +13,10 @@ step from what Temporal gives every activity anyway (`activity.info()`):
 Nothing else travels in the common case, so no history event carries more than
 the readable id. The `sagakit` header is sent only when the id cannot tell the
 whole step (`encode_step`): an undo whose do did not succeed (its `do_outcome`),
-a do whose name ends in `.undo` (its id reads as an undo), and a step passed on
-to an activity sagakit did not name (a child workflow's own activities). The
+a do whose name ends in `.undo` (its id reads as an undo), the hook (seq 0),
+and a step passed on to what sagakit did not name (the activities an inline
+step or a child workflow run as a step schedules). The executor decides
+(`id_tells`, `send_header`); the workflow interceptor adds it. The
 header is a JSON array `[seq, name, phase, outcome]` plus, when the saga is not
 the run's first, its `n`, or, from another run, its whole saga id. Workflows
 started before sagakit sent it only when needed sent it with every activity;
@@ -29,7 +31,7 @@ from __future__ import annotations
 
 import json
 import re
-from contextvars import ContextVar
+from contextvars import ContextVar, Token
 
 from temporalio.api.common.v1 import Payload
 
@@ -41,6 +43,7 @@ __all__ = [
     "encode_step",
     "id_tells",
     "outgoing_header",
+    "reset_header",
     "run_saga_base",
     "send_header",
     "step_activity_id",
@@ -85,17 +88,28 @@ def id_tells(ctx: StepContext) -> bool:
     return ctx.do_outcome is DoOutcome.PENDING and not ctx.name.endswith(_UNDO)
 
 
-# The header for what the step `_current` holds schedules, when its ids cannot tell
-# it. Left set after the step: `outgoing_header` applies it only while `_current`
-# is still that step, and a step's context is a new object every time.
-_outgoing: ContextVar[tuple[StepContext, Payload] | None] = ContextVar(
-    "sagakit_outgoing_header", default=None
-)
+# The header for what the step `_current` holds schedules, when its ids cannot
+# tell it; applied only while `_current` is still that step.
+_Outgoing = tuple[StepContext, Payload] | None
+_outgoing: ContextVar[_Outgoing] = ContextVar("sagakit_outgoing_header", default=None)
 
 
-def send_header(ctx: StepContext, base: str) -> None:
-    """Make what `ctx` schedules from this context carry the `sagakit` header."""
-    _outgoing.set((ctx, encode_step(ctx, base)))
+def send_header(ctx: StepContext, base: str) -> Token[_Outgoing]:
+    """Make what `ctx` schedules from this context carry the `sagakit` header.
+
+    Reset it (`reset_header`) when the step's call ends: a step nested in an
+    inline step runs in the same context, and the outer step's activities
+    after it need the outer step's header again.
+    """
+    return _outgoing.set((ctx, encode_step(ctx, base)))
+
+
+def reset_header(token: Token[_Outgoing]) -> None:
+    """Undo `send_header`."""
+    try:  # noqa: SIM105 - no context manager per step
+        _outgoing.reset(token)
+    except ValueError:
+        pass  # a coroutine closed by the garbage collector runs this in another context
 
 
 def outgoing_header() -> Payload | None:

@@ -231,3 +231,56 @@ async def test_every_kind_of_step_knows_its_step(
     }
     await asyncio.sleep(1.5)  # metrics are exported about every second
     assert undo_attempts(buffer) == {"async_undo": 2, "thread_undo": 2}
+
+
+async def inner_inline(path: str) -> None:
+    """Step 1 of a saga nested in an inline step: inline too, so it sends the header."""
+
+
+async def nested(saga: Saga, path: str) -> None:
+    await saga.step(inner_inline, None, path)
+
+
+async def outer_inline(path: str) -> str:
+    """An inline step that runs a saga of its own, then schedules an activity itself."""
+    await TemporalExecutor().run(nested, path)
+    return await workflow.execute_activity(
+        async_do, path, start_to_close_timeout=timedelta(seconds=10)
+    )
+
+
+async def nesting(saga: Saga, path: str) -> str:
+    return await saga.step(outer_inline, None, path, name="outer")
+
+
+@workflow.defn
+class Nesting:
+    @workflow.run
+    async def run(self, path: str) -> str:
+        options = SagaOptions(start_to_close_timeout=timedelta(seconds=20), retry_policy=FAST)
+        return await TemporalExecutor(options=options).run(nesting, path)
+
+
+async def test_an_inline_step_schedules_with_its_own_step_after_a_nested_one(
+    client: Client, tmp_path: Path
+) -> None:
+    """The nested saga's step ends; what the outer inline step schedules next is its own."""
+    path = str(tmp_path / "notes.jsonl")
+    queue = f"tq-{uuid.uuid4()}"
+    async with Worker(
+        client,
+        task_queue=queue,
+        workflows=[Nesting],
+        activities=[async_do],
+        workflow_runner=UnsandboxedWorkflowRunner(),
+        plugins=[SagakitPlugin()],
+    ):
+        handle = await client.start_workflow(
+            Nesting.run, path, id=f"wf-{uuid.uuid4()}", task_queue=queue
+        )
+        assert await handle.result() == "async"
+    notes = [json.loads(line) for line in Path(path).read_text().splitlines()]  # noqa: ASYNC240
+    saga_id = f"{handle.id}/{handle.result_run_id}"
+    assert [(n["saga_id"], n["seq"], n["name"], n["phase"]) for n in notes] == [
+        (saga_id, 1, "outer", "do")
+    ]
