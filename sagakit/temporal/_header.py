@@ -106,7 +106,7 @@ def send_header(ctx: StepContext, base: str) -> Token[_Outgoing]:
 
 def reset_header(token: Token[_Outgoing]) -> None:
     """Undo `send_header`."""
-    try:  # noqa: SIM105 - no context manager per step
+    try:  # noqa: SIM105 - as the core's _reset of _current
         _outgoing.reset(token)
     except ValueError:
         pass  # a coroutine closed by the garbage collector runs this in another context
