@@ -8,9 +8,9 @@ every backend.
 
 from __future__ import annotations
 
-from contextvars import ContextVar
+from contextvars import ContextVar, Token
 from enum import StrEnum
-from typing import NamedTuple
+from typing import NamedTuple, TypeVar
 
 from sagakit._exceptions import NotInStepError
 
@@ -69,6 +69,21 @@ class StepContext(NamedTuple):
 
 
 _current: ContextVar[StepContext | None] = ContextVar("sagakit_current_step", default=None)
+
+_T = TypeVar("_T")
+
+
+def _reset(var: ContextVar[_T], token: Token[_T]) -> None:
+    """`var.reset(token)`; nothing where it cannot be reset.
+
+    A coroutine closed by the garbage collector runs its `finally` in another
+    context; the value goes with the context it was set in.
+    """
+    # try/except, not contextlib.suppress: no context manager made twice per step.
+    try:  # noqa: SIM105
+        var.reset(token)
+    except ValueError:
+        pass
 
 
 def _get() -> StepContext | None:

@@ -14,7 +14,6 @@ import enum
 import functools
 import logging
 from collections.abc import Awaitable, Callable, Coroutine
-from contextvars import Token
 from datetime import timedelta
 from typing import Any, Literal, TypeVar, TypeVarTuple, Unpack, overload
 
@@ -22,7 +21,7 @@ from pydantic_core import to_jsonable_python
 
 from sagakit._backend import Backend, StepCall
 from sagakit._checks import check_kind, check_step, default_name, is_async_callable
-from sagakit._context import DoOutcome, Phase, StepContext, _current
+from sagakit._context import DoOutcome, Phase, StepContext, _current, _reset
 from sagakit._exceptions import (
     CompensationError,
     OptionsError,
@@ -302,7 +301,7 @@ class Saga:
             self._do_ended(step, StepStatus.SUCCEEDED, None)
             return result
         finally:
-            _reset(token)
+            _reset(_current, token)
 
     def _prepare(
         self, do: Any, undo: Any, nargs: int, options: dict[str, Any]
@@ -607,7 +606,7 @@ class Saga:
             kind, message = self._backend.describe_error(e)
             _log.warning("saga %s: %s failed: %s: %s", self._saga_id, HOOK_NAME, kind, message)
         finally:
-            _reset(token)
+            _reset(_current, token)
 
     # -- unwinding -----------------------------------------------------------
 
@@ -719,7 +718,7 @@ class Saga:
             step.undo_status = UndoStatus.FAILED
             return e
         finally:
-            _reset(token)
+            _reset(_current, token)
         step.undo_status = UndoStatus.COMPENSATED
         step.undo_ended = self._backend.time()
         return None
@@ -752,14 +751,6 @@ _DEFAULT_UNDO_POLICY = RetryPolicy(maximum_attempts=UNDO_ATTEMPTS)
 @functools.lru_cache(maxsize=64)
 def _undo_bound(policy: RetryPolicy) -> RetryPolicy:
     return policy.model_copy(update={"maximum_attempts": UNDO_ATTEMPTS})
-
-
-def _reset(token: Token[StepContext | None]) -> None:
-    # try/except, not contextlib.suppress: no context manager made twice per step.
-    try:  # noqa: SIM105
-        _current.reset(token)
-    except ValueError:
-        pass  # a coroutine closed by the garbage collector runs this in another context
 
 
 async def run_saga(

@@ -35,7 +35,7 @@ from contextvars import ContextVar, Token
 
 from temporalio.api.common.v1 import Payload
 
-from sagakit._context import DoOutcome, Phase, StepContext, _current
+from sagakit._context import DoOutcome, Phase, StepContext, _current, _reset
 
 __all__ = [
     "STEP_HEADER",
@@ -106,10 +106,7 @@ def send_header(ctx: StepContext, base: str) -> Token[_Outgoing]:
 
 def reset_header(token: Token[_Outgoing]) -> None:
     """Undo `send_header`."""
-    try:  # noqa: SIM105 - as the core's _reset of _current
-        _outgoing.reset(token)
-    except ValueError:
-        pass  # a coroutine closed by the garbage collector runs this in another context
+    _reset(_outgoing, token)
 
 
 def outgoing_header() -> Payload | None:
