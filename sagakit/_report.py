@@ -349,8 +349,7 @@ class SagaReport(BaseModel):
                 out["e"] = same[0]
                 if not error:
                     same[7:9] = [None, None]
-                    while same[-1] is None:
-                        same.pop()
+                    _trim(same)
         if self.cancelled:
             out["x"] = 1
         if listed:
@@ -535,6 +534,11 @@ def _compact_step(step: StepReport) -> list[Any]:
         if resolutions
         else None
     )
+    return _trim(row)
+
+
+def _trim(row: list[Any]) -> list[Any]:
+    """`row` without its trailing nulls (a listed step's first item, its seq, is never null)."""
     while row[-1] is None:
         row.pop()
     return row
