@@ -1,11 +1,15 @@
-"""The seam between the core and a backend.
+"""The seam between the core and a backend: seven members, each duty checked.
 
-The core (`_saga.py`) owns registration, ordering, unwinding, error collection
-and the report. A backend answers four questions: what is this saga run
-called, what time is it, can you run this callable, and run this one (with its
-retries and timeouts). Two more have defaults: how to wait for an operator (for
-parked undos) and whether to be told where the saga stands. Adapters
-translate; they never decide what to compensate.
+The core (`_saga.py`, `_unwind.py`) owns registration, ordering, unwinding,
+error collection and the report. A backend answers five questions: what is
+this saga run called (`saga_id`), what time is it (`time`), can you run this
+callable (`check`), run this one with its retries and timeouts (`call`), and
+wait for this event or this long (`wait`). Two more have defaults: how an
+error reads in the report (`describe_error`) and which errors end the saga's
+task without compensation (`passes_through`). Adapters translate; they never
+decide what to compensate.
+
+Every duty below is checked on every backend by `tests/contract/test_backend_duties.py`.
 """
 
 from __future__ import annotations
@@ -17,7 +21,6 @@ from typing import Any
 
 from sagakit._context import Phase, StepContext
 from sagakit._options import RetryPolicy, StepOptions
-from sagakit._report import SagaStatus
 
 __all__ = ["Backend", "StepCall"]
 
@@ -40,7 +43,7 @@ class StepCall:
         self.args = args
         """Positional args; the same for the do and the undo of a step."""
         self.options = options
-        """The step's options merged over the saga's defaults."""
+        """The step's options merged over the saga's."""
         self.retry_policy = retry_policy
         """The policy of this phase; `None` means the backend's default."""
         self.context = context
@@ -62,11 +65,18 @@ class Backend(abc.ABC):
 
     @abc.abstractmethod
     def saga_id(self) -> str:
-        """A name for this saga run: unique, and stable across replays and restarts."""
+        """A name for this saga run: unique, and stable across replays and restarts.
+
+        `idempotency_key()` derives from it, so a key changes if it does.
+        """
 
     @abc.abstractmethod
     def time(self) -> float:
-        """Seconds since the epoch on this backend's clock (virtual, or `workflow.now()`)."""
+        """Seconds since the epoch on this backend's clock (virtual, or `workflow.now()`).
+
+        Every time in the report reads it; durable backends must answer the
+        same in a replay.
+        """
 
     @abc.abstractmethod
     def check(self, fn: Any, phase: Phase, options: StepOptions) -> None:
@@ -74,7 +84,8 @@ class Backend(abc.ABC):
 
         The core has already refused non-callables and coroutine objects and
         checked the arity; this adds what the backend alone knows. It runs for
-        every step.
+        every do and undo of every step, before the step is registered: a
+        refusal fails the saga at that step, whose do never ran.
 
         Raises:
             StepDefinitionError: with a message that names the fix.
@@ -85,10 +96,27 @@ class Backend(abc.ABC):
     async def call(self, call: StepCall) -> Any:
         """Run `call.fn(*call.args)` to its end: retries, timeouts and all.
 
-        Returns the result of the final attempt or raises its error. Set
-        `call.attempts` when known. Cancellation of the awaiting task must
-        cancel the call and return only once it has really stopped, so the core
-        never starts an undo while its do may still be running.
+        Returns the result of the final attempt or raises its error. Two duties:
+
+        * set `call.attempts` when known, and to 0 when the call was refused
+          before it started (its args cannot travel): the core then does not
+          run that step's undo, as nothing took effect;
+        * when the awaiting task is cancelled, cancel the call and return
+          (raising the cancel) only once it has really stopped, however many
+          further cancels arrive: the core never starts an undo while its do
+          may still be running.
+        """
+
+    @abc.abstractmethod
+    async def wait(self, event: asyncio.Event, seconds: float | None) -> bool:
+        """Wait until `event` is set (True), or `seconds` pass on this clock (False).
+
+        The one timer of the seam: what the core and its policies wait on (a
+        parked undo waits for an operator's decision; the core sets `event`
+        when one arrives). `None` waits for the event alone. On a durable
+        backend it must survive restarts (Temporal: a workflow condition, one
+        timer in history only with `seconds`); in memory it runs on the
+        virtual clock. A cancel of the waiting task propagates.
         """
 
     def describe_error(self, exc: BaseException) -> tuple[str, str]:
@@ -104,34 +132,8 @@ class Backend(abc.ABC):
             return kind, message
         return type(exc).__name__, str(exc)
 
-    async def wait(self, event: asyncio.Event, seconds: float | None) -> bool:
-        """Wait until `event` is set (True), or `seconds` pass on this clock (False).
-
-        What a saga with parked undos waits on for an operator's decision; the
-        core sets `event` when one arrives. This default waits in real time;
-        the in-memory backend waits on its virtual clock, the Temporal one on a
-        workflow condition (durable: one timer at most, only with a timeout).
-        """
-        try:
-            await asyncio.wait_for(event.wait(), seconds)
-        except TimeoutError:
-            return False
-        return True
-
-    def progress(self, status: SagaStatus, detail: str) -> None:  # noqa: B027 - optional hook
-        """Told where the saga stands whenever that changes; by default, ignored.
-
-        Called when a step starts ("step 3 charge_payment"), as the unwind
-        goes ("compensating 2/4 refund_payment"), when undos park and when the
-        saga ends. Only backends whose `tracks_progress` is true are told:
-        the Temporal one shows it in the UI and search attributes.
-        """
-
-    tracks_progress: bool = False
-    """Whether the core calls `progress` (formatting its detail costs per step)."""
-
     def passes_through(self, exc: BaseException) -> bool:
-        """Errors that end the saga's task without compensation.
+        """Errors that end the saga's task without compensation; none by default.
 
         On Temporal, a workflow evicted from the worker's cache is torn down by
         an internal `BaseException`: compensating then would run undos of a

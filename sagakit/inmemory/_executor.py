@@ -29,6 +29,7 @@ from sagakit._checks import PAYLOAD_LIMIT, cached_when_hashable, check_payload_s
 from sagakit._context import Phase, StepContext
 from sagakit._exceptions import SagaStateError, StepDefinitionError, StepTimeoutError
 from sagakit._options import RetryPolicy, SagaOptions, StepOptions
+from sagakit._parking import parking, parking_or_refuse
 from sagakit._report import ParkedUndo, SagaReport
 from sagakit._saga import Saga, run_saga
 from sagakit.inmemory._clock import VirtualClock
@@ -477,9 +478,10 @@ class InMemoryExecutor:
         are exhausted; resolve each with `resolve`.
         """
         if saga_id is not None:
-            saga = self._live.get(saga_id)
-            return saga.parked() if saga is not None else []
-        return [p for saga in list(self._live.values()) for p in saga.parked()]
+            sagas = [self._live[saga_id]] if saga_id in self._live else []
+        else:
+            sagas = list(self._live.values())
+        return [p for saga in sagas if (park := parking(saga)) is not None for p in park.parked()]
 
     async def wait_parked(self, saga_id: str | None = None) -> list[ParkedUndo]:
         """Wait until a saga (this one, or any) waits for an operator; its parked undos.
@@ -530,7 +532,7 @@ class InMemoryExecutor:
                 f"saga {saga_id!r} is not running on this executor: nothing of it can be "
                 f"resolved (running: {sorted(self._live)[:10]})"
             )
-        saga.resolve(seq, action, reason=reason, by=by)
+        parking_or_refuse(saga, seq).resolve(seq, action, reason=reason, by=by)
         await asyncio.sleep(0)  # let the saga take it up
 
     @property

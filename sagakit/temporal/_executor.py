@@ -31,8 +31,9 @@ from sagakit._exceptions import (
     StepDefinitionError,
 )
 from sagakit._options import RetryPolicy, SagaOptions, StepOptions
-from sagakit._report import ErrorInfo, SagaReport, SagaStatus
-from sagakit._saga import Saga, _message, run_saga
+from sagakit._parking import parking, parking_or_refuse
+from sagakit._report import ErrorInfo, ParkedUndo, SagaReport, SagaStatus, UndoStatus
+from sagakit._saga import Saga, failure_message, run_saga
 from sagakit.temporal._header import (
     id_tells,
     reset_header,
@@ -234,6 +235,13 @@ def _explain(exc: BaseException) -> tuple[str, str]:
     return type(inner).__name__, str(inner)
 
 
+def _parked_detail(p: ParkedUndo) -> str:
+    why = [f"{p.attempts} attempts"] if p.attempts else []
+    if p.error is not None:
+        why.append(p.error.type)
+    return p.undo + (f" ({', '.join(why)})" if why else "")
+
+
 class _Interrupted(BaseException):
     """A `KeyboardInterrupt` or `SystemExit` from an inline step, on its way to `run`."""
 
@@ -259,15 +267,15 @@ class _TemporalBackend(Backend):
         self._upsert = info.typed_search_attributes.get(SAGA_STATUS) is not None
         self._status = SagaStatus.RUNNING
         count_status(SagaStatus.RUNNING)
+        self.saga: Saga | None = None
+        """The saga this backend serves, for what the UI shows of it."""
 
     def saga_id(self) -> str:
         """`workflow_id/run_id`, plus `/n` for the n-th saga (n >= 2) of the run."""
         return self._saga_id
 
-    tracks_progress = True
-
-    def progress(self, status: SagaStatus, detail: str) -> None:
-        """Show it in the UI (current details); on a change of status, count and upsert it."""
+    def show(self, status: SagaStatus, detail: str) -> None:
+        """Show where the saga stands in the UI (current details); count and upsert a new status."""
         workflow.set_current_details(f"saga {self._index}: {detail}" if self._index > 1 else detail)
         if status is self._status:
             return
@@ -276,8 +284,18 @@ class _TemporalBackend(Backend):
         if self._upsert:
             workflow.upsert_search_attributes([SAGA_STATUS.value_set(status.value)])
 
+    def show_ended(self, saga: Saga) -> None:
+        """Show how the saga ended, naming the undos that failed."""
+        status = saga.status
+        detail = status.value.replace("_", " ")
+        failed = [r.name for r in saga._records if r.undo_status is UndoStatus.FAILED]
+        self.show(status, f"{detail}: {', '.join(failed)}" if failed else detail)
+
     async def wait(self, event: asyncio.Event, seconds: float | None) -> bool:
         """A workflow condition: durable, and in history only as one timer, with a timeout."""
+        park = None if self.saga is None else parking(self.saga)
+        if park is not None and park.waiting:  # the only waiter today: say what is parked
+            self.show(SagaStatus.PARKED, "parked: " + "; ".join(map(_parked_detail, park.parked())))
         try:
             await workflow.wait_condition(
                 event.is_set, timeout=seconds, timeout_summary="sagakit park_timeout"
@@ -326,6 +344,11 @@ class _TemporalBackend(Backend):
         target = _target(call.fn)
         opts = call.options
         ctx = call.context
+        if ctx.seq:  # not the alert hook (seq 0)
+            if ctx.phase is Phase.DO:
+                self.show(SagaStatus.RUNNING, f"step {ctx.seq} {ctx.name}")
+            else:
+                self.show(SagaStatus.COMPENSATING, f"compensating {ctx.name}")
         # The activity learns its step from this id (see sagakit.temporal._header),
         # or, if the id cannot tell it (or temporalio names what an inline step
         # schedules), from the header the interceptor then adds.
@@ -580,7 +603,8 @@ class TemporalExecutor:
                 "from a @workflow.run method (use sagakit.inmemory.InMemoryExecutor in "
                 "plain Python and unit tests)"
             )
-        saga = Saga(_TemporalBackend(_next_index(), self._payload_limit), self._options)
+        backend = _TemporalBackend(_next_index(), self._payload_limit)
+        saga = backend.saga = Saga(backend, self._options)
         if self._report_query is not None:
             workflow.set_query_handler(
                 self._report_query, lambda: saga.report().model_dump(mode="json")
@@ -590,7 +614,8 @@ class TemporalExecutor:
         # wrong seq or action before anything is written to the history.
         def resolve(request: dict[str, Any]) -> None:
             seq, action = request["seq"], request["action"]
-            saga.resolve(seq, action, reason=request.get("reason"), by=request.get("by"))
+            park = parking_or_refuse(saga, seq)
+            park.resolve(seq, action, reason=request.get("reason"), by=request.get("by"))
 
         def validate(request: dict[str, Any]) -> None:
             if not isinstance(request, dict) or "seq" not in request:
@@ -598,7 +623,8 @@ class TemporalExecutor:
                     f"{RESOLVE_UPDATE} takes {{'seq': int, 'action': 'retry' | 'skip', "
                     f"'reason': str | None, 'by': str | None}}; got {request!r}"
                 )
-            saga.check_resolution(request["seq"], request.get("action"))
+            seq = request["seq"]
+            parking_or_refuse(saga, seq).check_resolution(seq, request.get("action"))
 
         workflow.set_update_handler(RESOLVE_UPDATE, resolve, validator=validate)
         try:
@@ -636,13 +662,16 @@ class TemporalExecutor:
             original = e.original if isinstance(e, _Interrupted) else e
             name = type(original).__name__
             raise failure(
-                f"{_message(saga)}; then the workflow run failed: {name} is a "
+                f"{failure_message(saga)}; then the workflow run failed: {name} is a "
                 f"BaseException, and one raised in workflow code (an inline step or "
                 f"undo, or the saga function) ends the run. To fail a step or the saga, "
                 f"raise an Exception subclass instead",
                 name,
                 saga.report(),
             ) from original
+        finally:
+            if saga._ended is not None:  # the saga ran and ended (not evicted)
+                backend.show_ended(saga)
 
 
 def report_from_failure(err: BaseException, *, saga_id: str | None = None) -> SagaReport | None:

@@ -7,6 +7,7 @@ check what the core hands a backend (phase, context, options, retry policy).
 
 from __future__ import annotations
 
+import asyncio
 import inspect
 from dataclasses import dataclass
 from typing import Any
@@ -63,6 +64,13 @@ class FakeBackend(Backend):
         if inspect.isawaitable(result):
             result = await result
         return result
+
+    async def wait(self, event: asyncio.Event, seconds: float | None) -> bool:
+        try:
+            await asyncio.wait_for(event.wait(), seconds)
+        except TimeoutError:
+            return False
+        return True
 
     def phases(self) -> list[tuple[str, Phase]]:
         """(step name, phase) of every call, in the order the backend was asked."""

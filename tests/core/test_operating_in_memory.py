@@ -1,10 +1,9 @@
-"""Operating a saga, in memory and at the backend seam: the hook, and where the saga stands.
+"""Operating a saga in memory: the alert hook, and the timeline of a parked undo.
 
 `on_compensation_failed` runs once, with the report, when an undo finally
-fails or parks, and its own failure never changes how the saga ends. A backend
-that `tracks_progress` is told each step, each undo and each status as the
-saga goes (the Temporal backend turns that into current details, the
-`SagaStatus` search attribute and metrics).
+fails or parks, and its own failure never changes how the saga ends. (Where
+the saga stands is shown by the Temporal adapter alone: current details, the
+`SagaStatus` search attribute and metrics, tested in tests/temporal.)
 """
 
 from __future__ import annotations
@@ -25,7 +24,6 @@ from sagakit import (
 )
 from sagakit.inmemory import InMemoryExecutor
 
-from ._fake_backend import FakeBackend
 from ._support import NO_RETRY
 
 
@@ -136,53 +134,6 @@ class TestTheHook:
         with pytest.raises(StepDefinitionError, match=says):
             await ex.run(saga_fn)
         assert ran == []
-
-
-class TrackingBackend(FakeBackend):
-    """A fake backend that wants to be told where the saga stands."""
-
-    tracks_progress = True
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.told: list[tuple[SagaStatus, str]] = []
-
-    def progress(self, status: SagaStatus, detail: str) -> None:
-        self.told.append((status, detail))
-
-
-class TestProgress:
-    async def test_a_failed_saga_tells_each_step_each_undo_and_the_end(self) -> None:
-        from sagakit.backend import Saga as CoreSaga
-        from sagakit.backend import run_saga
-
-        async def fail_at_two(saga: Saga) -> None:
-            await saga.step(_async(reserve), _async(release), "o-1", name="reserve")
-            await saga.step(_async(ship), None, "o-1", name="ship")
-
-        backend = TrackingBackend()
-        with pytest.raises(SagaFailed):
-            await run_saga(CoreSaga(backend), fail_at_two, ())
-        assert backend.told == [
-            (SagaStatus.RUNNING, "step 1 reserve"),
-            (SagaStatus.RUNNING, "step 2 ship"),
-            (SagaStatus.COMPENSATING, "compensating: 1 undo(s)"),
-            (SagaStatus.COMPENSATING, "compensating 1/1 wrapper"),
-            (SagaStatus.COMPENSATED, "compensated"),
-        ]
-
-    async def test_a_backend_that_does_not_track_is_told_nothing(self) -> None:
-        from sagakit.backend import Saga as CoreSaga
-        from sagakit.backend import run_saga
-
-        class Quiet(FakeBackend):
-            def progress(self, status: SagaStatus, detail: str) -> None:
-                raise AssertionError("told progress without asking")
-
-        async def one(saga: Saga) -> str:
-            return str(await saga.step(_async(reserve), None, "o-1"))
-
-        assert await run_saga(CoreSaga(Quiet()), one, ()) == "reserved o-1"
 
 
 def _async(fn: Any) -> Any:

@@ -21,7 +21,7 @@ from sagakit import (
     StepTimeoutError,
     UndoStatus,
 )
-from sagakit._saga import UNDO_ATTEMPTS
+from sagakit._unwind import UNDO_ATTEMPTS
 from sagakit.inmemory import InMemoryExecutor
 
 from ._support import options

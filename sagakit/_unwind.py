@@ -1,0 +1,164 @@
+"""The unwind: stop what is in flight, run each registered undo once, then ask the policy.
+
+It runs in a task of its own that a cancel of the saga cannot interrupt: a
+second cancel is remembered (the saga then ends cancelled) and passed on to
+the policy, which may be waiting for operators.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import TYPE_CHECKING, Any
+
+from sagakit._backend import StepCall
+from sagakit._context import Phase, StepContext, _current, _reset
+from sagakit._exceptions import CompensationError
+from sagakit._options import RetryPolicy, StepOptions
+from sagakit._record import OUTCOME, Record
+from sagakit._report import StepStatus, UndoStatus
+
+if TYPE_CHECKING:
+    from sagakit._saga import Saga
+
+__all__ = ["UNDO_ATTEMPTS", "Unwind", "unwind"]
+
+UNDO_ATTEMPTS = 10
+"""Attempts an undo gets when nothing else bounds it (see `bounded_for_undo`)."""
+
+
+async def unwind(saga: Saga) -> CompensationError | None:
+    """Compensate `saga` in a task of its own, and wait for it through any further cancel."""
+    run = Unwind(saga)
+    # Waiting on the task, rather than `asyncio.shield`ing it, leaves the
+    # compensation untouched by a cancel of this task, and logs no "exception
+    # in shielded future" when it ends (temporalio sdk-python #1600).
+    task = asyncio.ensure_future(run.run())
+    while not task.done():
+        try:
+            await asyncio.wait([task])
+        except asyncio.CancelledError:
+            saga._cancelled = True  # a second cancel must not abort compensation
+            saga.policy.interrupt()  # ... but it ends a wait for operators
+    return task.result()  # re-raises if the loop itself tore the task down
+
+
+class Unwind:
+    """One saga's unwind; what a policy is handed to retry an undo or raise the alert."""
+
+    def __init__(self, saga: Saga) -> None:
+        self.saga = saga
+        """The saga being unwound."""
+        self._started = 0  # undos started so far: each one's `order`
+
+    @property
+    def cancelled(self) -> bool:
+        """Whether the saga was cancelled (before or during the unwind)."""
+        return self.saga._cancelled
+
+    async def run(self) -> CompensationError | None:
+        """Stop the steps in flight, run the undos, ask the policy; the undos that failed."""
+        saga = self.saga
+        await self._stop_in_flight()
+        # Undo what was registered, last registered first (or all at once); nothing
+        # once the pivot has succeeded: the saga is committed.
+        todo: list[Record] = []
+        for r in reversed(saga._records):
+            if r.undo is None or saga._committed:
+                continue
+            if r.call.attempts == 0:  # the backend never started the do: nothing to undo
+                r.undo_status = UndoStatus.NOT_NEEDED
+            else:
+                todo.append(r)
+        errors: list[Exception] = []
+        options = saga.options
+        if options.parallel_compensation:
+            results = await asyncio.gather(*(self.undo(r) for r in todo))
+            errors = [e for e in results if e is not None]
+        else:
+            for r in todo:
+                if errors and not options.continue_on_compensation_error:
+                    r.undo_status = UndoStatus.SKIPPED
+                    continue
+                e = await self.undo(r)
+                if e is not None:
+                    errors.append(e)
+        saga._unwound = True
+        errors = await saga.policy.settle(self, errors)
+        if not errors:
+            return None
+        names = [r.name for r in todo if r.undo_status is UndoStatus.FAILED]
+        return CompensationError(f"{len(errors)} undo(s) failed: {', '.join(names)}", errors)
+
+    async def _stop_in_flight(self) -> None:
+        """No undo may start while its own do may still run: cancel and await those in flight."""
+        me = asyncio.current_task()
+        stopping: list[asyncio.Future[None]] = []
+        cancelled: set[asyncio.Task[Any]] = set()
+        for r in self.saga._records:
+            if r.status is StepStatus.RUNNING and r.task is not None and r.task is not me:
+                r.stopped = asyncio.get_running_loop().create_future()
+                stopping.append(r.stopped)
+                if r.task not in cancelled:  # one task may run nested steps: cancel it once
+                    cancelled.add(r.task)
+                    r.task.cancel()
+        for stopped in stopping:
+            await stopped
+
+    async def undo(self, r: Record) -> Exception | None:
+        """Run one step's undo to its end; its final error, unless the policy held it.
+
+        A policy that holds undos (parking) calls this again to retry one.
+        """
+        saga = self.saga
+        backend = saga._backend
+        if r.undo_order is None:  # a retried undo keeps its place
+            self._started += 1
+            r.undo_order = self._started
+        r.undo_status = UndoStatus.RUNNING
+        r.undo_started = backend.time()
+        r.undo_ended = r.undo_error = None
+        opts = r.call.options
+        args = r.call.args
+        if opts.pass_result:  # the do's result, or None: it failed, or its outcome is unknown
+            args = (*args, r.result if r.status is StepStatus.SUCCEEDED else None)
+        context = StepContext(saga.saga_id, r.seq, r.name, Phase.UNDO, OUTCOME[r.status])
+        policy = opts.undo_retry_policy or bounded_for_undo(opts.retry_policy, opts)
+        call = r.undo_call = StepCall(r.undo, args, opts, policy, context)
+        token = _current.set(context)
+        try:
+            await backend.call(call)
+        except GeneratorExit:
+            raise  # closed by the garbage collector (a worker shut down): touch nothing
+        except Exception as e:  # the undo finally failed: recorded, then held or returned
+            r.undo_error = saga._describe(e)
+            r.undo_ended = backend.time()
+            if saga.policy.hold(r, e):
+                r.undo_status = UndoStatus.PARKED
+                return None
+            r.undo_status = UndoStatus.FAILED
+            return e
+        finally:
+            _reset(_current, token)
+        r.undo_status = UndoStatus.COMPENSATED
+        r.undo_ended = backend.time()
+        return None
+
+
+def bounded_for_undo(policy: RetryPolicy | None, opts: StepOptions) -> RetryPolicy | None:
+    """The do's policy for its undo, bounded to `UNDO_ATTEMPTS` if nothing else bounds it.
+
+    An undo with unlimited attempts and no `schedule_to_close_timeout` (an
+    activity no worker registered, a service down for good) would retry
+    forever, and every undo after it would wait. An undo's own
+    `undo_retry_policy` is taken as it is, unlimited or not.
+    """
+    if opts.schedule_to_close_timeout is not None:
+        return policy
+    if policy is None:
+        return _DEFAULT_UNDO_POLICY
+    if policy.maximum_attempts == 0:
+        return policy.model_copy(update={"maximum_attempts": UNDO_ATTEMPTS})
+    return policy
+
+
+_DEFAULT_UNDO_POLICY = RetryPolicy(maximum_attempts=UNDO_ATTEMPTS)
