@@ -29,7 +29,7 @@ from temporalio.runtime import LoggingConfig, Runtime, TelemetryConfig, Telemetr
 from temporalio.service import RPCError, RPCStatusCode
 
 from sagakit import SagaError, SagaReport
-from sagakit._cli import PROG, ExitCode, Failure
+from sagakit._cli._errors import PROG, ExitCode, Failure
 from sagakit.temporal import (
     REPORT_QUERY,
     RESOLVE_UPDATE,
