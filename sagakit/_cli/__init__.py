@@ -25,7 +25,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from sagakit import SagaStatus, __version__
-from sagakit._cli._errors import PROG, ExitCode, Failure
+from sagakit._cli._errors import PROG, ExitCode, Failure, one_line
 
 __all__ = ["ExitCode", "main"]
 
@@ -293,6 +293,6 @@ def _execute(args: argparse.Namespace) -> int:
             raise
         return _fail(
             ExitCode.FAILED,
-            f"unexpected error: {type(e).__name__}: {' '.join(str(e).split())[:300]} "
+            f"unexpected error: {type(e).__name__}: {one_line(str(e))} "
             "(SAGAKIT_DEBUG=1 shows the traceback)",
         )

@@ -1,6 +1,6 @@
 """How a `sagakit` command ends: its exit status, and the one line that says why.
 
-Both halves of the CLI raise and read these: `sagakit._cli` (the command line,
+Both halves of the CLI (and `_connect`) raise and read these: `sagakit._cli` (the command line,
 no temporalio) and `_commands` (the cluster), so they live apart from both.
 """
 
@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from enum import IntEnum
 
-__all__ = ["PROG", "ExitCode", "Failure"]
+__all__ = ["PROG", "ExitCode", "Failure", "one_line"]
 
 PROG = "sagakit"
 
@@ -40,3 +40,8 @@ class Failure(Exception):
         super().__init__(message)
         self.code = code
         self.message = message
+
+
+def one_line(text: str, limit: int = 300) -> str:
+    """`text` with its white space folded to single spaces, cut to `limit` characters."""
+    return " ".join(text.split())[:limit]
