@@ -7,7 +7,8 @@ alone does not give:
   yet"), or a loaded machine that answers late, is retried until it passes;
   a mistake (an unknown host, TLS against a plaintext server, a namespace that
   does not exist) fails at once;
-* one plain line for every failure, instead of the Rust core's debug text;
+* one plain line for every failure, instead of the Rust core's debug text:
+  the same words the `sagakit` command line uses (`sagakit._cli._connect`);
 * a temporalio `Runtime` of its own, with the core's log lines (colour codes
   and all) kept off the terminal, that the caller can drop while Python still
   runs: a runtime freed only at interpreter exit can abort the process
@@ -25,18 +26,19 @@ from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
-from temporalio.api.workflowservice.v1 import DescribeNamespaceRequest
 from temporalio.client import Client
-from temporalio.runtime import (
-    LogForwardingConfig,
-    LoggingConfig,
-    Runtime,
-    TelemetryConfig,
-    TelemetryFilter,
-)
+from temporalio.runtime import Runtime
 from temporalio.service import RPCError, RPCStatusCode
 
-__all__ = ["Unreachable", "connect", "explain_connect_error", "quiet_runtime"]
+from sagakit._cli._connect import (
+    TIMED_OUT,
+    check_namespace,
+    explain_connect_error,
+    explain_rpc_error,
+)
+from sagakit._cli._connect import quiet_runtime as _quiet_runtime
+
+__all__ = ["Unreachable", "connect", "quiet_runtime"]
 
 CORE_LOGGER = logging.getLogger("examples.temporal_core")
 """Where the Rust core's log lines go with `quiet_runtime(verbose=True)`."""
@@ -47,11 +49,7 @@ _TRANSIENT = re.compile(
     r"|Connection reset|broken pipe",
     re.IGNORECASE,
 )
-_TRANSIENT_STATUS = (
-    RPCStatusCode.UNAVAILABLE,
-    RPCStatusCode.DEADLINE_EXCEEDED,
-    RPCStatusCode.CANCELLED,  # temporalio's own per-call timeout
-)
+_TRANSIENT_STATUS = {RPCStatusCode.UNAVAILABLE, *TIMED_OUT}
 
 
 class Unreachable(Exception):
@@ -61,50 +59,10 @@ class Unreachable(Exception):
 def quiet_runtime(*, verbose: bool = False) -> Runtime:
     """A temporalio runtime whose Rust core writes nothing to the terminal.
 
-    By default the core's WARN lines (ANSI-coloured even in a pipe) would
-    interleave with the tool's output; what they say, the tool says in its
-    own words. With `verbose`, WARN and above go to `CORE_LOGGER` as plain
-    Python log records.
-
-    Pass it to every `Client.connect` (workers use their client's), and drop
-    every reference to it, the clients and the workers (and the tracebacks
-    that hold them: `gc.collect()`) before the interpreter exits.
+    With `verbose`, its WARN and worse lines go to `CORE_LOGGER` as plain
+    Python log records. Drop it before the interpreter exits (see the module).
     """
-    logging_config = None
-    if verbose:
-        logging_config = LoggingConfig(
-            filter=TelemetryFilter(core_level="WARN", other_level="ERROR"),
-            forwarding=LogForwardingConfig(logger=CORE_LOGGER),
-        )
-    return Runtime(telemetry=TelemetryConfig(logging=logging_config, metrics=None))
-
-
-def explain_connect_error(text: str) -> str:
-    """A connect error of temporalio's Rust core, in a few plain words."""
-    detail = " ".join(text.removeprefix("Failed client connect: ").split())
-    for pattern, words in (
-        (r"Connection refused", "connection refused (is a Temporal server listening there?)"),
-        (r"dns error|failed to lookup address", "cannot resolve the host name"),
-        (r"not healthy", "the server is still starting"),
-        (
-            r"InvalidContentType|WrongVersion|CorruptMessage",
-            "the TLS handshake failed: does the server speak TLS? (drop --tls / --api-key)",
-        ),
-        (
-            r"certificate|UnknownIssuer|NotValidForName",
-            "the server's TLS certificate is not trusted",
-        ),
-        (r"timed out|Timeout expired|deadline", "no answer in time"),
-        (
-            r"Unimplemented|404|grpc-status header missing|transport error",
-            "something answers there, but not a Temporal frontend (gRPC)",
-        ),
-        (r"Unauthenticated|PermissionDenied|unauthori[sz]ed", "not allowed (check --api-key)"),
-    ):
-        if re.search(pattern, detail, re.IGNORECASE):
-            return words
-    found = re.findall(r'(?:message|error): "([^"]+)"', detail)
-    return found[-1] if found else detail[:160]
+    return _quiet_runtime(forward_to=CORE_LOGGER if verbose else None)
 
 
 async def connect(
@@ -171,22 +129,14 @@ async def _connect_once(
         )
     except RuntimeError as e:  # the Rust core reports connect failures as RuntimeError
         raise _Failed(
-            explain_connect_error(str(e)), transient=_TRANSIENT.search(str(e)) is not None
+            explain_connect_error(str(e), timeout=rpc_timeout.total_seconds()),
+            transient=_TRANSIENT.search(str(e)) is not None,
         ) from None
     try:
-        await client.workflow_service.describe_namespace(
-            DescribeNamespaceRequest(namespace=namespace), timeout=rpc_timeout
-        )
+        await check_namespace(client, namespace, rpc_timeout)
     except RPCError as e:
-        if e.status == RPCStatusCode.NOT_FOUND:
-            raise _Failed(
-                f"namespace {namespace!r} does not exist (create it with `temporal operator "
-                f"namespace create --namespace {namespace}`, or pick another with --namespace)",
-                transient=False,
-            ) from None
-        if e.status in (RPCStatusCode.UNAUTHENTICATED, RPCStatusCode.PERMISSION_DENIED):
-            raise _Failed(f"not allowed in namespace {namespace!r}", transient=False) from None
         raise _Failed(
-            " ".join(e.message.split())[:160], transient=e.status in _TRANSIENT_STATUS
+            explain_rpc_error(e, namespace=namespace, timeout=rpc_timeout.total_seconds()),
+            transient=e.status in _TRANSIENT_STATUS,
         ) from None
     return client

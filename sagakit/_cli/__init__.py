@@ -9,7 +9,7 @@ It talks to any Temporal cluster, with the connection flags (and environment
 variables) of the `temporal` CLI. Every failure is one line on stderr, and the
 exit status says what happened: see `ExitCode`. This module parses the command
 line and imports no temporalio, so `--help` and usage errors answer at once;
-`_commands` talks to the cluster.
+`_commands` talks to the cluster; `_errors` holds what both raise.
 """
 
 from __future__ import annotations
@@ -22,45 +22,15 @@ import logging
 import os
 import sys
 from collections.abc import Sequence
-from enum import IntEnum
 from typing import Any
 
 from sagakit import SagaStatus, __version__
+from sagakit._cli._errors import PROG, ExitCode, Failure, one_line
 
 __all__ = ["ExitCode", "main"]
 
-PROG = "sagakit"
 DEFAULT_UI = "http://localhost:8233"
 _STATUSES = tuple(s.value for s in SagaStatus)
-
-
-class ExitCode(IntEnum):
-    """What the command's exit status says."""
-
-    OK = 0
-    """It did what was asked."""
-    FAILED = 1
-    """The operation failed or was rejected: no worker answered, the saga's
-    validator refused a resolution, no report could be read, the namespace
-    lacks the SagaStatus search attribute."""
-    USAGE = 2
-    """Bad command line: a flag, an argument, a TLS file."""
-    UNREACHABLE = 3
-    """Cannot reach the cluster or the namespace: address, TLS, credentials,
-    an unknown namespace, no answer in time."""
-    NOT_FOUND = 4
-    """No such workflow (or run), or the workflow is not a saga."""
-    INTERRUPTED = 130
-    """Ctrl-C."""
-
-
-class Failure(Exception):
-    """Ends the command: one line on stderr and this exit code."""
-
-    def __init__(self, code: ExitCode, message: str) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
 
 
 # -- the command line -------------------------------------------------------------
@@ -323,6 +293,6 @@ def _execute(args: argparse.Namespace) -> int:
             raise
         return _fail(
             ExitCode.FAILED,
-            f"unexpected error: {type(e).__name__}: {' '.join(str(e).split())[:300]} "
+            f"unexpected error: {type(e).__name__}: {one_line(str(e))} "
             "(SAGAKIT_DEBUG=1 shows the traceback)",
         )

@@ -25,11 +25,19 @@ from temporalio.client import (
     WorkflowUpdateFailedError,
     WorkflowUpdateRPCTimeoutOrCancelledError,
 )
-from temporalio.runtime import LoggingConfig, Runtime, TelemetryConfig, TelemetryFilter
 from temporalio.service import RPCError, RPCStatusCode
 
 from sagakit import SagaError, SagaReport
-from sagakit._cli import PROG, ExitCode, Failure
+from sagakit._cli._connect import (
+    NOT_ALLOWED,
+    TIMED_OUT,
+    check_namespace,
+    explain_connect_error,
+    explain_rpc_error,
+    is_unknown_namespace,
+    quiet_runtime,
+)
+from sagakit._cli._errors import PROG, ExitCode, Failure, one_line
 from sagakit.temporal import (
     REPORT_QUERY,
     RESOLVE_UPDATE,
@@ -49,9 +57,10 @@ _REGISTER_HINT = (
     f"--type Keyword` (a dev server: `temporal server start-dev --search-attribute "
     f"{SEARCH_ATTRIBUTE}=Keyword`)"
 )
+# The cluster's answers that say it cannot be used as given: exit 3, not 1.
+_UNREACHABLE = {RPCStatusCode.UNAVAILABLE, *TIMED_OUT, *NOT_ALLOWED}
 # A saga still under way by its search attribute: if its workflow closed, say so.
 _UNDER_WAY = {"running", "compensating", "parked"}
-_TIMED_OUT = (RPCStatusCode.CANCELLED, RPCStatusCode.DEADLINE_EXCEEDED)
 # A query or update the workflow has no handler for: "... expected but not found"
 # (Python SDK), "unknown queryType" (Go, Java), "unknown update" (and the like).
 _NO_HANDLER = re.compile(r"expected but not found|unknown query ?type|unknown update", re.I)
@@ -132,50 +141,6 @@ def _conn(args: argparse.Namespace) -> _Conn:
     )
 
 
-def _quiet_runtime() -> Runtime:
-    """A runtime whose Rust core logs nothing below ERROR (no WARN lines on stderr)."""
-    return Runtime(
-        telemetry=TelemetryConfig(
-            logging=LoggingConfig(filter=TelemetryFilter(core_level="ERROR", other_level="ERROR")),
-            metrics=None,
-        )
-    )
-
-
-def _connect_error(conn: _Conn, text: str) -> str:
-    """A connect error of temporalio (from its Rust core) in a few plain words."""
-    detail = text.removeprefix("Failed client connect: ")
-    for pattern, words in (
-        (r"Connection refused", "connection refused"),
-        (r"dns error|failed to lookup address", "cannot resolve the host name"),
-        (
-            r"InvalidContentType|WrongVersion|CorruptMessage",
-            "the TLS handshake failed: does the server speak TLS? (drop --tls / --api-key "
-            "for a server without it)",
-        ),
-        (r"UnknownIssuer|BadSignature|NotValidForName|InvalidCertificate", ""),
-        (r"PrivateKeyParseError", "cannot use the client private key (--tls-key)"),
-        (r"timed out|Timeout|deadline", f"no answer within {conn.timeout:g}s"),
-        (
-            r"Unimplemented|404|grpc-status header missing",
-            "something answers there, but not a Temporal frontend (gRPC)",
-        ),
-        (r"Unauthenticated|PermissionDenied|unauthori[sz]ed", "not allowed: " + detail[:160]),
-    ):
-        if re.search(pattern, detail, re.I):
-            if not words:  # the server's certificate: say which check failed
-                found = re.search(
-                    r"UnknownIssuer|BadSignature|NotValidForName|InvalidCertificate\(\w+\)",
-                    detail,
-                )
-                return (
-                    f"the server's TLS certificate is not trusted "
-                    f"({found.group(0) if found else 'invalid'}; see --tls-ca, --tls-server-name)"
-                )
-            return words
-    return " ".join(detail.split())[:200]
-
-
 async def _connect(conn: _Conn) -> Client:
     try:
         return await asyncio.wait_for(
@@ -186,7 +151,7 @@ async def _connect(conn: _Conn) -> Client:
                 tls=conn.tls,
                 identity=conn.identity,
                 connect_timeout=conn.rpc_timeout,
-                runtime=_quiet_runtime(),
+                runtime=quiet_runtime(),
             ),
             conn.timeout + 1,
         )
@@ -198,43 +163,29 @@ async def _connect(conn: _Conn) -> Client:
     except (RuntimeError, RPCError) as e:  # temporalio's bridge raises RuntimeError
         raise Failure(
             ExitCode.UNREACHABLE,
-            f"cannot connect to {conn.address}: {_connect_error(conn, str(e))}",
+            f"cannot connect to {conn.address}: "
+            + explain_connect_error(
+                str(e), timeout=conn.timeout, trust_flags="--tls-ca, --tls-server-name"
+            ),
         ) from None
 
 
 async def _namespace_missing(client: Client, conn: _Conn) -> Failure | None:
     """The failure to report if the namespace does not exist, else `None`."""
-    from temporalio.api.workflowservice.v1 import DescribeNamespaceRequest
-
     try:
-        await client.workflow_service.describe_namespace(
-            DescribeNamespaceRequest(namespace=conn.namespace), timeout=conn.rpc_timeout
-        )
+        await check_namespace(client, conn.namespace, conn.rpc_timeout)
     except RPCError as e:
-        if e.status == RPCStatusCode.NOT_FOUND:
-            return Failure(
-                ExitCode.UNREACHABLE, f"no namespace {conn.namespace!r} on {conn.address}"
-            )
+        if is_unknown_namespace(e):
+            return _rpc_failure(e, conn)
     return None
 
 
 def _rpc_failure(e: RPCError, conn: _Conn) -> Failure:
     """An error of the cluster (not of a worker) as a one-line failure."""
-    message = " ".join(e.message.split())[:200]
-    if e.status == RPCStatusCode.UNAVAILABLE:
-        return Failure(ExitCode.UNREACHABLE, f"cannot reach {conn.address}: {message}")
-    if e.status in _TIMED_OUT:
-        return Failure(
-            ExitCode.UNREACHABLE, f"{conn.address} did not answer within {conn.timeout:g}s"
-        )
-    if e.status in (RPCStatusCode.UNAUTHENTICATED, RPCStatusCode.PERMISSION_DENIED):
-        return Failure(
-            ExitCode.UNREACHABLE,
-            f"not allowed in namespace {conn.namespace!r} on {conn.address}: {message}",
-        )
-    if e.status == RPCStatusCode.NOT_FOUND and "namespace" in message.lower():
-        return Failure(ExitCode.UNREACHABLE, f"no namespace {conn.namespace!r} on {conn.address}")
-    return Failure(ExitCode.FAILED, message)
+    text = explain_rpc_error(e, namespace=conn.namespace, timeout=conn.timeout)
+    if e.status in _UNREACHABLE or is_unknown_namespace(e):
+        return Failure(ExitCode.UNREACHABLE, f"cannot use {conn.address}: {text}")
+    return Failure(ExitCode.FAILED, text)
 
 
 async def _describe(
@@ -297,29 +248,25 @@ async def _ask_worker(
     except WorkflowQueryFailedError as e:
         if _NO_HANDLER.search(e.message):
             raise _not_a_saga(desc, what) from None
-        raise Failure(ExitCode.FAILED, f"the {what} failed: {_one_line(e.message)}") from None
+        raise Failure(ExitCode.FAILED, f"the {what} failed: {one_line(e.message)}") from None
     except WorkflowUpdateFailedError as e:
         cause = e.cause
         text = str(getattr(cause, "message", "") or cause)
         if _NO_HANDLER.search(text):
             raise _not_a_saga(desc, what) from None
-        raise Failure(ExitCode.FAILED, f"rejected: {_one_line(text)}") from None
+        raise Failure(ExitCode.FAILED, f"rejected: {one_line(text)}") from None
     except RPCError as e:
-        if e.status in _TIMED_OUT:
+        if e.status in TIMED_OUT:
             raise _NoWorker(_no_worker(conn, desc, what)) from None
         if e.status == RPCStatusCode.NOT_FOUND and "completed" in e.message:
             raise Failure(
-                ExitCode.FAILED, f"workflow {desc.id!r} has closed: {_one_line(e.message)}"
+                ExitCode.FAILED, f"workflow {desc.id!r} has closed: {one_line(e.message)}"
             ) from None
         raise _rpc_failure(e, conn) from None
     except SagaError as e:  # `resolve` raises SagaStateError for a refused update
         if _NO_HANDLER.search(str(e)):
             raise _not_a_saga(desc, what) from None
-        raise Failure(ExitCode.FAILED, f"rejected: {_one_line(str(e))}") from None
-
-
-def _one_line(text: str) -> str:
-    return " ".join(text.split())[:300]
+        raise Failure(ExitCode.FAILED, f"rejected: {one_line(str(e))}") from None
 
 
 # -- the commands -----------------------------------------------------------------
@@ -351,7 +298,7 @@ async def _show(client: Client, conn: _Conn, args: argparse.Namespace) -> ExitCo
             report = SagaReport.model_validate(data)
         except ValueError as e:  # pydantic's ValidationError
             raise Failure(
-                ExitCode.FAILED, f"cannot read the {what}'s answer: {_one_line(str(e))}"
+                ExitCode.FAILED, f"cannot read the {what}'s answer: {one_line(str(e))}"
             ) from None
         source = f"live, from the {what}"
     print(header)
@@ -369,18 +316,18 @@ async def _report_of_failed_run(
         await handle.result(follow_runs=False, rpc_timeout=conn.rpc_timeout)
     except WorkflowFailureError as e:
         cause = e.cause
-        failure = _one_line(f"{getattr(cause, 'type', None) or type(cause).__name__}: {cause}")
+        failure = one_line(f"{getattr(cause, 'type', None) or type(cause).__name__}: {cause}")
         try:
             report = report_from_failure(e, saga_id=f"{desc.id}/{desc.run_id}")
         except ValueError as bad:
-            return None, f"cannot read the report in its failure ({_one_line(str(bad))})"
+            return None, f"cannot read the report in its failure ({one_line(str(bad))})"
         if report is None:
             return None, f"the run failed ({failure[:120]}) with no saga report in its failure"
         return report, ""
     except RPCError as e:
         raise _rpc_failure(e, conn) from None
     except Exception as e:  # a failure its data converter cannot decode, e.g. a codec's
-        return None, f"cannot decode the run's failure ({type(e).__name__}: {_one_line(str(e))})"
+        return None, f"cannot decode the run's failure ({type(e).__name__}: {one_line(str(e))})"
     return None, "the run has no failure"
 
 
@@ -435,7 +382,7 @@ async def _parked(client: Client, conn: _Conn, args: argparse.Namespace) -> Exit
         return ExitCode.OK
     for u in undos:
         attempts = f"{u.attempts} attempt{'s' if u.attempts != 1 else ''}" if u.attempts else ""
-        error = f"{u.error.type}: {_one_line(u.error.message)}" if u.error else ""
+        error = f"{u.error.type}: {one_line(u.error.message)}" if u.error else ""
         tail = ", ".join(x for x in (attempts, error) if x)
         print(f"{u.seq}. {u.name} (undo {u.undo})" + (f": {tail}" if tail else ""))
     return ExitCode.OK

@@ -67,7 +67,8 @@ async def test_a_wrong_address() -> None:
     )
     assert (refused.code, refused.error) == (
         3,
-        f"sagakit: cannot connect to 127.0.0.1:{port}: connection refused",
+        f"sagakit: cannot connect to 127.0.0.1:{port}: "
+        "connection refused (is a Temporal server listening there?)",
     ), refused
     assert (unknown.code, unknown.error) == (
         3,
@@ -121,7 +122,9 @@ async def test_an_unknown_namespace(cli: Cli) -> None:
     for run in runs:
         assert (run.code, run.error) == (
             3,
-            f"sagakit: no namespace 'no-such-namespace' on {cli.address}",
+            f"sagakit: cannot use {cli.address}: namespace 'no-such-namespace' does not exist "
+            "(create it with `temporal operator namespace create --namespace "
+            "no-such-namespace`, or pick another with --namespace)",
         ), run
 
 
