@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections import defaultdict
 from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
 import pytest
 from conftest import new_id, saga_worker
+from temporalio import workflow
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client, WorkflowExecutionStatus, WorkflowFailureError, WorkflowHandle
 from temporalio.exceptions import (
@@ -19,6 +21,12 @@ from temporalio.exceptions import (
     ChildWorkflowError,
 )
 from temporalio.testing import WorkflowEnvironment
+from temporalio.worker import (
+    ExecuteWorkflowInput,
+    Interceptor,
+    WorkflowInboundInterceptor,
+    WorkflowInterceptorClassInput,
+)
 from workflows.activities import ALL, JOURNAL, STARTED, STEPS, Job, events, sync_touch
 from workflows.sagas import (
     BadStepWorkflow,
@@ -602,36 +610,80 @@ class TestCancellation:
         assert events(job.run) == ["do:a", "do:b", "undo:c", "undo:b", "undo:a"]
 
 
+class ReplayCounter(Interceptor):
+    """Counts, per workflow id, how often the workflow's code starts and whether by replay.
+
+    A worker that keeps a workflow cached runs its code once; a worker with
+    no cache evicts it after every task and starts it again from history for
+    the next one, replaying (`workflow.unsafe.is_replaying()`). The count is
+    kept outside the workflow (a plain dict of this process), not asked of it.
+    """
+
+    def __init__(self) -> None:
+        self.starts: defaultdict[str, list[bool]] = defaultdict(list)
+        """Workflow id -> one entry per start of its code: was it a replay."""
+
+    def workflow_interceptor_class(
+        self, input: WorkflowInterceptorClassInput
+    ) -> type[WorkflowInboundInterceptor]:
+        """Record each start of a workflow's code, then run it."""
+        starts = self.starts
+
+        class Inbound(WorkflowInboundInterceptor):
+            async def execute_workflow(self, input: ExecuteWorkflowInput) -> Any:
+                starts[workflow.info().workflow_id].append(workflow.unsafe.is_replaying())
+                return await super().execute_workflow(input)
+
+        return Inbound
+
+
+async def run_without_cache(client: Client, job: Job) -> tuple[Any, list[bool]]:
+    """Run `StepsWorkflow` on a worker with no workflow cache.
+
+    Returns:
+        The workflow's result, or the `ApplicationError` it failed with, and
+        for each start of its code whether it was a replay.
+    """
+    counter = ReplayCounter()
+    wf_id = new_id()
+    async with saga_worker(
+        client,
+        workflows=WORKFLOWS,
+        activities=ALL,
+        max_cached_workflows=0,
+        interceptors=[counter],
+    ) as w:
+        outcome: Any
+        try:
+            outcome = await client.execute_workflow(
+                StepsWorkflow.run, job, id=wf_id, task_queue=w.task_queue
+            )
+        except WorkflowFailureError as e:
+            outcome = e.cause
+    return outcome, counter.starts[wf_id]
+
+
 class TestEviction:
     async def test_eviction_after_every_task_does_not_compensate(self, client: Client) -> None:
-        """With no workflow cache every task ends in eviction; the saga still just succeeds."""
+        """Evicted after every task, the workflow replays once per step; the saga just succeeds."""
         job = Job(run=new_id("run"), steps=["a", "b", "c"])
-        async with saga_worker(
-            client, workflows=WORKFLOWS, activities=ALL, max_cached_workflows=0
-        ) as w:
-            assert await client.execute_workflow(
-                StepsWorkflow.run, job, id=new_id(), task_queue=w.task_queue
-            ) == ["do-a", "do-b", "do-c"]
+        result, starts = await run_without_cache(client, job)
+        assert result == ["do-a", "do-b", "do-c"]
         assert events(job.run) == ["do:a", "do:b", "do:c"]
+        # Started fresh once, then rebuilt by replay for each completed do at least.
+        assert starts[0] is False
+        assert starts[1:].count(True) >= 3
 
     async def test_eviction_mid_unwind_resumes_the_unwind(self, client: Client) -> None:
-        """Evicted between undos, a workflow replays and finishes its unwind once."""
+        """Evicted between undos, a workflow replays and finishes its unwind, each undo once."""
         job = Job(run=new_id("run"), fail=["e"])
-        err = await run_failing_no_cache(client, job)
+        err, starts = await run_without_cache(client, job)
+        assert isinstance(err, ApplicationError)
         assert err.type == SAGA_FAILED_TYPE
         assert events(job.run)[5:] == [f"undo:{n}" for n in reversed(STEPS)]
-
-
-async def run_failing_no_cache(client: Client, job: Job) -> ApplicationError:
-    async with saga_worker(
-        client, workflows=WORKFLOWS, activities=ALL, max_cached_workflows=0
-    ) as w:
-        with pytest.raises(WorkflowFailureError) as ei:
-            await client.execute_workflow(
-                StepsWorkflow.run, job, id=new_id(), task_queue=w.task_queue
-            )
-    assert isinstance(ei.value.cause, ApplicationError)
-    return ei.value.cause
+        # Rebuilt by replay after each do and after each undo but the last.
+        assert starts[0] is False
+        assert starts[1:].count(True) >= len(STEPS) + len(STEPS) - 1
 
 
 class TestStepsByName:
