@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-import json
 from collections import defaultdict
 from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
 import pytest
-from conftest import new_id, saga_worker
+from conftest import assert_failure_report_agrees, new_id, saga_worker
 from temporalio import workflow
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client, WorkflowExecutionStatus, WorkflowFailureError, WorkflowHandle
@@ -98,10 +97,8 @@ async def run_failing_with_report(
         full = SagaReport.model_validate(await handle.query(REPORT_QUERY))
     err = ei.value.cause
     assert isinstance(err, ApplicationError)
-    # What the failure carries is the final report's compact form; the failed
-    # step's error is left out when the failure's cause (a step's failure) tells it.
-    cause_tells = isinstance(err.cause, ActivityError | ChildWorkflowError)
-    assert err.details[0] == full.to_compact(saga_id=False, error=not cause_tells)
+    # What the failure carries, read back as users read it, tells what the query tells.
+    assert_failure_report_agrees(report_from_failure(err), full)
     return err, full
 
 
@@ -400,25 +397,19 @@ class TestFailureShape:
         assert "s3cr3t" not in str(err.details)
         assert all(s.result is None for s in report_of(err).steps)
 
-    async def test_details_are_the_compact_report(self, client: Client) -> None:
-        """details[0] is the versioned compact form: no timestamps, an array per unusual step."""
+    async def test_the_failed_steps_error_reads_back_on_the_step_and_the_saga(
+        self, client: Client
+    ) -> None:
+        """Read back from the failure, the report gives the failed do's error to it and the saga."""
         job = Job(run=new_id("run"), fail=["e"])
-        err = await run_failing(client, job)
-        [data] = err.details
-        assert data["v"] == 2
-        assert "id" not in data  # the workflow's own id and run id
-        assert data["n"] == 5
-        # Only the failed step is listed; steps 1-4 (undos compensated) are counted.
-        # Step 5's error is the failure's cause: not repeated in the details.
-        assert data["st"] == [[5, "do_e", "f", "undo_e", "c", 1]]
-        assert data["u"] == {"c": 4}
-        assert data["e"] == 5  # the saga's error is step 5's
-        assert len(json.dumps(data, separators=(",", ":"))) < 100
+        err, full = await run_failing_with_report(client, job)
         boom = ErrorInfo(type="Boom", message="do e failed")
         report = report_of(err)
+        assert report.status is SagaStatus.COMPENSATED
         assert report.error == boom
+        assert report.step("do_e").status is StepStatus.FAILED
         assert report.step("do_e").error == boom
-        assert SagaReport.from_compact(data, error=boom) == report
+        assert full.compensation_order == [f"do_{n}" for n in reversed(STEPS)]
 
     async def test_report_from_the_client_error(self, client: Client) -> None:
         """report_from_failure takes the WorkflowFailureError itself; saga_id fills in the id."""
@@ -533,8 +524,7 @@ class TestRefusedBeforeScheduling:
         assert full.error is not None
         assert full.error.type == "StepDefinitionError"
         # The failure's compact report: no unusual step, step a counted, the refusal kept.
-        report = report_of(err)
-        assert err.details[0] == full.to_compact(saga_id=False)
+        report = assert_failure_report_agrees(report_of(err), full)
         assert report.status is SagaStatus.COMPENSATED
         assert report.steps == []
         assert report.omitted == OmittedSteps(count=1, undos={UndoStatus.COMPENSATED: 1})
