@@ -2,13 +2,27 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections import Counter
 from collections.abc import Iterable
+
+import pytest
 
 from sagakit import DoOutcome, Saga, SagaReport, SagaStatus, StepStatus, UndoStatus
 
 from ._runner import Backend, options
-from ._shared import DO, STEPS, UNDO, Plan, attempts, journal, most_concurrent_undos, ran, steps
+from ._shared import (
+    DO,
+    STEPS,
+    UNDO,
+    Plan,
+    SagaFn,
+    attempts,
+    journal,
+    most_concurrent_undos,
+    ran,
+    steps,
+)
 
 
 async def one_fails_while_another_runs(saga: Saga, plan: Plan) -> list[str]:
@@ -17,6 +31,24 @@ async def one_fails_while_another_runs(saga: Saga, plan: Plan) -> list[str]:
         saga.step(DO["b"], UNDO["b"], plan), saga.step(DO["c"], UNDO["c"], plan)
     )
     return [a, b, c]
+
+
+async def one_fails_while_another_runs_in_asyncio_gather(saga: Saga, plan: Plan) -> list[str]:
+    a = await saga.step(DO["a"], UNDO["a"], plan)
+    # asyncio.gather raises the first error and leaves its other awaitables running.
+    b, c = await asyncio.gather(
+        saga.step(DO["b"], UNDO["b"], plan), saga.step(DO["c"], UNDO["c"], plan)
+    )
+    return [a, b, c]
+
+
+async def all_at_once(saga: Saga, plan: Plan) -> list[str]:
+    return await saga.gather(*(saga.step(DO[n], UNDO[n], plan) for n in plan.steps))
+
+
+async def all_at_once_then_raises(saga: Saga, plan: Plan) -> None:
+    await saga.gather(*(saga.step(DO[n], UNDO[n], plan) for n in plan.steps))
+    raise ValueError("the body changed its mind")
 
 
 async def body_raises_after_its_steps(saga: Saga, plan: Plan) -> None:
@@ -31,12 +63,20 @@ def undo_statuses(report: SagaReport, names: Iterable[str]) -> dict[str, UndoSta
 
 
 class TestInFlightStepsStopFirst:
+    @pytest.mark.parametrize(
+        "saga_fn",
+        [one_fails_while_another_runs, one_fails_while_another_runs_in_asyncio_gather],
+        ids=["saga.gather", "asyncio.gather"],
+    )
     async def test_a_step_in_flight_is_cancelled_and_awaited_before_any_undo(
-        self, backend: Backend
+        self, backend: Backend, saga_fn: SagaFn
     ) -> None:
-        """When a gathered step fails, its sibling in flight is stopped before any undo starts."""
+        """When a gathered step fails, its sibling in flight is stopped before any undo starts.
+
+        So too with `asyncio.gather`, which leaves the sibling running when it raises.
+        """
         plan = Plan(hang=["b"], fail=["c"], wait_for={"c": "do:b"})
-        outcome = await backend.run(one_fails_while_another_runs, plan, options=options())
+        outcome = await backend.run(saga_fn, plan, options=options())
         events = [f"{e.event}:{e.phase}:{e.name}" for e in journal(plan) if e.event != "ended"]
         assert events == [
             "ran:do:a",
@@ -52,13 +92,36 @@ class TestInFlightStepsStopFirst:
         assert undo_b.step.do_outcome is DoOutcome.UNKNOWN
 
 
+class TestConcurrentSteps:
+    async def test_gather_returns_results_in_argument_order(self, backend: Backend) -> None:
+        """`saga.gather` returns its steps' results in argument order, not completion order."""
+        plan = Plan(wait_for={"a": "do:c"})
+        outcome = await backend.run(all_at_once, plan, options=options())
+        assert ran(plan).index("do:a") > ran(plan).index("do:c")  # a ended last
+        assert outcome.result == ["did a", "did b", "did c"]
+
+    async def test_concurrent_steps_unwind_last_registered_first(self, backend: Backend) -> None:
+        """Steps run at once are undone by the order `saga.step` registered them, reversed."""
+        plan = Plan(wait_for={"a": "do:c"})
+        outcome = await backend.run(all_at_once_then_raises, plan, options=options())
+        assert ran(plan).index("do:a") > ran(plan).index("do:c")  # a ended last
+        assert ran(plan)[3:] == ["undo:c", "undo:b", "undo:a"]
+        assert [s.name for s in outcome.report.steps] == ["do_a", "do_b", "do_c"]
+        assert outcome.report.compensation_order == ["do_c", "do_b", "do_a"]
+
+
 class TestUndoOrder:
-    async def test_undos_run_last_registered_first(self, backend: Backend) -> None:
-        """Every registered undo runs, one at a time, the last registered first."""
-        plan = Plan(steps=list(STEPS), fail=["e"], undo_delay=0.02)
+    @pytest.mark.parametrize("failing", ["a", "c", "e"])
+    async def test_undos_run_last_registered_first(self, backend: Backend, failing: str) -> None:
+        """Wherever a step fails, its undo and every earlier one run, one at a time, LIFO."""
+        plan = Plan(steps=list(STEPS), fail=[failing], undo_delay=0.02)
         outcome = await backend.run(steps, plan, options=options())
-        assert ran(plan) == [*(f"do:{n}" for n in STEPS), *(f"undo:{n}" for n in reversed(STEPS))]
-        assert outcome.report.compensation_order == [f"do_{n}" for n in reversed(STEPS)]
+        registered = STEPS[: STEPS.index(failing) + 1]
+        assert ran(plan) == [
+            *(f"do:{n}" for n in registered),
+            *(f"undo:{n}" for n in reversed(registered)),
+        ]
+        assert outcome.report.compensation_order == [f"do_{n}" for n in reversed(registered)]
         assert most_concurrent_undos(plan) == 1
 
     async def test_each_undo_runs_once(self, backend: Backend) -> None:
@@ -79,6 +142,7 @@ class TestUndoOrder:
         assert outcome.error == "SagaFailed"
         assert outcome.cause is not None
         assert outcome.cause.type == "ValueError"
+        assert [s.status for s in outcome.report.steps] == [StepStatus.SUCCEEDED] * 3
         assert outcome.report.status is SagaStatus.COMPENSATED
 
 
@@ -150,6 +214,24 @@ class TestParallelCompensation:
         assert sorted(ran(plan)[4:]) == ["undo:a", "undo:b", "undo:c", "undo:d"]
         assert outcome.report.status is SagaStatus.COMPENSATED
 
+    async def test_parallel_compensation_runs_every_undo_and_reports_every_failure(
+        self, backend: Backend
+    ) -> None:
+        """In parallel, undos that finally fail stop none of the others; each is reported."""
+        plan = Plan(steps=["a", "b", "c", "d"], fail=["d"], fail_undo=["a", "c"])
+        outcome = await backend.run(steps, plan, options=options(parallel_compensation=True))
+        assert sorted(ran(plan)[4:]) == ["undo:a", "undo:b", "undo:c", "undo:d"]
+        assert [s.name for s in outcome.report.failed_undos] == ["do_a", "do_c"]
+        assert undo_statuses(outcome.report, "abcd") == {
+            "a": UndoStatus.FAILED,
+            "b": UndoStatus.COMPENSATED,
+            "c": UndoStatus.FAILED,
+            "d": UndoStatus.COMPENSATED,
+        }
+        assert outcome.report.status is SagaStatus.COMPENSATION_FAILED
+        assert outcome.cause is not None
+        assert outcome.cause.type == "Boom"  # still the do's error, not an undo's
+
 
 class TestContinueOnCompensationError:
     async def test_false_stops_at_the_first_failing_undo(self, backend: Backend) -> None:
@@ -165,6 +247,7 @@ class TestContinueOnCompensationError:
             "c": UndoStatus.FAILED,
             "d": UndoStatus.COMPENSATED,
         }
+        assert outcome.report.compensation_order == ["do_d", "do_c"]
         assert outcome.report.status is SagaStatus.COMPENSATION_FAILED
 
     async def test_true_runs_every_undo_and_collects_every_failure(self, backend: Backend) -> None:

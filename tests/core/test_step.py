@@ -1,4 +1,9 @@
-"""saga.step (API.md §2): registration, arguments, results and callable kinds."""
+"""saga.step in memory (API.md §2): the saga's args, registration seen live, callable kinds.
+
+That a step returns its do's result, that its undo gets the do's args and
+that `name=` names it are the contract suite's (`tests/contract/`), on every
+backend. Here: what only the in-memory executor accepts or shows.
+"""
 
 from __future__ import annotations
 
@@ -17,36 +22,7 @@ class Boom(Exception):
     pass
 
 
-class TestArgsAndResults:
-    async def test_step_returns_the_do_result(self, executor: InMemoryExecutor) -> None:
-        """saga.step returns what the do returned."""
-
-        async def book(n: int) -> dict[str, int]:
-            return {"booking": n}
-
-        async def saga(s: Saga) -> dict[str, int]:
-            return await s.step(book, None, 7)
-
-        assert await executor.run(saga) == {"booking": 7}
-
-    async def test_undo_gets_the_same_args_as_do(self, executor: InMemoryExecutor) -> None:
-        """The undo is called with exactly the positional args the do got."""
-        seen: list[tuple[str, tuple[Any, ...]]] = []
-
-        async def do(*args: Any) -> None:
-            seen.append(("do", args))
-
-        async def undo(*args: Any) -> None:
-            seen.append(("undo", args))
-
-        async def saga(s: Saga) -> None:
-            await s.step(do, undo, "trip-1", 3, {"k": "v"})
-            raise Boom()
-
-        with pytest.raises(SagaFailed):
-            await executor.run(saga)
-        assert seen == [("do", ("trip-1", 3, {"k": "v"})), ("undo", ("trip-1", 3, {"k": "v"}))]
-
+class TestSagaArgsAndRegistration:
     async def test_executor_passes_saga_args_to_the_saga_function(
         self, executor: InMemoryExecutor
     ) -> None:
@@ -73,20 +49,6 @@ class TestArgsAndResults:
 
         await executor.run(saga)
         assert seen == [("do", "pending")]
-
-    async def test_name_option_names_the_step(self, executor: InMemoryExecutor) -> None:
-        """name= overrides the do's function name in reports and step context."""
-        names: list[str] = []
-
-        async def do() -> None:
-            names.append(current_step().name)
-
-        async def saga(s: Saga) -> None:
-            await s.step(do, None, name="reserve")
-
-        await executor.run(saga)
-        assert names == ["reserve"]
-        assert executor.last_report.steps[0].name == "reserve"
 
 
 class TestCallableKinds:

@@ -9,7 +9,7 @@ from datetime import date
 from decimal import Decimal
 
 import pytest
-from conftest import new_id, saga_worker
+from conftest import assert_failure_report_agrees, new_id, saga_worker
 from temporalio.api.common.v1 import Payload
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client, WorkflowFailureError, WorkflowHistory
@@ -87,10 +87,7 @@ class TestPydantic:
         ]
         assert full.compensation_order == ["book_car"]
         # The failure's compact report: the failed hotel listed, the undone car counted.
-        report = report_from_failure(ei.value)
-        assert report is not None
-        # The failed step's error is left out: the failure's cause holds it.
-        assert err.details[0] == full.to_compact(saga_id=False, error=False)
+        report = assert_failure_report_agrees(report_from_failure(ei.value), full)
         assert [(s.name, s.status) for s in report.steps] == [("book_hotel", StepStatus.FAILED)]
         assert report.omitted == OmittedSteps(count=1, undos={UndoStatus.COMPENSATED: 1})
         assert report.error is not None
@@ -157,8 +154,7 @@ class TestEncryptingCodec:
         assert events(job.run) == ["do:a", "do:b", "do:c", "undo:c", "undo:b", "undo:a"]
         assert all(e.key for e in JOURNAL[job.run])
         # The report travels encrypted as the failure's details...
-        assert b'"st":[' not in stored
-        assert b'"v":2' not in stored
+        assert report_encodings(raw) == {b"binary/encrypted"}
         # ...and the client with the codec reads it back: the failed step c listed,
         # a and b (undone) counted; the query's full report has all three undone.
         assert isinstance(ei.value.cause, ApplicationError)
@@ -172,8 +168,7 @@ class TestEncryptingCodec:
         assert report.compensation_order == ["do_c"]
         assert report.omitted == OmittedSteps(count=2, undos={UndoStatus.COMPENSATED: 2})
         assert full.compensation_order == ["do_c", "do_b", "do_a"]
-        # The failed step's error is left out: the failure's cause holds it.
-        assert ei.value.cause.details[0] == full.to_compact(saga_id=False, error=False)
+        assert_failure_report_agrees(report, full)
 
 
 def stored(history: WorkflowHistory) -> bytes:
@@ -188,6 +183,17 @@ def workflow_failure_message(history: WorkflowHistory) -> str:
         e for e in history.events if e.event_type == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_FAILED
     ]
     return event.workflow_execution_failed_event_attributes.failure.message
+
+
+def report_encodings(history: WorkflowHistory) -> set[bytes]:
+    """The encodings of the closed run's failure details (the saga's report), as stored."""
+    (event,) = [
+        e for e in history.events if e.event_type == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_FAILED
+    ]
+    failure = event.workflow_execution_failed_event_attributes.failure
+    payloads = failure.application_failure_info.details.payloads
+    assert payloads, "the failure carries no report"
+    return {p.metadata["encoding"] for p in payloads}
 
 
 class TestEncodedFailureAttributes:
@@ -260,8 +266,7 @@ class TestEncodedFailureAttributes:
         assert [(s.name, s.status) for s in report.steps] == [("charge", StepStatus.FAILED)]
         assert report.compensation_order == ["charge"]
         assert report.omitted == OmittedSteps(count=1, undos={UndoStatus.COMPENSATED: 1})
-        # The failed step's error is left out: the failure's cause holds it.
-        assert err.details[0] == full.to_compact(saga_id=False, error=False)
+        assert_failure_report_agrees(report, full)
         assert [(s.name, s.status) for s in full.steps] == [
             ("hold", StepStatus.SUCCEEDED),
             ("charge", StepStatus.FAILED),
@@ -292,9 +297,8 @@ class TestEncodedFailureAttributes:
         # The saga's own failure message is one of the plaintext copies.
         assert decline in workflow_failure_message(history)
         assert "charge" in workflow_failure_message(history)
-        # The compact report is a payload: encrypted either way.
-        assert b'"st":[' not in raw
-        assert b'"v":2' not in raw
+        # The report is a payload: encrypted either way.
+        assert report_encodings(history) == {b"binary/encrypted"}
         report = report_from_failure(failure)
         assert report is not None
         assert report.error is not None

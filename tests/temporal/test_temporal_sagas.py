@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import asyncio
-import json
+from collections import defaultdict
 from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
 import pytest
-from conftest import new_id, saga_worker
+from conftest import assert_failure_report_agrees, new_id, saga_worker
+from temporalio import workflow
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client, WorkflowExecutionStatus, WorkflowFailureError, WorkflowHandle
 from temporalio.exceptions import (
@@ -19,6 +20,12 @@ from temporalio.exceptions import (
     ChildWorkflowError,
 )
 from temporalio.testing import WorkflowEnvironment
+from temporalio.worker import (
+    ExecuteWorkflowInput,
+    Interceptor,
+    WorkflowInboundInterceptor,
+    WorkflowInterceptorClassInput,
+)
 from workflows.activities import ALL, JOURNAL, STARTED, STEPS, Job, events, sync_touch
 from workflows.sagas import (
     BadStepWorkflow,
@@ -90,10 +97,8 @@ async def run_failing_with_report(
         full = SagaReport.model_validate(await handle.query(REPORT_QUERY))
     err = ei.value.cause
     assert isinstance(err, ApplicationError)
-    # What the failure carries is the final report's compact form; the failed
-    # step's error is left out when the failure's cause (a step's failure) tells it.
-    cause_tells = isinstance(err.cause, ActivityError | ChildWorkflowError)
-    assert err.details[0] == full.to_compact(saga_id=False, error=not cause_tells)
+    # What the failure carries, read back as users read it, tells what the query tells.
+    assert_failure_report_agrees(report_from_failure(err), full)
     return err, full
 
 
@@ -392,25 +397,19 @@ class TestFailureShape:
         assert "s3cr3t" not in str(err.details)
         assert all(s.result is None for s in report_of(err).steps)
 
-    async def test_details_are_the_compact_report(self, client: Client) -> None:
-        """details[0] is the versioned compact form: no timestamps, an array per unusual step."""
+    async def test_the_failed_steps_error_reads_back_on_the_step_and_the_saga(
+        self, client: Client
+    ) -> None:
+        """Read back from the failure, the report gives the failed do's error to it and the saga."""
         job = Job(run=new_id("run"), fail=["e"])
-        err = await run_failing(client, job)
-        [data] = err.details
-        assert data["v"] == 2
-        assert "id" not in data  # the workflow's own id and run id
-        assert data["n"] == 5
-        # Only the failed step is listed; steps 1-4 (undos compensated) are counted.
-        # Step 5's error is the failure's cause: not repeated in the details.
-        assert data["st"] == [[5, "do_e", "f", "undo_e", "c", 1]]
-        assert data["u"] == {"c": 4}
-        assert data["e"] == 5  # the saga's error is step 5's
-        assert len(json.dumps(data, separators=(",", ":"))) < 100
+        err, full = await run_failing_with_report(client, job)
         boom = ErrorInfo(type="Boom", message="do e failed")
         report = report_of(err)
+        assert report.status is SagaStatus.COMPENSATED
         assert report.error == boom
+        assert report.step("do_e").status is StepStatus.FAILED
         assert report.step("do_e").error == boom
-        assert SagaReport.from_compact(data, error=boom) == report
+        assert full.compensation_order == [f"do_{n}" for n in reversed(STEPS)]
 
     async def test_report_from_the_client_error(self, client: Client) -> None:
         """report_from_failure takes the WorkflowFailureError itself; saga_id fills in the id."""
@@ -525,8 +524,7 @@ class TestRefusedBeforeScheduling:
         assert full.error is not None
         assert full.error.type == "StepDefinitionError"
         # The failure's compact report: no unusual step, step a counted, the refusal kept.
-        report = report_of(err)
-        assert err.details[0] == full.to_compact(saga_id=False)
+        report = assert_failure_report_agrees(report_of(err), full)
         assert report.status is SagaStatus.COMPENSATED
         assert report.steps == []
         assert report.omitted == OmittedSteps(count=1, undos={UndoStatus.COMPENSATED: 1})
@@ -602,36 +600,80 @@ class TestCancellation:
         assert events(job.run) == ["do:a", "do:b", "undo:c", "undo:b", "undo:a"]
 
 
+class ReplayCounter(Interceptor):
+    """Counts, per workflow id, how often the workflow's code starts and whether by replay.
+
+    A worker that keeps a workflow cached runs its code once; a worker with
+    no cache evicts it after every task and starts it again from history for
+    the next one, replaying (`workflow.unsafe.is_replaying()`). The count is
+    kept outside the workflow (a plain dict of this process), not asked of it.
+    """
+
+    def __init__(self) -> None:
+        self.starts: defaultdict[str, list[bool]] = defaultdict(list)
+        """Workflow id -> one entry per start of its code: was it a replay."""
+
+    def workflow_interceptor_class(
+        self, input: WorkflowInterceptorClassInput
+    ) -> type[WorkflowInboundInterceptor]:
+        """Record each start of a workflow's code, then run it."""
+        starts = self.starts
+
+        class Inbound(WorkflowInboundInterceptor):
+            async def execute_workflow(self, input: ExecuteWorkflowInput) -> Any:
+                starts[workflow.info().workflow_id].append(workflow.unsafe.is_replaying())
+                return await super().execute_workflow(input)
+
+        return Inbound
+
+
+async def run_without_cache(client: Client, job: Job) -> tuple[Any, list[bool]]:
+    """Run `StepsWorkflow` on a worker with no workflow cache.
+
+    Returns:
+        The workflow's result, or the `ApplicationError` it failed with, and
+        for each start of its code whether it was a replay.
+    """
+    counter = ReplayCounter()
+    wf_id = new_id()
+    async with saga_worker(
+        client,
+        workflows=WORKFLOWS,
+        activities=ALL,
+        max_cached_workflows=0,
+        interceptors=[counter],
+    ) as w:
+        outcome: Any
+        try:
+            outcome = await client.execute_workflow(
+                StepsWorkflow.run, job, id=wf_id, task_queue=w.task_queue
+            )
+        except WorkflowFailureError as e:
+            outcome = e.cause
+    return outcome, counter.starts[wf_id]
+
+
 class TestEviction:
     async def test_eviction_after_every_task_does_not_compensate(self, client: Client) -> None:
-        """With no workflow cache every task ends in eviction; the saga still just succeeds."""
+        """Evicted after every task, the workflow replays once per step; the saga just succeeds."""
         job = Job(run=new_id("run"), steps=["a", "b", "c"])
-        async with saga_worker(
-            client, workflows=WORKFLOWS, activities=ALL, max_cached_workflows=0
-        ) as w:
-            assert await client.execute_workflow(
-                StepsWorkflow.run, job, id=new_id(), task_queue=w.task_queue
-            ) == ["do-a", "do-b", "do-c"]
+        result, starts = await run_without_cache(client, job)
+        assert result == ["do-a", "do-b", "do-c"]
         assert events(job.run) == ["do:a", "do:b", "do:c"]
+        # Started fresh once, then rebuilt by replay for each completed do at least.
+        assert starts[0] is False
+        assert starts[1:].count(True) >= 3
 
     async def test_eviction_mid_unwind_resumes_the_unwind(self, client: Client) -> None:
-        """Evicted between undos, a workflow replays and finishes its unwind once."""
+        """Evicted between undos, a workflow replays and finishes its unwind, each undo once."""
         job = Job(run=new_id("run"), fail=["e"])
-        err = await run_failing_no_cache(client, job)
+        err, starts = await run_without_cache(client, job)
+        assert isinstance(err, ApplicationError)
         assert err.type == SAGA_FAILED_TYPE
         assert events(job.run)[5:] == [f"undo:{n}" for n in reversed(STEPS)]
-
-
-async def run_failing_no_cache(client: Client, job: Job) -> ApplicationError:
-    async with saga_worker(
-        client, workflows=WORKFLOWS, activities=ALL, max_cached_workflows=0
-    ) as w:
-        with pytest.raises(WorkflowFailureError) as ei:
-            await client.execute_workflow(
-                StepsWorkflow.run, job, id=new_id(), task_queue=w.task_queue
-            )
-    assert isinstance(ei.value.cause, ApplicationError)
-    return ei.value.cause
+        # Rebuilt by replay after each do and after each undo but the last.
+        assert starts[0] is False
+        assert starts[1:].count(True) >= len(STEPS) + len(STEPS) - 1
 
 
 class TestStepsByName:
