@@ -8,7 +8,6 @@ adapter maps them 1:1 and users meet no new vocabulary.
 from __future__ import annotations
 
 import difflib
-import functools
 from collections.abc import Callable, Iterable
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any, Literal, TypedDict
@@ -150,6 +149,10 @@ class _StepFields(_Frozen):
         return self
 
 
+# Fields a step inherits from the saga when it does not set them.
+_INHERITED = tuple(_StepFields.model_fields)
+
+
 class StepOptions(_StepFields):
     """Options of one step: the keywords of `saga.step` (the do's own args are positional)."""
 
@@ -224,34 +227,12 @@ class StepOptionsKw(TypedDict, total=False):
     summary: str
 
 
-# Fields a step inherits from the saga when it does not set them.
-_INHERITED = tuple(_StepFields.model_fields)
-
-
-@functools.lru_cache(maxsize=64)
-def step_defaults(saga: SagaOptions) -> StepOptions:
-    """The options of a step that sets none of its own.
-
-    Cached (options are frozen, so equal options give equal defaults): building
-    a `StepOptions` costs more than a whole in-memory step, and most steps set
-    no options.
-    """
-    return StepOptions.model_construct(**{f: getattr(saga, f) for f in _INHERITED})
+_NO_OPTIONS = StepOptions()
 
 
 def merge(saga: SagaOptions, step: StepOptions | None) -> StepOptions:
     """The options a step runs with: its own, then the saga's defaults."""
     if step is None:
-        return step_defaults(saga)
-    values: dict[str, Any] = {}
-    for f in _INHERITED:
-        own = getattr(step, f)
-        values[f] = own if own is not None else getattr(saga, f)
-    values.update(
-        name=step.name,
-        local=step.local,
-        summary=step.summary,
-        kind=step.kind,
-        pass_result=step.pass_result,
-    )
-    return StepOptions.model_construct(**values)
+        return _NO_OPTIONS.model_copy(update={f: getattr(saga, f) for f in _INHERITED})
+    inherited = {f: getattr(saga, f) for f in _INHERITED if getattr(step, f) is None}
+    return step.model_copy(update=inherited) if inherited else step

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 from sagakit._backend import StepCall
 from sagakit._checks import check_step
 from sagakit._context import Phase, StepContext, _current, _reset
-from sagakit._options import RetryPolicy, StepOptions, step_defaults
+from sagakit._options import RetryPolicy, StepOptions, merge
 
 if TYPE_CHECKING:
     from sagakit._record import Record
@@ -60,7 +60,7 @@ class UndoFailurePolicy:
         if hook is None:
             return
         check_step(hook, None, 1, False)
-        opts = step_defaults(options)
+        opts = merge(options, None)
         update: dict[str, Any] = {"name": HOOK_NAME}
         if opts.start_to_close_timeout is None and opts.schedule_to_close_timeout is None:
             update["start_to_close_timeout"] = timedelta(minutes=1)

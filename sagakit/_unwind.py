@@ -16,6 +16,7 @@ from sagakit._exceptions import CompensationError
 from sagakit._options import RetryPolicy, StepOptions
 from sagakit._record import OUTCOME, Record
 from sagakit._report import StepStatus, UndoStatus
+from sagakit._tasks import ended
 
 if TYPE_CHECKING:
     from sagakit._saga import Saga
@@ -32,10 +33,10 @@ async def unwind(saga: Saga) -> CompensationError | None:
     # Waiting on the task, rather than `asyncio.shield`ing it, leaves the
     # compensation untouched by a cancel of this task, and logs no "exception
     # in shielded future" when it ends (temporalio sdk-python #1600).
-    task = asyncio.ensure_future(run.run())
+    task = asyncio.get_running_loop().create_task(run.run())
     while not task.done():
         try:
-            await asyncio.wait([task])
+            await ended(task)
         except asyncio.CancelledError:
             saga._cancelled = True  # a second cancel must not abort compensation
             saga.policy.interrupt()  # ... but it ends a wait for operators

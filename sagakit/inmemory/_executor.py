@@ -25,7 +25,7 @@ from tenacity import (
 from tenacity.stop import stop_base
 
 from sagakit._backend import Backend, StepCall
-from sagakit._checks import PAYLOAD_LIMIT, cached_when_hashable, check_payload_size
+from sagakit._checks import PAYLOAD_LIMIT, check_payload_size
 from sagakit._context import Phase, StepContext
 from sagakit._exceptions import SagaStateError, StepDefinitionError, StepTimeoutError
 from sagakit._options import RetryPolicy, SagaOptions, StepOptions
@@ -63,9 +63,6 @@ class Attempt:
         return self.error is None
 
 
-# Asked for every do and undo, twice (check, then run): its attribute look-ups, which
-# mostly miss, cost more than a plain step.
-@cached_when_hashable(maxsize=1024)
 def _kind_of(fn: Any) -> str:
     """How to run `fn` in memory: "activity" or "callable"; refuse what only Temporal runs."""
     if isinstance(fn, str):
