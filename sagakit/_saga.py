@@ -66,6 +66,7 @@ class Saga:
         self._pivot: Record | None = None
         self._created = 0
         self._unstarted: dict[int, tuple[Coroutine[Any, Any, Any], Any]] = {}
+        self._loop: asyncio.AbstractEventLoop | None = None  # set by run_saga
         self.policy: UndoFailurePolicy = (
             Park(self._options.park_timeout)
             if self._options.on_undo_failure == "park"
@@ -191,7 +192,7 @@ class Saga:
         name, opts = self._prepare(do, undo, len(args), options)
         context = StepContext(self._saga_id, len(self._records) + 1, name, Phase.DO)
         call = StepCall(do, args, opts, opts.retry_policy, context)
-        record = Record(call, undo, self._backend.time(), asyncio.current_task())
+        record = Record(call, undo, self._backend.time(), asyncio.current_task(self._loop))
         self._records.append(record)  # the undo is registered from here on
         if opts.kind is StepKind.PIVOT:
             self._pivot = record
@@ -328,6 +329,8 @@ async def run_saga(
             f"`async def book_trip(saga: Saga, trip): ...`; got {fn!r}"
         )
     saga.policy.prepare(saga)
+    # Named when asking for a step's task: asyncio then skips finding the running loop.
+    saga._loop = asyncio.get_running_loop()
     try:
         body = fn(saga, *args)
     except TypeError as e:  # an `async def` raises here only when the args do not bind

@@ -8,6 +8,7 @@ import inspect
 import itertools
 import sys
 import uuid
+from types import FunctionType
 from collections import deque
 from collections.abc import Callable, Coroutine, Iterable
 from dataclasses import dataclass
@@ -65,6 +66,11 @@ class Attempt:
 
 def _kind_of(fn: Any) -> str:
     """How to run `fn` in memory: "activity" or "callable"; refuse what only Temporal runs."""
+    if type(fn) is FunctionType:
+        # Most steps: read the function's own dict; a missed attribute look-up raises
+        # (and catches) an AttributeError, which tripled a no-op step's instructions
+        # (callgrind, /tmp-free: bench/inmem_overhead.py's no-op saga).
+        return "activity" if "__temporal_activity_definition" in fn.__dict__ else "callable"
     if isinstance(fn, str):
         raise StepDefinitionError(
             f"in memory a step is a callable, not an activity name ({fn!r}): pass the "
@@ -177,14 +183,19 @@ class _InMemoryBackend(Backend):
                     self._check_deadlines(call, n, took, start)
                 if fault.raises and not fault.after_effect:
                     raise fault.make_error(n)
-            limit = self._time_left(call, start)
-            if limit is None:
-                result = await self._invoke(call, n)
+            opts = call.options
+            if opts.start_to_close_timeout is None and opts.schedule_to_close_timeout is None:
+                result = self._start(call, n)
+                if inspect.isawaitable(result):
+                    result = await result
             else:
+                limit = self._time_left(call, start)
                 # Real time bounds real code; virtual time (faults, backoffs) is checked above.
                 try:
                     async with asyncio.timeout(max(limit, 0.0)):
-                        result = await self._invoke(call, n)
+                        result = self._start(call, n)
+                        if inspect.isawaitable(result):
+                            result = await result
                 except TimeoutError as e:
                     raise StepTimeoutError(
                         f"{call.context.name} {call.phase.value} attempt {n} ran "
@@ -200,23 +211,22 @@ class _InMemoryBackend(Backend):
             ex._log.append((call.context, n, None))
         return result
 
-    def _time_left(self, call: StepCall, start: float) -> float | None:
-        """Real seconds this attempt may run, by the step's timeouts; `None`: unbounded."""
+    def _time_left(self, call: StepCall, start: float) -> float:
+        """Real seconds this attempt may run, by the step's timeouts (it has one at least)."""
         opts = call.options
         limit = _seconds(opts.start_to_close_timeout)
         if opts.schedule_to_close_timeout is not None:
             elapsed = self._executor.clock.time() - start
             left = opts.schedule_to_close_timeout.total_seconds() - elapsed
             limit = left if limit is None else min(limit, left)
+        assert limit is not None
         return limit
 
-    async def _invoke(self, call: StepCall, n: int) -> Any:
+    def _start(self, call: StepCall, n: int) -> Any:
+        """Call the do or undo: its result, or what to await for it (no coroutine of ours)."""
         if _kind_of(call.fn) == "activity":
-            return await self._run_activity(call, n)
-        result = call.fn(*call.args)
-        if inspect.isawaitable(result):
-            return await result
-        return result
+            return self._run_activity(call, n)
+        return call.fn(*call.args)
 
     async def _run_activity(self, call: StepCall, n: int) -> Any:
         # temporalio's own test environment gives the function a real activity
