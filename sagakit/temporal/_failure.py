@@ -149,36 +149,44 @@ def encode(report: SagaReport, *, cause_tells: bool = False, cap: int = SIZE_CAP
     if rows:
         out["st"] = rows
     if _size(out) > cap:
-        _cut_rows(out, report.steps, rows, failed_at, cap)
+        _cut_rows(out, report, rows, failed_at, cap)
     return out
 
 
 def _cut_rows(
     out: dict[str, Any],
-    steps: list[StepReport],
+    report: SagaReport,
     rows: list[list[Any]],
     failed_at: int | None,
     cap: int,
 ) -> None:
-    """Keep the rows that fit in `cap`: the failed step, the unusual, then the usual ones."""
-    # Room for `o` and `u` at their longest: each step left out a range of its own.
-    room = cap - _size({k: v for k, v in out.items() if k != "st"}) - 12 * len(rows) - 100
+    """Keep the rows that fit in `cap`: the failed step's, the unusual, then the usual ones."""
+    steps = report.steps
     order = sorted(range(len(rows)), key=lambda i: (i != failed_at, _went_as_planned(steps[i]), i))
-    kept: set[int] = set()
-    for i in order:
-        size = _size(rows[i]) + 1  # and its comma
-        if size <= room:
-            kept.add(i)
-            room -= size
-    out["st"] = [rows[i] for i in sorted(kept)]
-    left = [i for i in range(len(rows)) if i not in kept]
-    out["o"] = _ranges(steps[i].seq for i in left)
-    undos: dict[str, int] = {}
-    for i in left:
-        undo = steps[i].undo
-        code = "n" if undo is None else _UNDO_CODES[undo.status]
-        undos[code] = undos.get(code, 0) + 1
-    out["u"] = undos
+    sizes = [_size(r) + 1 for r in rows]  # each with its comma
+    room = cap - _size({k: v for k, v in out.items() if k != "st"}) - 64
+    while True:
+        left_room, kept = room, set()
+        for i in order:
+            if sizes[i] <= left_room:
+                kept.add(i)
+                left_room -= sizes[i]
+        out["st"] = [rows[i] for i in sorted(kept)]
+        left = [i for i in range(len(rows)) if i not in kept]
+        out["o"] = _ranges(steps[i].seq for i in left)
+        undos: dict[str, int] = {}
+        for i in left:
+            undo = steps[i].undo
+            code = "n" if undo is None else _UNDO_CODES[undo.status]
+            undos[code] = undos.get(code, 0) + 1
+        out["u"] = undos
+        if failed_at is not None and failed_at not in kept:
+            # `e` named a step left out: the saga's error itself, then.
+            out["e"] = _error(report.error)
+        excess = _size(out) - cap
+        if excess <= 0 or not kept:
+            break
+        room -= excess  # `o` and `u` took more than reserved: keep less
     if not out["st"]:
         del out["st"]
 
@@ -254,7 +262,7 @@ def decode(
         ValueError: `data` is not a report of a version this sagakit reads.
     """
     if not isinstance(data, Mapping):
-        raise ValueError(f"a failure's report is a dict, not {type(data).__name__}")
+        raise ValueError(f"a failure report is a dict, not {type(data).__name__}")
     version = data.get("v")
     if version not in (1, 2, FORMAT_VERSION):
         raise ValueError(

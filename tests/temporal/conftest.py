@@ -18,6 +18,7 @@ from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
+from sagakit import SagaReport
 from sagakit.temporal import SagakitPlugin
 
 
@@ -54,3 +55,19 @@ async def saga_worker(
 
 def new_id(prefix: str = "wf") -> str:
     return f"{prefix}-{uuid.uuid4()}"
+
+
+def story(report: SagaReport) -> dict[str, Any]:
+    """What `report` says but for its times and saga id: all a workflow failure keeps of it.
+
+    A report read back from a failure (`report_from_failure`) has no step
+    times and no saga id; every step, undo, error and resolution is there.
+    """
+    data = report.model_dump(mode="json", exclude={"saga_id", "started_at", "ended_at", "omitted"})
+    for step in data["steps"]:
+        del step["started_at"], step["ended_at"]
+        if step["undo"] is not None:
+            del step["undo"]["started_at"], step["undo"]["ended_at"]
+            for r in step["undo"]["resolutions"]:
+                del r["at"]
+    return data

@@ -9,7 +9,7 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
-from conftest import new_id, saga_worker
+from conftest import new_id, saga_worker, story
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client, WorkflowExecutionStatus, WorkflowFailureError, WorkflowHandle
 from temporalio.exceptions import (
@@ -75,8 +75,8 @@ async def run_failing_with_report(
     """Run a saga workflow that must fail; its SagaFailed failure and its full report.
 
     The full report is the `sagakit_report` query's, asked while the worker
-    still polls: every step, with its times. The failure carries the compact
-    form, which lists only the unusual steps.
+    still polls: every step, with its times. The failure's report tells the
+    same story, every step and undo, without the step times.
     """
     async with saga_worker(client, workflows=WORKFLOWS, activities=ALL) as w:
         handle = await client.start_workflow(
@@ -90,10 +90,7 @@ async def run_failing_with_report(
         full = SagaReport.model_validate(await handle.query(REPORT_QUERY))
     err = ei.value.cause
     assert isinstance(err, ApplicationError)
-    # What the failure carries is the final report's compact form; the failed
-    # step's error is left out when the failure's cause (a step's failure) tells it.
-    cause_tells = isinstance(err.cause, ActivityError | ChildWorkflowError)
-    assert err.details[0] == full.to_compact(saga_id=False, error=not cause_tells)
+    assert story(report_of(err)) == story(full)
     return err, full
 
 
@@ -193,17 +190,15 @@ class TestUnwindOrder:
             (f"undo_{n}", UndoStatus.COMPENSATED) for n in ran
         ]
         assert full.compensation_order == [f"do_{n}" for n in reversed(ran)]
-        # The failure's compact report: the failed step; the steps before it, counted.
+        # The failure's report: every step and undo, as the query's.
         report = report_of(err)
         assert report.status is SagaStatus.COMPENSATED
         assert report.error == full.error
-        assert [(s.name, s.status) for s in report.steps] == [(f"do_{failing}", StepStatus.FAILED)]
-        assert [(s.undo.name, s.undo.status) for s in report.steps if s.undo] == [
-            (f"undo_{failing}", UndoStatus.COMPENSATED)
+        assert [(s.name, s.status) for s in report.steps] == [
+            (s.name, s.status) for s in full.steps
         ]
-        assert report.omitted == OmittedSteps(
-            count=position, undos={UndoStatus.COMPENSATED: position} if position else {}
-        )
+        assert report.compensation_order == full.compensation_order
+        assert report.omitted == OmittedSteps()
 
     async def test_parallel_compensation_runs_every_undo_concurrently(self, client: Client) -> None:
         """With parallel_compensation every undo is scheduled before any completes."""
@@ -371,13 +366,10 @@ class TestFailureShape:
         assert report.error is not None
         assert report.error.type == "Boom"
         assert report.error.message == "do b failed"
+        assert report.step("do_a").status is StepStatus.SUCCEEDED
         assert report.step("do_b").status is StepStatus.FAILED
-        assert report.compensation_order == ["do_b"]
-        # Step a went as planned: the failure counts it, the query's report has it.
-        assert report.omitted == OmittedSteps(count=1, undos={UndoStatus.COMPENSATED: 1})
-        assert full.step("do_a").status is StepStatus.SUCCEEDED
-        assert full.step("do_b").status is StepStatus.FAILED
-        assert full.compensation_order == ["do_b", "do_a"]
+        assert report.compensation_order == full.compensation_order == ["do_b", "do_a"]
+        assert report.omitted == OmittedSteps()
         # The original error stays in the cause chain.
         assert isinstance(err.__cause__, ActivityError)
         inner = err.__cause__.__cause__
@@ -392,25 +384,20 @@ class TestFailureShape:
         assert "s3cr3t" not in str(err.details)
         assert all(s.result is None for s in report_of(err).steps)
 
-    async def test_details_are_the_compact_report(self, client: Client) -> None:
-        """details[0] is the versioned compact form: no timestamps, an array per unusual step."""
+    async def test_details_are_a_versioned_dict_without_ids(self, client: Client) -> None:
+        """details[0] is a versioned JSON dict, with no saga id and no step times."""
         job = Job(run=new_id("run"), fail=["e"])
         err = await run_failing(client, job)
         [data] = err.details
-        assert data["v"] == 2
-        assert "id" not in data  # the workflow's own id and run id
+        assert data["v"] == 3
         assert data["n"] == 5
-        # Only the failed step is listed; steps 1-4 (undos compensated) are counted.
-        # Step 5's error is the failure's cause: not repeated in the details.
-        assert data["st"] == [[5, "do_e", "f", "undo_e", "c", 1]]
-        assert data["u"] == {"c": 4}
-        assert data["e"] == 5  # the saga's error is step 5's
-        assert len(json.dumps(data, separators=(",", ":"))) < 100
-        boom = ErrorInfo(type="Boom", message="do e failed")
+        assert "id" not in data  # the workflow's own id and run id
+        assert "_at" not in json.dumps(data)  # every history event has its own time
         report = report_of(err)
+        assert len(report.steps) == 5
+        boom = ErrorInfo(type="Boom", message="do e failed")
         assert report.error == boom
-        assert report.step("do_e").error == boom
-        assert SagaReport.from_compact(data, error=boom) == report
+        assert report.step("do_e").error == boom  # put back from the cause, which holds it
 
     async def test_report_from_the_client_error(self, client: Client) -> None:
         """report_from_failure takes the WorkflowFailureError itself; saga_id fills in the id."""
@@ -428,23 +415,12 @@ class TestFailureShape:
         assert report.saga_id == full.saga_id == saga_id
         assert report.status is full.status
         assert report.error == full.error
-        assert report.started_at == full.started_at.replace(microsecond=0)
-        # It lists the full report's failed step b, and counts step a.
-        unusual = [s for s in full.steps if s.name == "do_b"]
-        assert [s.model_dump(exclude={"started_at", "ended_at", "undo"}) for s in report.steps] == [
-            s.model_dump(exclude={"started_at", "ended_at", "undo"}) for s in unusual
-        ]
-        assert [
-            s.undo.model_dump(exclude={"started_at", "ended_at"}) for s in report.steps if s.undo
-        ] == [s.undo.model_dump(exclude={"started_at", "ended_at"}) for s in unusual if s.undo]
-        [a] = [s for s in full.steps if s not in unusual]
-        assert a.name == "do_a"
-        assert a.status is StepStatus.SUCCEEDED
-        assert a.undo is not None
-        assert a.undo.status is UndoStatus.COMPENSATED
-        assert report.omitted == OmittedSteps(count=1, undos={UndoStatus.COMPENSATED: 1})
-        assert full.compensation_order == ["do_b", "do_a"]
-        assert report.compensation_order == ["do_b"]
+        assert abs(report.started_at - full.started_at) <= timedelta(milliseconds=1)
+        assert full.ended_at is not None
+        assert report.ended_at is not None
+        assert abs(report.ended_at - full.ended_at) <= timedelta(milliseconds=1)
+        assert story(report) == story(full)
+        assert report.compensation_order == full.compensation_order == ["do_b", "do_a"]
         assert report_from_failure(ApplicationError("not a saga", type="Other")) is None
 
 
@@ -524,12 +500,10 @@ class TestRefusedBeforeScheduling:
         assert full.compensation_order == ["do_a"]
         assert full.error is not None
         assert full.error.type == "StepDefinitionError"
-        # The failure's compact report: no unusual step, step a counted, the refusal kept.
+        # The failure's report: step a, undone, and the refusal as the saga's error.
         report = report_of(err)
-        assert err.details[0] == full.to_compact(saga_id=False)
-        assert report.status is SagaStatus.COMPENSATED
-        assert report.steps == []
-        assert report.omitted == OmittedSteps(count=1, undos={UndoStatus.COMPENSATED: 1})
+        assert story(report) == story(full)
+        assert report.compensation_order == ["do_a"]
         assert report.error == full.error
 
 
