@@ -61,13 +61,22 @@ def story(report: SagaReport) -> dict[str, Any]:
     """What `report` says but for its times and saga id: all a workflow failure keeps of it.
 
     A report read back from a failure (`report_from_failure`) has no step
-    times and no saga id; every step, undo, error and resolution is there.
+    times and no saga id, and error messages cut at 200 characters; every
+    step, undo, error and resolution is there.
     """
+
+    def cut(error: dict[str, Any] | None) -> None:
+        if error is not None and len(error["message"]) > 200:
+            error["message"] = error["message"][:197] + "..."
+
     data = report.model_dump(mode="json", exclude={"saga_id", "started_at", "ended_at", "omitted"})
+    cut(data["error"])
     for step in data["steps"]:
         del step["started_at"], step["ended_at"]
+        cut(step["error"])
         if step["undo"] is not None:
             del step["undo"]["started_at"], step["undo"]["ended_at"]
+            cut(step["undo"]["error"])
             for r in step["undo"]["resolutions"]:
                 del r["at"]
     return data
