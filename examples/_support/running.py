@@ -200,7 +200,7 @@ async def run_on_temporal(
     """Run the saga's workflow on a real server, with an in-process worker on a fresh queue.
 
     The report comes from the `sagakit_report` query, failed or not: it has
-    every timestamp, where the failure's compact copy keeps only the start.
+    every timestamp, where the failure's copy has no step times.
     The worker stays up until then: a finished workflow still answers
     queries, but only while a worker polls its queue.
     """

@@ -14,8 +14,8 @@ from sagakit.temporal._executor import (
     REPORT_QUERY,
     SAGA_FAILED_TYPE,
     TemporalExecutor,
-    report_from_failure,
 )
+from sagakit.temporal._failure import report_from_failure
 from sagakit.temporal._header import STEP_HEADER
 from sagakit.temporal._operate import (
     RESOLVE_UPDATE,

@@ -32,8 +32,9 @@ from sagakit._exceptions import (
 )
 from sagakit._options import RetryPolicy, SagaOptions, StepOptions
 from sagakit._parking import parking, parking_or_refuse
-from sagakit._report import ErrorInfo, ParkedUndo, SagaReport, SagaStatus, UndoStatus
+from sagakit._report import ParkedUndo, SagaReport, SagaStatus, UndoStatus
 from sagakit._saga import Saga, failure_message, run_saga
+from sagakit.temporal._failure import encode
 from sagakit.temporal._header import (
     id_tells,
     reset_header,
@@ -49,7 +50,6 @@ __all__ = [
     "REPORT_QUERY",
     "SAGA_FAILED_TYPE",
     "TemporalExecutor",
-    "report_from_failure",
 ]
 
 R = TypeVar("R")
@@ -500,10 +500,10 @@ class TemporalExecutor:
       saga). Timeouts and retry policies do not apply to it.
 
     A failed saga fails the workflow run with an `ApplicationError` of type
-    `SagaFailed` (non-retryable) whose details are the report, compact (read
-    it with `report_from_failure`), and whose cause is the original error. A
-    cancelled workflow compensates, then ends cancelled. The live report is
-    served by the `sagakit_report` query.
+    `SagaFailed` (non-retryable) whose details are the report, every step
+    of it (read it with `report_from_failure`), and whose cause is the
+    original error. A cancelled workflow compensates, then ends cancelled.
+    The live report is served by the `sagakit_report` query.
 
     Example:
         ```python
@@ -518,16 +518,15 @@ class TemporalExecutor:
         options: Saga-wide options; step keywords override them.
         report_query: Name of the report query; `None` registers none.
         report_in_failure: Put the report in the `SagaFailed` failure's
-            details, compact (`SagaReport.to_compact`): it lists only the
-            steps where something unusual happened (a do that failed or was
-            cancelled, an undo that failed, was skipped, parked or resolved
-            by an operator, the pivot) and counts the others; the error of
+            details: every step and every undo (status, kind, order, errors,
+            operators' resolutions), without step times, as positional rows
+            (the format is in docs/temporal.md), up to 512 KiB of JSON, past
+            which it keeps what fits and says what it left out. The error of
             the step the saga failed at is left out, as the failure's cause
-            holds it. A saga that failed at one activity and undid the rest
-            costs about 120 bytes of history, whatever its number of steps;
-            each further step listed adds 20 to 45 bytes plus its names and
-            error messages. Without it the report stays available through
-            the query, which a closed workflow still answers.
+            holds it. A step that went as planned costs 20 to 50 bytes of
+            history, by the length of its names. Without it the report stays
+            available through the query, which a closed workflow still
+            answers.
         payload_limit: Most bytes a do's or undo's args may encode to, checked
             before the step is scheduled (`PayloadTooLargeError`): a payload
             over the namespace's limit would fail every workflow task. Raise it
@@ -559,10 +558,10 @@ class TemporalExecutor:
 
         Raises:
             temporalio.exceptions.ApplicationError: type `SagaFailed`, the saga
-                failed and was unwound; details[0] is the report, compact
-                (`report.to_compact(saga_id=False, error=False)` when the
-                cause is a step's `ActivityError` or `ChildWorkflowError`,
-                else `error=True`; read back by `report_from_failure`), and
+                failed and was unwound; details[0] is the report, every step
+                (read back by `report_from_failure`; without the failed step's
+                error when the cause is that step's `ActivityError` or
+                `ChildWorkflowError`), and
                 `__cause__` the original error.
                 A step the backend cannot run (`StepDefinitionError`,
                 `OptionsError`) ends the same way, before anything of that
@@ -588,11 +587,7 @@ class TemporalExecutor:
             # The saga id is the workflow's own id, and with `cause_tells` the step's
             # error is the failure's cause: no need to repeat them in the history.
             message = message.replace(f"saga {report.saga_id} ", "saga ", 1)
-            details = (
-                (report.to_compact(saga_id=False, error=not cause_tells),)
-                if self._report_in_failure
-                else ()
-            )
+            details = (encode(report, cause_tells=cause_tells),) if self._report_in_failure else ()
             return temporalio.exceptions.ApplicationError(
                 message, *details, type=error_type, non_retryable=True
             )
@@ -672,66 +667,3 @@ class TemporalExecutor:
         finally:
             if saga._ended is not None:  # the saga ran and ended (not evicted)
                 backend.show_ended(saga)
-
-
-def report_from_failure(err: BaseException, *, saga_id: str | None = None) -> SagaReport | None:
-    """The report a failed saga put in its workflow's failure, or `None`.
-
-    Follows the cause chain of `err` — a `WorkflowFailureError`, a
-    `ChildWorkflowError`, an `ActivityError` or the `ApplicationError` itself
-    — to the first `ApplicationError` of type `SagaFailed`, and decodes its
-    `details[0]`. It lists only the steps where something unusual happened
-    (a do that failed, was cancelled or still runs; an undo that failed, was
-    skipped, still runs, is parked or was resolved; the pivot): its `steps`,
-    `step()` and `compensation_order` leave the others out, and its
-    `omitted` counts them by undo status. Its timestamps are `None` but
-    `started_at` (whole seconds); error messages over 200 characters are
-    cut. The `sagakit_report` query still serves the full report, every
-    step with its times.
-
-    Example:
-        ```python
-        try:
-            await client.execute_workflow(BookTrip.run, trip, id=..., task_queue=...)
-        except WorkflowFailureError as e:
-            report = report_from_failure(e)
-            if report is not None:
-                print(report.timeline())
-        ```
-
-    Args:
-        err: The error a workflow (or child workflow, or step) failed with.
-        saga_id: Fills in `SagaReport.saga_id`, which the failure leaves out:
-            it is the workflow's `workflow_id/run_id` (plus `/n` for the n-th
-            saga of one run). Else the report's `saga_id` is `""`.
-
-    Returns:
-        The report; `None` when no `SagaFailed` is in the chain or it carries
-        no report (`report_in_failure=False`).
-
-    Raises:
-        ValueError: the details are not a report this sagakit can read.
-    """
-    seen: set[int] = set()
-    current: BaseException | None = err
-    while current is not None and id(current) not in seen:
-        seen.add(id(current))
-        if (
-            isinstance(current, temporalio.exceptions.ApplicationError)
-            and current.type == SAGA_FAILED_TYPE
-        ):
-            if not current.details:
-                return None
-            data = current.details[0]
-            if isinstance(data, dict) and "saga_id" in data:
-                # A full report (`model_dump`), as earlier builds wrote it.
-                return SagaReport.model_validate(data)
-            cause = current.__cause__
-            # The failed step's error is left out of the details: it is the cause.
-            error = None
-            if cause is not None:
-                kind, message = _explain(cause)
-                error = ErrorInfo(type=kind, message=message)
-            return SagaReport.from_compact(data, saga_id=saga_id, error=error)
-        current = current.__cause__
-    return None

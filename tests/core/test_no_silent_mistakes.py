@@ -140,8 +140,8 @@ class TestResultAwareUndoShape:
 
 
 class TestKindsInTheReport:
-    async def test_kinds_survive_the_compact_round_trip_and_show_in_the_timeline(self) -> None:
-        """Each step's kind is in the report, its compact form and its timeline."""
+    async def test_kinds_survive_the_json_round_trip_and_show_in_the_timeline(self) -> None:
+        """Each step's kind is in the report, its JSON and its timeline."""
 
         async def charge(order: str) -> None:
             return None
@@ -158,7 +158,7 @@ class TestKindsInTheReport:
             await executor.run(saga)
         report = info.value.report
         assert [s.kind for s in report.steps] == [StepKind.PIVOT, StepKind.RETRIABLE]
-        again = SagaReport.from_compact(report.to_compact())
+        again = SagaReport.model_validate_json(report.model_dump_json())
         assert [s.kind for s in again.steps] == [StepKind.PIVOT, StepKind.RETRIABLE]
         assert again.status == report.status
         timeline = report.timeline(color=False)

@@ -117,6 +117,13 @@ class TestTheUpdateValidator:
         report = report_from_failure(await failure(handle))
         assert report is not None
         assert report.status is SagaStatus.COMPENSATED
+        # The failure keeps the operator's decision: what, why, who and when.
+        [step_2] = [s for s in report.steps if s.seq == 2]
+        assert step_2.undo is not None
+        [decision] = step_2.undo.resolutions
+        assert (decision.action, decision.reason) == ("skip", "refunded by hand")
+        assert decision.by  # the resolving client's identity
+        assert decision.at is not None
         accepted = [
             e
             for e in await events(handle)

@@ -15,7 +15,6 @@ from sagakit import (
     DoOutcome,
     ErrorInfo,
     Phase,
-    Resolution,
     SagaReport,
     SagaStateError,
     SagaStatus,
@@ -37,6 +36,7 @@ from sagakit.temporal import (
     report_from_failure,
 )
 from sagakit.temporal._executor import _TemporalBackend
+from sagakit.temporal._failure import decode, encode
 from sagakit.temporal._header import (
     decode_step,
     encode_step,
@@ -244,7 +244,7 @@ def saga_failed(*details: object) -> ApplicationError:
 class TestReportFromFailure:
     def test_reads_through_the_cause_chain(self) -> None:
         """From a client's WorkflowFailureError or a parent's ChildWorkflowError to the report."""
-        inner = saga_failed(REPORT.to_compact(saga_id=False))
+        inner = saga_failed(encode(REPORT))
         child = ChildWorkflowError(
             "child failed",
             namespace="default",
@@ -256,21 +256,15 @@ class TestReportFromFailure:
             retry_state=RetryState.NON_RETRYABLE_FAILURE,
         )
         child.__cause__ = inner
-        # The compact form lists step b (failed) and counts step a (succeeded, compensated).
-        expected = REPORT.model_copy(
-            update={
-                "steps": [REPORT.steps[1]],
-                "omitted": OmittedSteps(count=1, undos={UndoStatus.COMPENSATED: 1}),
-            }
-        )
+        # Every step and undo, as the saga reported them (this report has no step times).
+        expected = REPORT.model_copy(update={"omitted": OmittedSteps()})
         for err in (inner, WorkflowFailureError(cause=inner), WorkflowFailureError(cause=child)):
             assert report_from_failure(err, saga_id=BASE) == expected
 
     def test_the_failed_steps_error_comes_from_the_cause(self) -> None:
         """Left out of the details (the cause holds it), it is read back off the cause."""
-        data = REPORT.to_compact(saga_id=False, error=False)
-        assert data["st"] == [[2, "b", "f", None, "c", 1]]
-        assert data["e"] == 2
+        data = encode(REPORT, cause_tells=True)
+        assert "Boom" not in str(data)
         err = saga_failed(data)
         step = ActivityError(
             "Activity task failed",
@@ -283,17 +277,12 @@ class TestReportFromFailure:
         )
         step.__cause__ = ApplicationError("no", type="Boom")
         err.__cause__ = step
-        expected = REPORT.model_copy(
-            update={
-                "steps": [REPORT.steps[1]],
-                "omitted": OmittedSteps(count=1, undos={UndoStatus.COMPENSATED: 1}),
-            }
-        )
+        expected = REPORT.model_copy(update={"omitted": OmittedSteps()})
         assert report_from_failure(WorkflowFailureError(cause=err), saga_id=BASE) == expected
 
     def test_a_long_message_from_the_cause_is_cut_as_in_the_details(self) -> None:
-        data = REPORT.to_compact(saga_id=False, error=False)
-        back = SagaReport.from_compact(data, error=ErrorInfo(type="Boom", message="x" * 500))
+        data = encode(REPORT, cause_tells=True)
+        back = decode(data, error=ErrorInfo(type="Boom", message="x" * 500))
         assert back.error is not None
         assert len(back.error.message) == 200
         assert back.error.message.endswith("...")
@@ -301,7 +290,7 @@ class TestReportFromFailure:
 
     def test_no_saga_failed_or_no_details_is_none(self) -> None:
         """Another failure, or a SagaFailed without details (report_in_failure=False): None."""
-        other = ApplicationError("x", REPORT.to_compact(), type="Other")
+        other = ApplicationError("x", encode(REPORT), type="Other")
         assert report_from_failure(WorkflowFailureError(cause=other)) is None
         assert report_from_failure(saga_failed()) is None
         assert report_from_failure(ValueError("x")) is None
@@ -312,191 +301,9 @@ class TestReportFromFailure:
         assert report_from_failure(err) == REPORT
 
     def test_unreadable_details_raise(self) -> None:
-        """Details of an unknown compact version raise ValueError rather than pass silently."""
+        """Details of an unknown version raise ValueError rather than pass silently."""
         with pytest.raises(ValueError, match="version"):
             report_from_failure(saga_failed({"v": 99}))
-
-
-def parked_report() -> SagaReport:
-    """Five steps: 1-2 undone, 3 parked after an operator's retry, 4 done by hand, 5 failed."""
-    undone = [
-        StepReport(
-            seq=n,
-            name=f"s{n}",
-            status=StepStatus.SUCCEEDED,
-            undo=UndoReport(name=f"s{n}", status=UndoStatus.COMPENSATED, order=6 - n),
-        )
-        for n in (1, 2)
-    ]
-    return SagaReport(
-        saga_id=BASE,
-        status=SagaStatus.PARKED,
-        started_at=datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC),
-        error=ErrorInfo(type="Boom", message="no"),
-        steps=[
-            *undone,
-            StepReport(
-                seq=3,
-                name="s3",
-                status=StepStatus.SUCCEEDED,
-                undo=UndoReport(
-                    name="undo_s3",
-                    status=UndoStatus.PARKED,
-                    order=3,
-                    attempts=3,
-                    error=ErrorInfo(type="Down", message="503"),
-                    resolutions=[Resolution(action="retry", by="ops")],
-                ),
-            ),
-            StepReport(
-                seq=4,
-                name="s4",
-                status=StepStatus.SUCCEEDED,
-                undo=UndoReport(
-                    name="s4",
-                    status=UndoStatus.DONE_BY_HAND,
-                    order=2,
-                    resolutions=[Resolution(action="skip", reason="refunded by hand")],
-                ),
-            ),
-            StepReport(
-                seq=5,
-                name="s5",
-                status=StepStatus.FAILED,
-                error=ErrorInfo(type="Boom", message="no"),
-                undo=UndoReport(name="s5", status=UndoStatus.COMPENSATED, order=1),
-            ),
-        ],
-    )
-
-
-class TestCompactReport:
-    """Version 2: the unusual steps listed, the others counted (#12)."""
-
-    def test_lists_only_the_unusual_and_counts_the_rest(self) -> None:
-        data = parked_report().to_compact(saga_id=False)
-        assert data["v"] == 2
-        assert data["n"] == 5
-        assert data["s"] == "w"
-        assert [row[0] for row in data["st"]] == [3, 4, 5]
-        assert data["u"] == {"c": 2}
-        assert data["st"][0][4] == "w"  # parked
-        assert data["st"][0][-1] == [["retry"]]  # a resolution: action (no reason given)
-        assert data["st"][1][-1] == [["skip", "refunded by hand"]]
-        assert data["e"] == 5
-
-    def test_reads_back_what_it_carries(self) -> None:
-        report = parked_report()
-        back = SagaReport.from_compact(report.to_compact(saga_id=False), saga_id=BASE)
-        assert back.omitted == OmittedSteps(count=2, undos={UndoStatus.COMPENSATED: 2})
-        assert [s.seq for s in back.steps] == [3, 4, 5]
-        parked = back.steps[0].undo
-        assert parked is not None
-        assert parked.status is UndoStatus.PARKED
-        assert parked.error == ErrorInfo(type="Down", message="503")
-        assert parked.resolutions == [Resolution(action="retry")]  # who and when stay behind
-        assert back.steps[1].undo.resolutions == [  # type: ignore[union-attr]
-            Resolution(action="skip", reason="refunded by hand")
-        ]
-        assert back.error == report.error
-        assert back.status is SagaStatus.PARKED
-
-    def test_a_saga_where_nothing_went_wrong_is_counts_only(self) -> None:
-        ok = REPORT.model_copy(
-            update={
-                "status": SagaStatus.SUCCEEDED,
-                "error": None,
-                "steps": [
-                    s.model_copy(
-                        update={
-                            "status": StepStatus.SUCCEEDED,
-                            "error": None,
-                            "undo": s.undo.model_copy(  # type: ignore[union-attr]
-                                update={"status": UndoStatus.PENDING, "order": None}
-                            ),
-                        }
-                    )
-                    for s in REPORT.steps
-                ],
-            }
-        )
-        data = ok.to_compact(saga_id=False)
-        assert "st" not in data
-        assert data["u"] == {"p": 2}
-        assert SagaReport.from_compact(data).omitted == OmittedSteps(
-            count=2, undos={UndoStatus.PENDING: 2}
-        )
-
-    def test_version_1_is_still_read(self) -> None:
-        """Failures written before #12 listed every step; they read as before."""
-        v1 = {
-            "v": 1,
-            "s": "c",
-            "t": 1767323045,
-            "e": 2,
-            "st": [
-                [1, "a", "s", "undo_a", "c", 2],
-                [2, "b", "f", None, "c", 1, None, "Boom", "no"],
-            ],
-        }
-        back = SagaReport.from_compact(v1, saga_id=BASE)
-        assert back == REPORT.model_copy(update={"omitted": OmittedSteps()})
-
-    def test_counts_that_do_not_add_up_are_refused(self) -> None:
-        data = REPORT.to_compact(saga_id=False)
-        data["n"] = 3
-        with pytest.raises(ValueError, match="malformed"):
-            SagaReport.from_compact(data)
-
-
-class TestCompactTimeline:
-    """A report read back from its compact form renders what it knows, and says what not."""
-
-    def test_no_invented_times_no_empty_id(self) -> None:
-        back = SagaReport.from_compact(parked_report().to_compact(saga_id=False))
-        text = back.timeline(color=False)
-        lines = text.splitlines()
-        assert lines[0] == "saga  PARKED"
-        assert "0.000s" not in text
-        assert " - " not in text  # no placeholder durations
-        assert "… 2 more steps not listed, each do succeeded: 2 compensated" in text
-        assert lines[-1] == (
-            "  (from a compact report: no saga id; no step times; "
-            "steps that went as planned only counted)"
-        )
-        # Listed rows: dos by seq, then undos in the order they ran, each operator's
-        # decision on a parked undo just before the undo's own row.
-        rows = [ln.split()[1:3] for ln in lines[2:-2]]
-        assert rows == [
-            ["do", "3."],
-            ["do", "4."],
-            ["do", "5."],
-            ["undo", "5."],
-            ["undo", "4."],
-            ["undo", "4."],
-            ["undo", "3."],
-            ["undo", "3."],
-        ]
-        assert lines[6].endswith("parked, then skip: refunded by hand")
-        assert lines[8].endswith("parked, then retry")
-
-    def test_a_full_report_keeps_its_times(self) -> None:
-        t0 = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
-        timed = REPORT.model_copy(
-            update={
-                "steps": [
-                    s.model_copy(
-                        update={"started_at": t0, "ended_at": t0 + timedelta(milliseconds=20)}
-                    )
-                    for s in REPORT.steps
-                ],
-                "started_at": t0,
-            }
-        )
-        text = timed.timeline(color=False)
-        assert "+   0.000s" in text
-        assert "20ms" in text
-        assert "compact report" not in text
 
 
 class TestExports:
