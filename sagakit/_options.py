@@ -185,12 +185,14 @@ class SagaOptions(_StepFields):
     record_values: bool = False
     """Put step results in the report. Off by default: reports travel in workflow
     histories and logs, where argument and result values must not leak."""
-    on_undo_failure: Literal["fail", "park"] = "fail"
+    # A policy factory is typed Any-returning: the policy module imports this one.
+    on_undo_failure: Literal["fail", "park"] | Callable[[], Any] = "fail"
     """What an undo that finally failed does. "fail": the saga ends
     `COMPENSATION_FAILED` with a `CompensationError`. "park": the undo waits
     for an operator's "retry" or "skip" (the unwind goes on with the others
     first), and the saga ends once every parked undo is resolved, or
-    `park_timeout` runs out."""
+    `park_timeout` runs out. Or a policy of your own: a callable (a class)
+    that makes one `sagakit.backend.UndoFailurePolicy` per run."""
     park_timeout: timedelta | None = None
     """With `on_undo_failure="park"`: how long the saga waits for operators
     once an undo parked; then the undos still parked fail it as with "fail".

@@ -67,11 +67,19 @@ class Saga:
         self._created = 0
         self._unstarted: dict[int, tuple[Coroutine[Any, Any, Any], Any]] = {}
         self._loop: asyncio.AbstractEventLoop | None = None  # set by run_saga
+        choice = self._options.on_undo_failure
         self.policy: UndoFailurePolicy = (
-            Park(self._options.park_timeout)
-            if self._options.on_undo_failure == "park"
-            else UndoFailurePolicy()
+            UndoFailurePolicy()
+            if choice == "fail"
+            else Park(self._options.park_timeout)
+            if choice == "park"
+            else choice()
         )
+        if not isinstance(self.policy, UndoFailurePolicy):
+            raise OptionsError(
+                f"on_undo_failure={choice!r} made {self.policy!r}: give 'fail', 'park', or a "
+                f"callable (a subclass of sagakit.backend.UndoFailurePolicy) that makes one"
+            )
         """What becomes of an undo that finally failed (`SagaOptions.on_undo_failure`)."""
 
     @property
