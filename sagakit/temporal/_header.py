@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import re
+from json.encoder import encode_basestring_ascii as _quote
 
 from temporalio.api.common.v1 import Payload
 
@@ -74,16 +75,24 @@ def step_from_id(step_id: str, base: str) -> StepContext | None:
 
 
 def encode_step(ctx: StepContext, base: str) -> Payload:
-    """The header payload for a step scheduled by the workflow run whose saga base is `base`."""
-    body: list[object] = [ctx.seq, ctx.name, ctx.phase.value[0], ctx.do_outcome.value[0]]
+    """The header payload for a step scheduled by the workflow run whose saga base is `base`.
+
+    The bytes `json.dumps(body, separators=(",", ":"))` would write, built
+    directly: this runs for every activity, and a `json.dumps` with separators
+    makes an encoder per call (about 6 µs against 1 µs, by timeit).
+    """
+    tail = ""
     if ctx.saga_id != base:
         rest = ctx.saga_id[len(base) + 1 :]
         if ctx.saga_id.startswith(base + "/") and rest.isdigit():
-            body.append(int(rest))
+            tail = f",{int(rest)}"
         else:
-            body.append(ctx.saga_id)
+            tail = f",{_quote(ctx.saga_id)}"
+    body = (
+        f'[{ctx.seq},{_quote(ctx.name)},"{ctx.phase.value[0]}","{ctx.do_outcome.value[0]}"{tail}]'
+    )
     # No "encoding" metadata: only sagakit reads this payload.
-    return Payload(data=json.dumps(body, separators=(",", ":")).encode())
+    return Payload(data=body.encode())
 
 
 def decode_step(payload: Payload, base: str) -> StepContext | None:

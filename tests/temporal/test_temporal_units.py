@@ -90,6 +90,12 @@ class TestHeader:
         """An undo's outcome, a do named like an undo, the hook: all come back whole."""
         assert decode_step(encode_step(ctx, BASE), BASE) == ctx
 
+    @pytest.mark.parametrize("name", ["", "ünï", 'say "hi"', "back\\slash", "line\nbreak", "\x00"])
+    def test_any_name_round_trips(self, name: str) -> None:
+        """The header is JSON: quotes, escapes and non-ASCII names come back as they were."""
+        ctx = StepContext(f"{BASE}/3", 2, name, Phase.DO)
+        assert decode_step(encode_step(ctx, BASE), BASE) == ctx
+
     def test_first_saga_of_the_run_sends_no_saga_id(self) -> None:
         """The common case carries only seq, name, phase and outcome: history bytes matter."""
         ctx = StepContext(BASE, 1, "a", Phase.DO)
