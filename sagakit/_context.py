@@ -70,6 +70,20 @@ class StepContext(NamedTuple):
 
 _current: ContextVar[StepContext | None] = ContextVar("sagakit_current_step", default=None)
 
+
+def _activity_id(ctx: StepContext, index: int = 1) -> str:
+    """The activity id of `ctx`'s do or undo: `seq.name`, plus `.undo` for an undo.
+
+    Prefixed `index/` for the `index`-th saga (from 2) of one Temporal workflow
+    run; a child workflow step's id is the parent's workflow id, `.`, the same.
+    The in-memory executor gives its activities the same ids. Temporal replay
+    checks activity ids, so this format cannot change without breaking the
+    replay of running workflows.
+    """
+    prefix = "" if index == 1 else f"{index}/"
+    return f"{prefix}{ctx.seq}.{ctx.name}{'.undo' if ctx.phase is Phase.UNDO else ''}"
+
+
 _T = TypeVar("_T")
 
 

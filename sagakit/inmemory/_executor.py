@@ -27,7 +27,7 @@ from tenacity.stop import stop_base
 
 from sagakit._backend import Backend, StepCall
 from sagakit._checks import PAYLOAD_LIMIT, check_payload_size
-from sagakit._context import Phase, StepContext
+from sagakit._context import Phase, StepContext, _activity_id
 from sagakit._exceptions import SagaStateError, StepDefinitionError, StepTimeoutError
 from sagakit._options import RetryPolicy, SagaOptions, StepOptions
 from sagakit._parking import parking, parking_or_refuse
@@ -235,12 +235,11 @@ class _InMemoryBackend(Backend):
 
         env = ActivityEnvironment()
         ctx = call.context
-        suffix = ".undo" if ctx.phase is Phase.UNDO else ""
         defn = getattr(call.fn, "__temporal_activity_definition")
         now = self._executor.clock.now()
         env.info = dataclasses.replace(
             env.info,
-            activity_id=f"{ctx.seq}.{ctx.name}{suffix}",
+            activity_id=_activity_id(ctx),
             activity_type=defn.name or call.fn.__name__,
             attempt=n,
             workflow_id=self._saga_id,

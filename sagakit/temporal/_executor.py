@@ -9,20 +9,18 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import inspect
 import weakref
 from collections.abc import Callable, Coroutine
 from enum import Enum
 from typing import Any, Final, TypeVar
 
-import temporalio.activity
 import temporalio.common
 import temporalio.exceptions
 from temporalio import workflow
 
 from sagakit._backend import Backend, StepCall
-from sagakit._checks import PAYLOAD_LIMIT, check_payload_size
-from sagakit._context import Phase
+from sagakit._checks import PAYLOAD_LIMIT, check_payload_size, is_async_callable
+from sagakit._context import Phase, _activity_id
 from sagakit._exceptions import (
     OptionsError,
     SagaDefinitionError,
@@ -35,14 +33,15 @@ from sagakit._parking import parking, parking_or_refuse
 from sagakit._report import ParkedUndo, SagaReport, SagaStatus, UndoStatus
 from sagakit._saga import Saga, failure_message, run_saga
 from sagakit.temporal._failure import encode
-from sagakit.temporal._header import (
-    id_tells,
-    reset_header,
-    run_saga_base,
-    send_header,
-    step_activity_id,
-)
+from sagakit.temporal._header import run_saga_base
 from sagakit.temporal._operate import REPORT_QUERY, RESOLVE_UPDATE, SAGA_STATUS, count_status
+from sagakit.temporal._private import (
+    being_evicted,
+    is_activity,
+    is_eviction,
+    is_workflow_run_fn,
+    workflow_run_fn,
+)
 from sagakit.temporal._refs import ActivityRef, ChildWorkflowRef
 
 __all__ = [
@@ -57,10 +56,6 @@ R = TypeVar("R")
 
 SAGA_FAILED_TYPE: Final = "SagaFailed"
 """`ApplicationError.type` of the failure a failed saga ends its workflow run with."""
-
-# Its module is private, so it is recognised by name: a rename in temporalio
-# makes eviction compensate (visibly, in tests) rather than fail to import.
-_EVICTION_ERROR = "_WorkflowBeingEvictedError"
 
 
 class _Kind(Enum):
@@ -93,17 +88,17 @@ def _resolve(fn: Any) -> _Target:
     if isinstance(fn, str):
         # As in `workflow.execute_activity("name")`: a bare string is an activity name.
         return _Target(_Kind.ACTIVITY, fn)
-    if temporalio.activity._Definition.from_callable(fn) is not None:
+    if is_activity(fn):
         return _Target(_Kind.ACTIVITY, fn)
     if isinstance(fn, type):
-        defn = workflow._Definition.from_class(fn)
-        if defn is None:
+        run_fn = workflow_run_fn(fn)
+        if run_fn is None:
             raise StepDefinitionError(
                 f"class {_describe(fn)} is not a workflow: decorate it with @workflow.defn "
                 f"to run it as a child workflow step, or pass an @activity.defn function"
             )
-        return _Target(_Kind.CHILD, defn.run_fn)
-    if workflow._Definition.from_run_fn(fn) is not None:
+        return _Target(_Kind.CHILD, run_fn)
+    if is_workflow_run_fn(fn):
         return _Target(_Kind.CHILD, fn)
     if getattr(fn, "__name__", None) == "<lambda>":
         raise StepDefinitionError(
@@ -111,9 +106,7 @@ def _resolve(fn: Any) -> _Target:
             "make it an @activity.defn function registered on the worker (or an "
             "`async def` to run inline in the workflow)"
         )
-    if inspect.iscoroutinefunction(fn) or inspect.iscoroutinefunction(
-        getattr(fn, "__call__", None)  # noqa: B004 - async callable objects count too
-    ):
+    if is_async_callable(fn):
         return _Target(_Kind.INLINE, fn)
     raise StepDefinitionError(
         f"{_describe(fn)} is a plain sync function, which a Temporal workflow cannot "
@@ -152,21 +145,6 @@ def _retry(policy: RetryPolicy | None) -> temporalio.common.RetryPolicy | None:
     )
 
 
-def _is_eviction(exc: BaseException | None) -> bool:
-    return exc is not None and type(exc).__name__ == _EVICTION_ERROR
-
-
-def _being_evicted() -> bool:
-    # temporalio cancels every task of a workflow it evicts from its cache; there
-    # is no public flag telling that cancel apart from a real one. Reading the
-    # instance's private flag is safe for determinism: an evicted workflow issues
-    # no more commands either way.
-    try:
-        return bool(getattr(workflow._Runtime.current(), "_deleting", False))
-    except Exception:  # outside a workflow, or temporalio changed its internals
-        return False
-
-
 def _done(handle: asyncio.Future[Any]) -> asyncio.Future[None]:
     """A future that completes when `handle` does; cancelling it leaves `handle` alone.
 
@@ -195,7 +173,7 @@ async def _settle(handle: asyncio.Future[Any]) -> Any:
         await _done(handle)
     except asyncio.CancelledError:
         err = await _stop(handle)
-        if _is_eviction(err):
+        if is_eviction(err):
             raise err from None  # type: ignore[misc]
         raise
     return handle.result()
@@ -349,57 +327,44 @@ class _TemporalBackend(Backend):
                 self.show(SagaStatus.RUNNING, f"step {ctx.seq} {ctx.name}")
             else:
                 self.show(SagaStatus.COMPENSATING, f"compensating {ctx.name}")
-        # The activity learns its step from this id (see sagakit.temporal._header),
-        # or, if the id cannot tell it (or temporalio names what an inline step
-        # schedules), from the header the interceptor then adds.
-        step_id = step_activity_id(self._index, ctx.seq, ctx.name, ctx.phase)
-        header = None
-        if target.kind is _Kind.INLINE or not id_tells(ctx):
-            header = send_header(ctx, self._base)
-        try:
-            if target.kind is _Kind.INLINE:
-                try:
-                    return await call.fn(*call.args)
-                except (KeyboardInterrupt, SystemExit) as e:
-                    # Raised in any task but the workflow's main one, asyncio re-raises
-                    # these out of the event loop, which stops the worker's workflow
-                    # thread: carry them as a plain BaseException to TemporalExecutor.run.
-                    raise _Interrupted(e) from e
-            args = self._encode(call)
-            retry = _retry(call.retry_policy)
-            if target.kind is _Kind.CHILD:
-                return await self._child(target, call, args, step_id, retry)
-            handle: asyncio.Future[Any]
-            if opts.local:
-                handle = workflow.start_local_activity(
-                    target.ref,
-                    args=args,
-                    result_type=target.result_type,
-                    schedule_to_close_timeout=opts.schedule_to_close_timeout,
-                    start_to_close_timeout=opts.start_to_close_timeout,
-                    retry_policy=retry,
-                    cancellation_type=workflow.ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
-                    activity_id=step_id,
-                    summary=opts.summary,
-                )
-            else:
-                handle = workflow.start_activity(
-                    target.ref,
-                    args=args,
-                    task_queue=opts.task_queue,
-                    result_type=target.result_type,
-                    schedule_to_close_timeout=opts.schedule_to_close_timeout,
-                    start_to_close_timeout=opts.start_to_close_timeout,
-                    heartbeat_timeout=opts.heartbeat_timeout,
-                    retry_policy=retry,
-                    cancellation_type=workflow.ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
-                    activity_id=step_id,
-                    summary=opts.summary,
-                )
-            return await _settle(handle)
-        finally:
-            if header is not None:
-                reset_header(header)
+        if target.kind is _Kind.INLINE:
+            try:
+                return await call.fn(*call.args)
+            except (KeyboardInterrupt, SystemExit) as e:
+                # Raised in any task but the workflow's main one, asyncio re-raises
+                # these out of the event loop, which stops the worker's workflow
+                # thread: carry them as a plain BaseException to TemporalExecutor.run.
+                raise _Interrupted(e) from e
+        # The step itself travels in the `sagakit` header, which the workflow
+        # interceptor adds; the id keeps the format running workflows replay.
+        step_id = _activity_id(ctx, self._index)
+        args = self._encode(call)
+        retry = _retry(call.retry_policy)
+        if target.kind is _Kind.CHILD:
+            return await self._child(target, call, args, step_id, retry)
+        # What a local and a remote activity share; only a remote one has a task
+        # queue and heartbeats.
+        shared: dict[str, Any] = {
+            "args": args,
+            "result_type": target.result_type,
+            "schedule_to_close_timeout": opts.schedule_to_close_timeout,
+            "start_to_close_timeout": opts.start_to_close_timeout,
+            "retry_policy": retry,
+            "cancellation_type": workflow.ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
+            "activity_id": step_id,
+            "summary": opts.summary,
+        }
+        handle: asyncio.Future[Any]
+        if opts.local:
+            handle = workflow.start_local_activity(target.ref, **shared)
+        else:
+            handle = workflow.start_activity(
+                target.ref,
+                task_queue=opts.task_queue,
+                heartbeat_timeout=opts.heartbeat_timeout,
+                **shared,
+            )
+        return await _settle(handle)
 
     def _encode(self, call: StepCall) -> list[Any]:
         """The call's args as payloads, refused here if they cannot travel.
@@ -433,8 +398,7 @@ class _TemporalBackend(Backend):
         opts = call.options
         # Started in its own task so a cancel during the start stays ours too
         # (temporalio re-raises only a workflow cancel there); the task copies
-        # this context, so the interceptor still sees the step (and adds the
-        # header when the child's id cannot tell it).
+        # this context, so the interceptor still sees the step and adds its header.
         start = asyncio.ensure_future(
             workflow.start_child_workflow(
                 target.ref,
@@ -464,9 +428,9 @@ class _TemporalBackend(Backend):
 
     def passes_through(self, exc: BaseException) -> bool:
         """Eviction and continue-as-new end the workflow task, not the saga: never compensate."""
-        if _is_eviction(exc) or isinstance(exc, workflow.ContinueAsNewError):
+        if is_eviction(exc) or isinstance(exc, workflow.ContinueAsNewError):
             return True
-        return isinstance(exc, asyncio.CancelledError) and _being_evicted()
+        return isinstance(exc, asyncio.CancelledError) and being_evicted()
 
 
 # Workflow instances may use __slots__; then the per-run saga counter lives here.

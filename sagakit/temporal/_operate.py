@@ -15,6 +15,7 @@ from temporalio import workflow
 
 from sagakit._exceptions import SagaStateError
 from sagakit._report import ParkedUndo, SagaReport, SagaStatus
+from sagakit.temporal._private import client_identity
 
 __all__ = [
     "REPORT_QUERY",
@@ -113,8 +114,7 @@ async def resolve(
             to the workflow's history.
     """
     if by is None:
-        client = getattr(handle, "_client", None)  # WorkflowHandle keeps it, unexposed
-        by = getattr(client, "identity", None)
+        by = client_identity(handle)
     request = {"seq": seq, "action": action, "reason": reason, "by": by}
     try:
         await handle.execute_update(RESOLVE_UPDATE, request)

@@ -3,12 +3,13 @@
 It does two things a worker needs for sagas:
 
 * installs an interceptor that carries the running step (`current_step()`,
-  `idempotency_key()`) across the worker boundary: an activity or child
-  workflow reads it off its own id and workflow run (`activity.info()`), and
-  from the `sagakit` header in the few cases the id cannot tell (see
-  `sagakit.temporal._header`), which the interceptor then writes. It also
-  counts every attempt of an undo in the activity metric
-  `sagakit_undo_attempts` (a counter, with temporalio's activity attributes);
+  `idempotency_key()`) across the worker boundary, as temporalio's own
+  OpenTelemetry interceptor carries its trace context: the `sagakit` header
+  goes with every activity and child workflow scheduled while a step is
+  current, and the activity or child reads it back (see
+  `sagakit.temporal._header`). It also counts every attempt of an undo in the
+  activity metric `sagakit_undo_attempts` (a counter, with temporalio's
+  activity attributes);
 * passes `sagakit` through the workflow sandbox, so the workflow code, the
   interceptor and the executor share one `sagakit._context._current` (a
   sandbox re-import would make a second, empty one).
@@ -55,23 +56,12 @@ from sagakit._context import Phase, StepContext, _current
 from sagakit.temporal._header import (
     STEP_HEADER,
     decode_step,
-    outgoing_header,
+    encode_step,
     run_saga_base,
-    send_header,
     step_from_id,
 )
 
 __all__ = ["SagakitInterceptor", "SagakitPlugin"]
-
-
-def _with_step(headers: Mapping[str, Payload]) -> Mapping[str, Payload]:
-    """`headers`, plus the `sagakit` header if the step's ids cannot tell it (rarely).
-
-    The executor decides (`send_header`), as it knows the ids it chose; a child
-    workflow run as a step decides for what it schedules outside a saga of its own.
-    """
-    header = outgoing_header()
-    return headers if header is None else {**headers, STEP_HEADER: header}
 
 
 def _child_step_id(child_id: str, parent_id: str) -> str | None:
@@ -89,6 +79,7 @@ def _activity_step(input: ExecuteActivityInput) -> StepContext | None:
     payload = input.headers.get(STEP_HEADER)
     if payload is not None:
         return decode_step(payload, base)
+    # No header: scheduled by a workflow started before sagakit sent it always.
     return step_from_id(info.activity_id, base) if base else None
 
 
@@ -147,20 +138,36 @@ def _count_undo_attempt() -> None:
 
 
 class _WorkflowOutbound(WorkflowOutboundInterceptor):
-    # These run synchronously in the task that schedules the activity or child,
-    # which is the task the core set `_current` in.
+    """Adds the `sagakit` header to what is scheduled while a step is current.
+
+    Its methods run synchronously in the task that schedules the activity or
+    child, which is the task the core set `_current` in (or a task copied from it).
+    """
+
+    _base: str | None = None
+
+    def _with_step(self, headers: Mapping[str, Payload]) -> Mapping[str, Payload]:
+        ctx = _current.get()
+        if ctx is None:
+            return headers
+        base = self._base
+        if base is None:  # one instance per workflow run: its saga base never changes
+            info = workflow.info()
+            base = self._base = run_saga_base(info.workflow_id, info.run_id)
+        return {**headers, STEP_HEADER: encode_step(ctx, base)}
+
     def start_activity(self, input: StartActivityInput) -> workflow.ActivityHandle[Any]:
-        input.headers = _with_step(input.headers)
+        input.headers = self._with_step(input.headers)
         return self.next.start_activity(input)
 
     def start_local_activity(self, input: StartLocalActivityInput) -> workflow.ActivityHandle[Any]:
-        input.headers = _with_step(input.headers)
+        input.headers = self._with_step(input.headers)
         return self.next.start_local_activity(input)
 
     def start_child_workflow(
         self, input: StartChildWorkflowInput
     ) -> Coroutine[Any, Any, workflow.ChildWorkflowHandle[Any, Any]]:
-        input.headers = _with_step(input.headers)
+        input.headers = self._with_step(input.headers)
         return self.next.start_child_workflow(input)
 
 
@@ -180,26 +187,27 @@ class _WorkflowInbound(WorkflowInboundInterceptor):
             payload = input.headers.get(STEP_HEADER)
             if payload is not None:
                 ctx = decode_step(payload, base)
-            else:
+            else:  # started by a parent from before sagakit sent the header always
                 step_id = _child_step_id(info.workflow_id, parent.workflow_id)
                 ctx = None if step_id is None else step_from_id(step_id, base)
         elif STEP_HEADER in input.headers:
             ctx = decode_step(input.headers[STEP_HEADER], "")
         if ctx is not None:
-            # A child workflow run as a step: its code (and the activities it
-            # schedules outside a saga of its own) sees the parent's step. Set in
-            # the workflow's main task, which runs the coroutine returned here.
-            # Its own activities have ids of temporalio's: they need the header.
+            # A child workflow run as a step: its code, and the activities and
+            # children it schedules outside a saga of its own (which then carry
+            # the parent's step, whole saga id and all), see the parent's step.
+            # Set in the workflow's main task, which runs the coroutine returned here.
             _current.set(ctx)
-            send_header(ctx, run_saga_base(info.workflow_id, info.run_id))
         return self.next.execute_workflow(input)
 
 
 class SagakitInterceptor(Interceptor):
     """Carries the current step to activities and child workflows.
 
-    They read it off their ids, or off the `sagakit` header when the id
-    cannot tell it all. Counts undo attempts in `sagakit_undo_attempts`.
+    In the `sagakit` header of every activity and child workflow scheduled
+    while a step is current; an activity or child without one (scheduled by a
+    workflow started before sagakit sent it always) reads its step off its id.
+    Counts undo attempts in `sagakit_undo_attempts`.
 
     `SagakitPlugin` installs it; add it yourself only to a worker or replayer
     configured without plugins.

@@ -12,7 +12,15 @@ import pytest
 from conftest import new_id, saga_worker
 from temporalio.client import Client, WorkflowFailureError, WorkflowHistory
 from temporalio.testing import ActivityEnvironment
-from temporalio.worker import ExecuteActivityInput, Replayer
+from temporalio.worker import (
+    ExecuteActivityInput,
+    Interceptor,
+    Replayer,
+    StartActivityInput,
+    WorkflowInboundInterceptor,
+    WorkflowInterceptorClassInput,
+    WorkflowOutboundInterceptor,
+)
 from temporalio.workflow import NondeterminismError
 from workflows.activities import ALL, Job
 from workflows.sagas import (
@@ -30,7 +38,7 @@ from workflows.sagas import (
 
 from sagakit import DoOutcome, Phase, StepContext
 from sagakit.temporal import SagakitPlugin
-from sagakit.temporal._header import STEP_HEADER, decode_step, id_tells, run_saga_base
+from sagakit.temporal._header import STEP_HEADER, decode_step, run_saga_base
 from sagakit.temporal._plugin import _activity_step
 
 pytestmark = pytest.mark.temporal
@@ -53,8 +61,46 @@ BEFORE_STEP_IDS = {
 }
 
 
-def replayer(*workflows: type) -> Replayer:
-    return Replayer(workflows=list(workflows), plugins=[SagakitPlugin()])
+# Recorded by the builds between #12 and #18, which sent the header only where the
+# activity or child workflow id could not tell the step; their activities and
+# children without one read it off their id. Never re-recorded, as above. The
+# `.2.b` ones are the child workflows ChildStepWorkflow ran as step 2's do and undo.
+STEP_IDS = {
+    "ids_steps_fail_at_c.json": StepsWorkflow,
+    "ids_two_sagas.json": TwoSagasWorkflow,
+    "ids_child_step_fail_at_c.json": ChildStepWorkflow,
+    "ids_child_step_fail_at_c.2.b.json": ChildDo,
+    "ids_child_step_fail_at_c.2.b.undo.json": ChildUndo,
+}
+
+
+def replayer(*workflows: type, interceptors: list[Interceptor] | None = None) -> Replayer:
+    return Replayer(
+        workflows=list(workflows), plugins=[SagakitPlugin()], interceptors=interceptors or []
+    )
+
+
+def load(name: str) -> WorkflowHistory:
+    return WorkflowHistory.from_json(f"recorded-{Path(name).stem}", (HISTORIES / name).read_text())
+
+
+def learned_steps(history: WorkflowHistory) -> dict[str, StepContext | None]:
+    """Activity id -> the step the activity learns, with the headers its history holds."""
+    learned = {}
+    for event in history.events:
+        if not event.HasField("activity_task_scheduled_event_attributes"):
+            continue
+        scheduled = event.activity_task_scheduled_event_attributes
+        env = ActivityEnvironment()
+        env.info = dataclasses.replace(
+            env.info,
+            workflow_id=history.workflow_id,
+            workflow_run_id=history.run_id,
+            activity_id=scheduled.activity_id,
+        )
+        input = ExecuteActivityInput(lambda: None, [], None, dict(scheduled.header.fields))
+        learned[scheduled.activity_id] = env.run(_activity_step, input)
+    return learned
 
 
 async def run_to_history(
@@ -113,7 +159,8 @@ class TestHistoriesFromBeforeStepIds:
         """An activity such a workflow scheduled reads its step off the old header.
 
         And the step its id tells agrees with the header in all but an undo's
-        outcome, which this build sends in the header when it is not "succeeded".
+        outcome, which the builds that sent the header only when needed sent
+        whenever it was not "succeeded".
         """
         wf_id = f"recorded-{Path(name).stem}"
         history = WorkflowHistory.from_json(wf_id, (HISTORIES / name).read_text())
@@ -142,11 +189,98 @@ class TestHistoriesFromBeforeStepIds:
             from_id = env.run(step, {})
             usual = DoOutcome.SUCCEEDED if old.phase is Phase.UNDO else DoOutcome.PENDING
             assert from_id == old._replace(do_outcome=usual)
-            # This build sends the header exactly when the outcome is not the usual one.
-            assert id_tells(old) is (old.do_outcome is usual)
             outcomes.add(old.do_outcome)
         if "fail" in name:  # the fixture holds an undo of each outcome
             assert outcomes >= {DoOutcome.SUCCEEDED, DoOutcome.FAILED, DoOutcome.UNKNOWN}
+
+
+class _SeeWhatIsScheduled(Interceptor):
+    """Keeps the `sagakit` header of every activity a replayed workflow schedules.
+
+    Given to the replayer beside SagakitPlugin, it sees each activity after
+    sagakit's interceptor added the header.
+    """
+
+    def __init__(self) -> None:
+        self.headers: list[Any] = []
+
+    def workflow_interceptor_class(
+        self, input: WorkflowInterceptorClassInput
+    ) -> type[WorkflowInboundInterceptor]:
+        seen = self.headers
+
+        class Outbound(WorkflowOutboundInterceptor):
+            def start_activity(self, input: StartActivityInput) -> Any:
+                seen.append(input.headers.get(STEP_HEADER))
+                return self.next.start_activity(input)
+
+        class Inbound(WorkflowInboundInterceptor):
+            def init(self, outbound: WorkflowOutboundInterceptor) -> None:
+                super().init(Outbound(outbound))
+
+        return Inbound
+
+
+class TestHistoriesFromBeforeTheHeaderWentEverywhere:
+    """Workflows started when the header went only where the id could not tell the step."""
+
+    @pytest.mark.parametrize("name", sorted(STEP_IDS))
+    async def test_they_replay(self, name: str) -> None:
+        """This build sends the header with everything; replay does not check headers."""
+        await replayer(STEP_IDS[name]).replay_workflow(load(name))
+
+    def test_their_activities_know_their_step(self) -> None:
+        """Without a header an activity reads its step off its id; with one, off the header."""
+        history = load("ids_steps_fail_at_c.json")
+        base = run_saga_base(history.workflow_id, history.run_id)
+        assert learned_steps(history) == {
+            "1.do_a": StepContext(base, 1, "do_a", Phase.DO),
+            "2.do_b": StepContext(base, 2, "do_b", Phase.DO),
+            "3.do_c": StepContext(base, 3, "do_c", Phase.DO),
+            # The one activity of the run that had a header: its do failed.
+            "3.do_c.undo": StepContext(base, 3, "do_c", Phase.UNDO, DoOutcome.FAILED),
+            "2.do_b.undo": StepContext(base, 2, "do_b", Phase.UNDO, DoOutcome.SUCCEEDED),
+            "1.do_a.undo": StepContext(base, 1, "do_a", Phase.UNDO, DoOutcome.SUCCEEDED),
+        }
+
+    def test_the_second_saga_of_a_run_is_told_apart(self) -> None:
+        history = load("ids_two_sagas.json")
+        base = run_saga_base(history.workflow_id, history.run_id)
+        assert learned_steps(history) == {
+            "1.do_a": StepContext(base, 1, "do_a", Phase.DO),
+            "2.do_b": StepContext(base, 2, "do_b", Phase.DO),
+            "2/1.do_a": StepContext(f"{base}/2", 1, "do_a", Phase.DO),
+            "2/2.do_b": StepContext(f"{base}/2", 2, "do_b", Phase.DO),
+        }
+
+    @pytest.mark.parametrize(
+        ("name", "phase", "outcome"),
+        [
+            ("ids_child_step_fail_at_c.2.b.json", Phase.DO, DoOutcome.PENDING),
+            ("ids_child_step_fail_at_c.2.b.undo.json", Phase.UNDO, DoOutcome.SUCCEEDED),
+        ],
+    )
+    async def test_a_child_started_without_a_header_knows_its_step(
+        self, name: str, phase: Phase, outcome: DoOutcome
+    ) -> None:
+        """A child workflow step started without a header reads the parent's step off its id.
+
+        Replayed on this build, the activity it schedules carries that step.
+        """
+        history = load(name)
+        started = history.events[0].workflow_execution_started_event_attributes
+        assert not started.header.fields
+        parent = run_saga_base(
+            started.parent_workflow_execution.workflow_id,
+            started.parent_workflow_execution.run_id,
+        )
+        seen = _SeeWhatIsScheduled()
+        await replayer(STEP_IDS[name], interceptors=[seen]).replay_workflow(history)
+        assert len(seen.headers) == 1
+        child_base = run_saga_base(history.workflow_id, history.run_id)
+        assert decode_step(seen.headers[0], child_base) == StepContext(
+            parent, 2, "b", phase, outcome
+        )
 
 
 class TestVersioning:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import contextvars
-import itertools
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -26,7 +24,7 @@ from sagakit import (
     UndoReport,
     UndoStatus,
 )
-from sagakit._context import _current
+from sagakit._context import _activity_id
 from sagakit._report import OmittedSteps
 from sagakit.temporal import (
     SAGA_FAILED_TYPE,
@@ -37,21 +35,13 @@ from sagakit.temporal import (
 )
 from sagakit.temporal._executor import _TemporalBackend
 from sagakit.temporal._failure import decode, encode
-from sagakit.temporal._header import (
-    decode_step,
-    encode_step,
-    id_tells,
-    outgoing_header,
-    send_header,
-    step_activity_id,
-    step_from_id,
-)
+from sagakit.temporal._header import decode_step, encode_step, step_from_id
 
 BASE = "wf-1/run-1"
 
 
 class TestStepIds:
-    """The activity id sagakit chooses tells the activity its step (no header needed)."""
+    """Activity ids keep the format replay checks; an old run's activity reads its step off one."""
 
     @pytest.mark.parametrize("index", [1, 2, 12])
     @pytest.mark.parametrize("phase", [Phase.DO, Phase.UNDO])
@@ -62,71 +52,20 @@ class TestStepIds:
         """seq, name, phase and saga (the run's n-th) come back from the id."""
         saga_id = BASE if index == 1 else f"{BASE}/{index}"
         outcome = DoOutcome.PENDING if phase is Phase.DO else DoOutcome.SUCCEEDED
-        step_id = step_activity_id(index, 7, name, phase)
-        assert step_from_id(step_id, BASE) == StepContext(saga_id, 7, name, phase, outcome)
+        ctx = StepContext(saga_id, 7, name, phase, outcome)
+        assert step_from_id(_activity_id(ctx, index), BASE) == ctx
 
     def test_ids_are_what_sagakit_always_wrote(self) -> None:
         """Replay compares activity ids with the history: their format must never change."""
-        assert step_activity_id(1, 3, "reserve", Phase.DO) == "3.reserve"
-        assert step_activity_id(1, 3, "reserve", Phase.UNDO) == "3.reserve.undo"
-        assert step_activity_id(2, 1, "do_a", Phase.DO) == "2/1.do_a"
+        assert _activity_id(StepContext(BASE, 3, "reserve", Phase.DO)) == "3.reserve"
+        undo = StepContext(BASE, 3, "reserve", Phase.UNDO, DoOutcome.FAILED)
+        assert _activity_id(undo) == "3.reserve.undo"
+        assert _activity_id(StepContext(f"{BASE}/2", 1, "do_a", Phase.DO), 2) == "2/1.do_a"
 
     @pytest.mark.parametrize("activity_id", ["1", "12", "abc", "0.a", "1/2.a", "a.1", "/1.a"])
     def test_other_ids_name_no_step(self, activity_id: str) -> None:
         """The default ids of temporalio (1, 2, ...) and ids sagakit never makes are no step."""
         assert step_from_id(activity_id, BASE) is None
-
-
-class TestWhenTheHeaderGoes:
-    """The header goes only with the steps whose activity id cannot tell them whole."""
-
-    def test_exactly_when_the_id_cannot_tell(self) -> None:
-        """`id_tells` answers what parsing the id back would, without making it."""
-        names = ["a", "x.undo", "a.undo.b", "", "on_compensation_failed"]
-        for index, seq, name, phase, outcome in itertools.product(
-            [1, 2], [0, 1, 7], names, Phase, DoOutcome
-        ):
-            ctx = StepContext(BASE if index == 1 else f"{BASE}/{index}", seq, name, phase, outcome)
-            from_id = step_from_id(step_activity_id(index, seq, name, phase), BASE)
-            assert id_tells(ctx) is (from_id == ctx), ctx
-
-    def test_not_for_a_do_or_an_undo_whose_do_succeeded(self) -> None:
-        assert id_tells(StepContext(BASE, 1, "a", Phase.DO))
-        assert id_tells(StepContext(f"{BASE}/2", 4, "b", Phase.UNDO, DoOutcome.SUCCEEDED))
-
-    @pytest.mark.parametrize(
-        "ctx",
-        [
-            StepContext(BASE, 3, "c", Phase.UNDO, DoOutcome.FAILED),
-            StepContext(BASE, 3, "c", Phase.UNDO, DoOutcome.UNKNOWN),
-            # A do whose name ends in ".undo" has the id of an undo.
-            StepContext(BASE, 2, "x.undo", Phase.DO),
-            # The hook runs as seq 0, which no step id has.
-            StepContext(BASE, 0, "on_compensation_failed", Phase.UNDO, DoOutcome.SUCCEEDED),
-        ],
-    )
-    def test_for_what_the_id_cannot_tell(self, ctx: StepContext) -> None:
-        assert not id_tells(ctx)
-        assert decode_step(encode_step(ctx, BASE), BASE) == ctx
-
-    def test_only_while_its_step_is_current(self) -> None:
-        """Left set after its step, the header goes with nothing scheduled later."""
-        ctx = StepContext(BASE, 3, "c", Phase.UNDO, DoOutcome.FAILED)
-
-        def scheduled_under(current: StepContext | None) -> Payload | None:
-            _current.set(current)
-            return outgoing_header()
-
-        def run() -> list[Payload | None]:
-            send_header(ctx, BASE)
-            later = StepContext(BASE, 4, "d", Phase.DO)
-            return [scheduled_under(ctx), scheduled_under(later), scheduled_under(None)]
-
-        sent, later, outside = contextvars.copy_context().run(run)
-        assert sent is not None
-        assert decode_step(sent, BASE) == ctx
-        assert later is None
-        assert outside is None
 
 
 class TestHeader:
@@ -138,6 +77,25 @@ class TestHeader:
         ctx = StepContext(saga_id, 7, "book car", Phase.UNDO, DoOutcome.UNKNOWN)
         assert decode_step(encode_step(ctx, BASE), BASE) == ctx
 
+    @pytest.mark.parametrize(
+        "ctx",
+        [
+            StepContext(BASE, 3, "c", Phase.UNDO, DoOutcome.FAILED),
+            StepContext(BASE, 2, "x.undo", Phase.DO),
+            # The hook runs as seq 0.
+            StepContext(BASE, 0, "on_compensation_failed", Phase.UNDO, DoOutcome.SUCCEEDED),
+        ],
+    )
+    def test_tells_what_an_id_could_not(self, ctx: StepContext) -> None:
+        """An undo's outcome, a do named like an undo, the hook: all come back whole."""
+        assert decode_step(encode_step(ctx, BASE), BASE) == ctx
+
+    @pytest.mark.parametrize("name", ["", "ünï", 'say "hi"', "back\\slash", "line\nbreak", "\x00"])
+    def test_any_name_round_trips(self, name: str) -> None:
+        """The header is JSON: quotes, escapes and non-ASCII names come back as they were."""
+        ctx = StepContext(f"{BASE}/3", 2, name, Phase.DO)
+        assert decode_step(encode_step(ctx, BASE), BASE) == ctx
+
     def test_first_saga_of_the_run_sends_no_saga_id(self) -> None:
         """The common case carries only seq, name, phase and outcome: history bytes matter."""
         ctx = StepContext(BASE, 1, "a", Phase.DO)
@@ -146,8 +104,6 @@ class TestHeader:
     @pytest.mark.parametrize("data", [b"", b"{}", b"[1]", b'[1,"a","x","p"]', b"\xff"])
     def test_foreign_payloads_are_ignored(self, data: bytes) -> None:
         """A header sagakit did not write decodes to None instead of failing the activity."""
-        from temporalio.api.common.v1 import Payload
-
         assert decode_step(Payload(data=data), BASE) is None
 
 
