@@ -20,6 +20,7 @@ from collections.abc import Callable
 from typing import Any
 
 from sagakit._context import Phase, StepContext
+from sagakit._exceptions import describe
 from sagakit._options import RetryPolicy, StepOptions
 
 __all__ = ["Backend", "StepCall"]
@@ -127,10 +128,7 @@ class Backend(abc.ABC):
         same on every backend. Adapters override it to see through their
         wrappers (Temporal's `ActivityError` to the `ApplicationError` inside).
         """
-        kind, message = getattr(exc, "type", None), getattr(exc, "message", None)
-        if isinstance(kind, str) and kind and isinstance(message, str):
-            return kind, message
-        return type(exc).__name__, str(exc)
+        return describe(exc)
 
     def passes_through(self, exc: BaseException) -> bool:
         """Errors that end the saga's task without compensation; none by default.

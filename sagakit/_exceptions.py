@@ -25,6 +25,20 @@ if TYPE_CHECKING:
     from sagakit._report import SagaReport
 
 
+def describe(exc: BaseException) -> tuple[str, str]:
+    """(type name, message) of an error, as reports and retry policies name it.
+
+    An error with string `type` and `message` attributes (temporalio's
+    `ApplicationError`) is named by those, as Temporal matches
+    `non_retryable_error_types`: a business error reads the same on every
+    backend. Any other error: its class's own name and `str()`.
+    """
+    kind, message = getattr(exc, "type", None), getattr(exc, "message", None)
+    if isinstance(kind, str) and kind:
+        return kind, message if isinstance(message, str) else str(exc)
+    return type(exc).__name__, str(exc)
+
+
 class SagaError(Exception):
     """Root of every exception sagakit raises."""
 

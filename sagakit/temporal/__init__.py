@@ -9,13 +9,8 @@ back from a failed saga's workflow failure. `parked` and `resolve` let an
 operator finish a saga whose undos parked (`SagaOptions(on_undo_failure="park")`).
 """
 
-from sagakit.temporal._executor import (
-    PAYLOAD_LIMIT,
-    REPORT_QUERY,
-    SAGA_FAILED_TYPE,
-    TemporalExecutor,
-)
-from sagakit.temporal._failure import report_from_failure
+from sagakit.temporal._executor import PAYLOAD_LIMIT, REPORT_QUERY, TemporalExecutor
+from sagakit.temporal._failure import SAGA_FAILED_TYPE, report_from_failure
 from sagakit.temporal._header import STEP_HEADER
 from sagakit.temporal._operate import (
     RESOLVE_UPDATE,

@@ -1,452 +1,32 @@
 """`TemporalExecutor`: run a saga function inside a Temporal workflow.
 
-The core (`sagakit._saga`) decides what runs and in which order; this module
-only translates a `StepCall` into temporalio: an activity, a local activity, a
-child workflow, or an inline `async def` run in the workflow itself.
+It makes the run's `TemporalBackend` (`_backend.py`) and `Saga`, serves the
+report query and the operators' resolve update, and turns a failed saga into
+the workflow's `SagaFailed` failure (`_failure.py`).
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import weakref
 from collections.abc import Callable, Coroutine
-from enum import Enum
-from typing import Any, Final, TypeVar
+from typing import Any, TypeVar
 
-import temporalio.common
 import temporalio.exceptions
 from temporalio import workflow
 
-from sagakit._backend import Backend, StepCall
-from sagakit._checks import PAYLOAD_LIMIT, check_payload_size, is_async_callable
-from sagakit._context import Phase, _activity_id
-from sagakit._exceptions import (
-    OptionsError,
-    SagaDefinitionError,
-    SagaFailed,
-    SagaStateError,
-    StepDefinitionError,
-)
-from sagakit._options import RetryPolicy, SagaOptions, StepOptions
-from sagakit._parking import parking, parking_or_refuse
-from sagakit._report import ParkedUndo, SagaReport, SagaStatus, UndoStatus
+from sagakit._checks import PAYLOAD_LIMIT
+from sagakit._exceptions import SagaDefinitionError, SagaFailed, SagaStateError
+from sagakit._options import SagaOptions
+from sagakit._parking import parking_or_refuse
+from sagakit._report import SagaReport
 from sagakit._saga import Saga, failure_message, run_saga
-from sagakit.temporal._failure import encode
-from sagakit.temporal._header import run_saga_base
-from sagakit.temporal._operate import REPORT_QUERY, RESOLVE_UPDATE, SAGA_STATUS, count_status
-from sagakit.temporal._private import (
-    being_evicted,
-    is_activity,
-    is_eviction,
-    is_workflow_run_fn,
-    workflow_run_fn,
-)
-from sagakit.temporal._refs import ActivityRef, ChildWorkflowRef
+from sagakit.temporal._backend import Interrupted, TemporalBackend, next_index
+from sagakit.temporal._failure import SAGA_FAILED_TYPE, STEP_FAILURES, encode
+from sagakit.temporal._operate import REPORT_QUERY, RESOLVE_UPDATE
 
-__all__ = [
-    "PAYLOAD_LIMIT",
-    "REPORT_QUERY",
-    "SAGA_FAILED_TYPE",
-    "TemporalExecutor",
-]
+__all__ = ["PAYLOAD_LIMIT", "REPORT_QUERY", "TemporalExecutor"]
 
 R = TypeVar("R")
-
-
-SAGA_FAILED_TYPE: Final = "SagaFailed"
-"""`ApplicationError.type` of the failure a failed saga ends its workflow run with."""
-
-
-class _Kind(Enum):
-    ACTIVITY = "activity"
-    CHILD = "child workflow"
-    INLINE = "inline"
-
-
-class _Target:
-    """What `fn` turned out to be, and what to hand temporalio for it."""
-
-    __slots__ = ("kind", "ref", "result_type")
-
-    def __init__(self, kind: _Kind, ref: Any, result_type: type | None = None) -> None:
-        self.kind = kind
-        self.ref = ref
-        self.result_type = result_type
-
-
-def _describe(fn: Any) -> str:
-    return getattr(fn, "__qualname__", None) or getattr(fn, "__name__", None) or repr(fn)
-
-
-def _resolve(fn: Any) -> _Target:
-    """Classify a do or undo; raise `StepDefinitionError` for what a workflow cannot run."""
-    if isinstance(fn, ActivityRef):
-        return _Target(_Kind.ACTIVITY, fn.name, fn.result_type)
-    if isinstance(fn, ChildWorkflowRef):
-        return _Target(_Kind.CHILD, fn.name, fn.result_type)
-    if isinstance(fn, str):
-        # As in `workflow.execute_activity("name")`: a bare string is an activity name.
-        return _Target(_Kind.ACTIVITY, fn)
-    if is_activity(fn):
-        return _Target(_Kind.ACTIVITY, fn)
-    if isinstance(fn, type):
-        run_fn = workflow_run_fn(fn)
-        if run_fn is None:
-            raise StepDefinitionError(
-                f"class {_describe(fn)} is not a workflow: decorate it with @workflow.defn "
-                f"to run it as a child workflow step, or pass an @activity.defn function"
-            )
-        return _Target(_Kind.CHILD, run_fn)
-    if is_workflow_run_fn(fn):
-        return _Target(_Kind.CHILD, fn)
-    if getattr(fn, "__name__", None) == "<lambda>":
-        raise StepDefinitionError(
-            "a lambda cannot be a step on Temporal: a workflow may not do I/O itself; "
-            "make it an @activity.defn function registered on the worker (or an "
-            "`async def` to run inline in the workflow)"
-        )
-    if is_async_callable(fn):
-        return _Target(_Kind.INLINE, fn)
-    raise StepDefinitionError(
-        f"{_describe(fn)} is a plain sync function, which a Temporal workflow cannot "
-        f"run: decorate it with @activity.defn and register it on the worker (it then "
-        f"runs as an activity), or make it `async def` to run inline in the workflow "
-        f"(for workflow code only: waiting for a signal, a nested saga)"
-    )
-
-
-# Classification is pure and every step of every run asks it, so it is cached
-# per callable; weak keys so a worker does not pin functions it no longer runs.
-_targets: weakref.WeakKeyDictionary[Any, _Target] = weakref.WeakKeyDictionary()
-
-
-def _target(fn: Any) -> _Target:
-    try:
-        cached = _targets.get(fn)
-    except TypeError:  # unhashable or not weak-referenceable: classify every time
-        return _resolve(fn)
-    if cached is None:
-        cached = _resolve(fn)
-        with contextlib.suppress(TypeError):
-            _targets[fn] = cached
-    return cached
-
-
-def _retry(policy: RetryPolicy | None) -> temporalio.common.RetryPolicy | None:
-    if policy is None:
-        return None
-    return temporalio.common.RetryPolicy(
-        initial_interval=policy.initial_interval,
-        backoff_coefficient=policy.backoff_coefficient,
-        maximum_interval=policy.maximum_interval,
-        maximum_attempts=policy.maximum_attempts,
-        non_retryable_error_types=list(policy.non_retryable_error_types) or None,
-    )
-
-
-def _done(handle: asyncio.Future[Any]) -> asyncio.Future[None]:
-    """A future that completes when `handle` does; cancelling it leaves `handle` alone.
-
-    The lightest such wait (`asyncio.wait` builds sets and a callback per call).
-    """
-    waiter: asyncio.Future[None] = handle.get_loop().create_future()
-
-    def wake(_: object) -> None:
-        if not waiter.done():  # cancelled: nobody waits any more
-            waiter.set_result(None)
-
-    handle.add_done_callback(wake)
-    return waiter
-
-
-async def _settle(handle: asyncio.Future[Any]) -> Any:
-    """Await an activity or child handle; if cancelled, cancel it and wait until it stopped.
-
-    temporalio's own await of a handle swallows the task cancel (it turns into an
-    `ActivityError` caused by `CancelledError` later), so the core could not tell
-    a cancelled saga from a failed one. Waiting on the handle without awaiting it
-    keeps the cancel ours: we request it once, wait for the do to end (the
-    cancellation type is WAIT_CANCELLATION_COMPLETED), then re-raise it.
-    """
-    try:
-        await _done(handle)
-    except asyncio.CancelledError:
-        err = await _stop(handle)
-        if is_eviction(err):
-            raise err from None  # type: ignore[misc]
-        raise
-    return handle.result()
-
-
-async def _stop(handle: asyncio.Future[Any]) -> BaseException | None:
-    """Cancel `handle` and wait until it has ended; its error, retrieved (no GC warning).
-
-    A second cancel of the waiting task changes nothing: the do (or child) must
-    stop before the core may start its undo.
-    """
-    handle.cancel()
-    while not handle.done():
-        with contextlib.suppress(asyncio.CancelledError):
-            await _done(handle)
-    return None if handle.cancelled() else handle.exception()
-
-
-# How an activity or child workflow step fails; the error inside is its cause.
-_STEP_FAILURES = (temporalio.exceptions.ActivityError, temporalio.exceptions.ChildWorkflowError)
-
-
-def _explain(exc: BaseException) -> tuple[str, str]:
-    """(type, message) of an error, seen through `ActivityError` / `ChildWorkflowError`.
-
-    The same in the workflow and, from the failure in the history, in a client.
-    """
-    inner = exc
-    while isinstance(inner, _STEP_FAILURES) and inner.cause is not None:
-        inner = inner.cause
-    if isinstance(inner, temporalio.exceptions.ApplicationError):
-        return inner.type or "ApplicationError", inner.message
-    if isinstance(inner, temporalio.exceptions.TimeoutError):
-        return "TimeoutError", f"{inner.type.name if inner.type else 'unknown'} timeout"
-    if isinstance(inner, temporalio.exceptions.FailureError):
-        return type(inner).__name__, inner.message
-    return type(inner).__name__, str(inner)
-
-
-def _parked_detail(p: ParkedUndo) -> str:
-    why = [f"{p.attempts} attempts"] if p.attempts else []
-    if p.error is not None:
-        why.append(p.error.type)
-    return p.undo + (f" ({', '.join(why)})" if why else "")
-
-
-class _Interrupted(BaseException):
-    """A `KeyboardInterrupt` or `SystemExit` from an inline step, on its way to `run`."""
-
-    def __init__(self, original: BaseException) -> None:
-        super().__init__(original)
-        self.original = original
-
-
-class _TemporalBackend(Backend):
-    """One saga run inside one workflow run."""
-
-    def __init__(self, index: int, payload_limit: int) -> None:
-        info = workflow.info()
-        self._index = index
-        self._payload_limit = payload_limit
-        base = self._base = run_saga_base(info.workflow_id, info.run_id)
-        # The n-th saga of a workflow run is told apart by its start order, which
-        # replays identically.
-        self._saga_id = base if index == 1 else f"{base}/{index}"
-        self._workflow_id = info.workflow_id
-        # Upserted only when the workflow was started with it: then the namespace has
-        # it registered, and every replay makes the same decision.
-        self._upsert = info.typed_search_attributes.get(SAGA_STATUS) is not None
-        self._status = SagaStatus.RUNNING
-        count_status(SagaStatus.RUNNING)
-        self.saga: Saga | None = None
-        """The saga this backend serves, for what the UI shows of it."""
-
-    def saga_id(self) -> str:
-        """`workflow_id/run_id`, plus `/n` for the n-th saga (n >= 2) of the run."""
-        return self._saga_id
-
-    def show(self, status: SagaStatus, detail: str) -> None:
-        """Show where the saga stands in the UI (current details); count and upsert a new status."""
-        workflow.set_current_details(f"saga {self._index}: {detail}" if self._index > 1 else detail)
-        if status is self._status:
-            return
-        self._status = status
-        count_status(status)
-        if self._upsert:
-            workflow.upsert_search_attributes([SAGA_STATUS.value_set(status.value)])
-
-    def show_ended(self, saga: Saga) -> None:
-        """Show how the saga ended, naming the undos that failed."""
-        status = saga.status
-        detail = status.value.replace("_", " ")
-        failed = [r.name for r in saga._records if r.undo_status is UndoStatus.FAILED]
-        self.show(status, f"{detail}: {', '.join(failed)}" if failed else detail)
-
-    async def wait(self, event: asyncio.Event, seconds: float | None) -> bool:
-        """A workflow condition: durable, and in history only as one timer, with a timeout."""
-        park = None if self.saga is None else parking(self.saga)
-        if park is not None and park.waiting:  # the only waiter today: say what is parked
-            self.show(SagaStatus.PARKED, "parked: " + "; ".join(map(_parked_detail, park.parked())))
-        try:
-            await workflow.wait_condition(
-                event.is_set, timeout=seconds, timeout_summary="sagakit park_timeout"
-            )
-        except TimeoutError:
-            return False
-        return True
-
-    def time(self) -> float:
-        """`workflow.time()`: deterministic, the time of the current workflow task."""
-        return workflow.time()
-
-    def check(self, fn: Any, phase: Phase, options: StepOptions) -> None:
-        """Accept activities, child workflows and inline `async def`s; require activity timeouts."""
-
-        def what() -> str:  # made only for an error: check runs for every do and undo
-            return f"the {phase.value} {_describe(fn)}" + (
-                f" of step {options.name!r}" if options.name else ""
-            )
-
-        if isinstance(fn, str) and not fn.strip():
-            # Scheduled, it would fail every workflow task ("activityType is not set")
-            # or, blank, retry forever as an activity no worker has.
-            raise StepDefinitionError(
-                f"{what()} is {'a blank' if fn else 'an empty'} activity name: give the name "
-                f"the activity is registered under on the worker, as in "
-                f'saga.step("book_car", "cancel_car", trip)'
-                + (", or None when the step has nothing to undo" if phase is Phase.UNDO else "")
-            )
-        target = _target(fn)
-        if target.kind is _Kind.ACTIVITY:
-            if options.start_to_close_timeout is None and options.schedule_to_close_timeout is None:
-                raise OptionsError(
-                    f"{what()} is an activity and has no timeout: set start_to_close_timeout "
-                    f"(each attempt) or schedule_to_close_timeout (all attempts) on "
-                    f"saga.step(...) or once for all steps in SagaOptions(...)"
-                )
-        elif options.local:
-            raise OptionsError(
-                f"{what()} is a {target.kind.value}, but local=True applies only to "
-                f"activities: drop local=True for this step"
-            )
-
-    async def call(self, call: StepCall) -> Any:
-        """Run the do or undo as an activity, local activity, child workflow or inline."""
-        target = _target(call.fn)
-        opts = call.options
-        ctx = call.context
-        if ctx.seq:  # not the alert hook (seq 0)
-            if ctx.phase is Phase.DO:
-                self.show(SagaStatus.RUNNING, f"step {ctx.seq} {ctx.name}")
-            else:
-                self.show(SagaStatus.COMPENSATING, f"compensating {ctx.name}")
-        if target.kind is _Kind.INLINE:
-            try:
-                return await call.fn(*call.args)
-            except (KeyboardInterrupt, SystemExit) as e:
-                # Raised in any task but the workflow's main one, asyncio re-raises
-                # these out of the event loop, which stops the worker's workflow
-                # thread: carry them as a plain BaseException to TemporalExecutor.run.
-                raise _Interrupted(e) from e
-        # The step itself travels in the `sagakit` header, which the workflow
-        # interceptor adds; the id keeps the format running workflows replay.
-        step_id = _activity_id(ctx, self._index)
-        args = self._encode(call)
-        retry = _retry(call.retry_policy)
-        if target.kind is _Kind.CHILD:
-            return await self._child(target, call, args, step_id, retry)
-        # What a local and a remote activity share; only a remote one has a task
-        # queue and heartbeats.
-        shared: dict[str, Any] = {
-            "args": args,
-            "result_type": target.result_type,
-            "schedule_to_close_timeout": opts.schedule_to_close_timeout,
-            "start_to_close_timeout": opts.start_to_close_timeout,
-            "retry_policy": retry,
-            "cancellation_type": workflow.ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
-            "activity_id": step_id,
-            "summary": opts.summary,
-        }
-        handle: asyncio.Future[Any]
-        if opts.local:
-            handle = workflow.start_local_activity(target.ref, **shared)
-        else:
-            handle = workflow.start_activity(
-                target.ref,
-                task_queue=opts.task_queue,
-                heartbeat_timeout=opts.heartbeat_timeout,
-                **shared,
-            )
-        return await _settle(handle)
-
-    def _encode(self, call: StepCall) -> list[Any]:
-        """The call's args as payloads, refused here if they cannot travel.
-
-        Encoded once, here, and handed to temporalio as `RawValue`s (which it
-        sends as they are): an arg the converter cannot encode, or args over the
-        payload limit, would otherwise fail every workflow task from now on.
-        Refused, the call never started (`attempts = 0`), so its undo is not run.
-        """
-        try:
-            payloads = workflow.payload_converter().to_payloads(call.args)
-        except Exception as e:
-            call.attempts = 0
-            raise StepDefinitionError(
-                f"the {call.phase.value} of step {call.context.name!r}: its args cannot be "
-                f"encoded by the workflow's data converter "
-                f"({type(e).__name__}: {e}): pass values it can serialise (JSON types, "
-                f"dataclasses; pydantic models with pydantic_data_converter)"
-            ) from None
-        check_payload_size(call, sum(p.ByteSize() for p in payloads), self._payload_limit)
-        return [temporalio.common.RawValue(p) for p in payloads]
-
-    async def _child(
-        self,
-        target: _Target,
-        call: StepCall,
-        args: list[Any],
-        step_id: str,
-        retry: temporalio.common.RetryPolicy | None,
-    ) -> Any:
-        opts = call.options
-        # Started in its own task so a cancel during the start stays ours too
-        # (temporalio re-raises only a workflow cancel there); the task copies
-        # this context, so the interceptor still sees the step and adds its header.
-        start = asyncio.ensure_future(
-            workflow.start_child_workflow(
-                target.ref,
-                args=args,
-                id=f"{self._workflow_id}.{step_id}",
-                task_queue=opts.task_queue,
-                result_type=target.result_type,
-                execution_timeout=opts.schedule_to_close_timeout,
-                run_timeout=opts.start_to_close_timeout,
-                retry_policy=retry,
-                cancellation_type=workflow.ChildWorkflowCancellationType.WAIT_CANCELLATION_COMPLETED,
-                static_summary=opts.summary,
-            )
-        )
-        try:
-            handle: asyncio.Future[Any] = await _settle(start)
-        except asyncio.CancelledError:
-            if start.done() and not start.cancelled() and start.exception() is None:
-                # It started before the cancel took: stop it before any undo runs.
-                await _stop(start.result())
-            raise
-        return await _settle(handle)
-
-    def describe_error(self, exc: BaseException) -> tuple[str, str]:
-        """See through `ActivityError` / `ChildWorkflowError` to the error inside."""
-        return _explain(exc.original if isinstance(exc, _Interrupted) else exc)
-
-    def passes_through(self, exc: BaseException) -> bool:
-        """Eviction and continue-as-new end the workflow task, not the saga: never compensate."""
-        if is_eviction(exc) or isinstance(exc, workflow.ContinueAsNewError):
-            return True
-        return isinstance(exc, asyncio.CancelledError) and being_evicted()
-
-
-# Workflow instances may use __slots__; then the per-run saga counter lives here.
-_counters: weakref.WeakKeyDictionary[Any, int] = weakref.WeakKeyDictionary()
-_COUNTER_ATTR = "_sagakit_saga_count"
-
-
-def _next_index() -> int:
-    inst = workflow.instance()
-    try:
-        n = int(getattr(inst, _COUNTER_ATTR, 0)) + 1
-        setattr(inst, _COUNTER_ATTR, n)
-    except AttributeError:
-        n = _counters.get(inst, 0) + 1
-        _counters[inst] = n
-    return n
 
 
 class TemporalExecutor:
@@ -562,7 +142,7 @@ class TemporalExecutor:
                 "from a @workflow.run method (use sagakit.inmemory.InMemoryExecutor in "
                 "plain Python and unit tests)"
             )
-        backend = _TemporalBackend(_next_index(), self._payload_limit)
+        backend = TemporalBackend(next_index(), self._payload_limit)
         saga = backend.saga = Saga(backend, self._options)
         if self._report_query is not None:
             workflow.set_query_handler(
@@ -606,7 +186,7 @@ class TemporalExecutor:
                 raise asyncio.CancelledError() from e
             # The details leave the failed step's error out only when the cause is a
             # step's failure: a client reads that back off the history as we read it.
-            error = failure(str(e), SAGA_FAILED_TYPE, e.report, isinstance(cause, _STEP_FAILURES))
+            error = failure(str(e), SAGA_FAILED_TYPE, e.report, isinstance(cause, STEP_FAILURES))
             raise error from cause
         except (Exception, asyncio.CancelledError, GeneratorExit):
             raise
@@ -618,7 +198,7 @@ class TemporalExecutor:
             # Out of the workflow, KeyboardInterrupt and SystemExit stop the worker's
             # workflow thread (the worker stays up and runs nothing more), and any
             # other BaseException leaves the run hanging: fail the run instead.
-            original = e.original if isinstance(e, _Interrupted) else e
+            original = e.original if isinstance(e, Interrupted) else e
             name = type(original).__name__
             raise failure(
                 f"{failure_message(saga)}; then the workflow run failed: {name} is a "

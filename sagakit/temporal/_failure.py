@@ -2,8 +2,7 @@
 
 `TemporalExecutor.run` fails the run with an `ApplicationError` of type
 `SagaFailed` whose `details[0]` is `encode(report)`: every step and every undo,
-as positional rows, up to `SIZE_CAP` bytes. `report_from_failure` reads it back
-(and the versions 1 and 2 that earlier builds wrote).
+as positional rows, up to `SIZE_CAP` bytes. `report_from_failure` reads it back.
 
 Format, version 3 (keys of the dict):
 
@@ -30,12 +29,6 @@ Format, version 3 (keys of the dict):
   do `r` running, `s` succeeded, `f` failed, `x` cancelled; undo `n` none,
   `p` pending, `r` running, `c` compensated, `f` failed, `k` skipped, `u` not
   needed, `w` parked, `h` done by hand; kind `p` pivot, `r` retriable.
-
-Versions 1 and 2 had the same codes but other rows: `[seq, name, status,
-undo_name, undo_status, undo_order, attempts, error_type, error_message,
-undo_attempts, undo_error_type, undo_error_message, result, kind,
-resolutions]`, `t` in whole seconds; version 2 listed only the steps where
-something unusual happened and counted the others in `u`.
 """
 
 from __future__ import annotations
@@ -47,6 +40,7 @@ from typing import Any, Final
 
 import temporalio.exceptions
 
+from sagakit._exceptions import describe
 from sagakit._report import (
     ErrorInfo,
     OmittedSteps,
@@ -60,7 +54,37 @@ from sagakit._report import (
     UndoStatus,
 )
 
-__all__ = ["FORMAT_VERSION", "MESSAGE_CAP", "SIZE_CAP", "decode", "encode", "report_from_failure"]
+__all__ = [
+    "FORMAT_VERSION",
+    "MESSAGE_CAP",
+    "SAGA_FAILED_TYPE",
+    "SIZE_CAP",
+    "STEP_FAILURES",
+    "decode",
+    "encode",
+    "explain",
+    "report_from_failure",
+]
+
+SAGA_FAILED_TYPE: Final = "SagaFailed"
+"""`ApplicationError.type` of the failure a failed saga ends its workflow run with."""
+
+# How an activity or child workflow step fails; the error inside is its cause.
+STEP_FAILURES = (temporalio.exceptions.ActivityError, temporalio.exceptions.ChildWorkflowError)
+
+
+def explain(exc: BaseException) -> tuple[str, str]:
+    """(type, message) of an error, seen through `ActivityError` / `ChildWorkflowError`.
+
+    The same in the workflow and, from the failure in the history, in a client.
+    """
+    inner = exc
+    while isinstance(inner, STEP_FAILURES) and inner.cause is not None:
+        inner = inner.cause
+    if isinstance(inner, temporalio.exceptions.TimeoutError):
+        return "TimeoutError", f"{inner.type.name if inner.type else 'unknown'} timeout"
+    return describe(inner)
+
 
 FORMAT_VERSION: Final = 3
 """Version `encode` writes; `decode` also reads 1 and 2."""
@@ -243,11 +267,10 @@ def decode(
     saga_id: str | None = None,
     error: ErrorInfo | None = None,
 ) -> SagaReport:
-    """Read back what `encode` made (version 3), or what earlier builds wrote (1, 2).
+    """Read back what `encode` made.
 
-    Every step is in `steps` unless the report was cut at the size cap (or
-    is a version 2 one, which listed only the unusual steps); then `omitted`
-    counts the others. `omitted` is set (`count` 0 when nothing is left out):
+    Every step is in `steps` unless the report was cut at the size cap; then
+    `omitted` says which steps are left out. `omitted` is set (`count` 0 when nothing is left out):
     the report came from a failure, with no step times. Error messages stay
     as cut.
 
@@ -264,20 +287,16 @@ def decode(
     if not isinstance(data, Mapping):
         raise ValueError(f"a failure report is a dict, not {type(data).__name__}")
     version = data.get("v")
-    if version not in (1, 2, FORMAT_VERSION):
+    if version != FORMAT_VERSION:
+        # Versions 1 and 2, before sagakit 0.1 was released, kept too little to read back.
         raise ValueError(
-            f"unsupported failure report version {version!r} "
-            f"(this sagakit reads versions 1 to {FORMAT_VERSION})"
+            f"unsupported failure report version {version!r} (this sagakit reads version "
+            f"{FORMAT_VERSION}; the workflow's sagakit_report query still tells it all)"
         )
     try:
-        if version == FORMAT_VERSION:
-            t0 = _EPOCH + timedelta(milliseconds=data["t"])
-            steps = [_step_v3(row, t0) for row in data.get("st", ())]
-            ended_at = None if "d" not in data else t0 + timedelta(milliseconds=data["d"])
-        else:
-            t0 = datetime.fromtimestamp(data["t"], UTC)
-            steps = [_step_v2(row) for row in data.get("st", ())]
-            ended_at = None
+        t0 = _EPOCH + timedelta(milliseconds=data["t"])
+        steps = [_step(row, t0) for row in data.get("st", ())]
+        ended_at = None if "d" not in data else t0 + timedelta(milliseconds=data["d"])
         saga_error: ErrorInfo | None = None
         raw = data.get("e")
         if isinstance(raw, list):
@@ -290,9 +309,7 @@ def decode(
                 steps[at] = steps[at].model_copy(update={"error": saga_error})
         elif raw is not None:
             raise ValueError(f"'e' is neither [type, message] nor a step's seq: {raw!r}")
-        omitted = OmittedSteps()  # version 1 listed every step, version 3 all that fit
-        if version != 1:
-            omitted = _omitted(data, version, len(steps))
+        omitted = _omitted(data, len(steps))
         return SagaReport(
             saga_id=data.get("id", saga_id if saga_id is not None else ""),
             status=_SAGA_STATUSES[data["s"]],
@@ -307,22 +324,20 @@ def decode(
         raise ValueError(f"malformed failure report: {e!r}") from e
 
 
-def _omitted(data: Mapping[str, Any], version: int, listed: int) -> OmittedSteps:
+def _omitted(data: Mapping[str, Any], listed: int) -> OmittedSteps:
     undos = {_UNDO_STATUSES[k]: int(v) for k, v in data.get("u", {}).items()}
     if any(n < 1 for n in undos.values()):
         raise ValueError(f"'u' counts steps, each at least 1: {data['u']!r}")
     count = sum(undos.values())
-    seqs: list[int] = []
-    if version == FORMAT_VERSION:
-        seqs = [n for first, last in data.get("o", ()) for n in range(first, last + 1)]
-        if len(seqs) != count:
-            raise ValueError(f"'o' names {len(seqs)} steps, 'u' counts {count}")
+    seqs = [n for first, last in data.get("o", ()) for n in range(first, last + 1)]
+    if len(seqs) != count:
+        raise ValueError(f"'o' names {len(seqs)} steps, 'u' counts {count}")
     if count + listed != data["n"]:
         raise ValueError(f"{data['n']} steps, but {listed} listed and {count} counted")
     return OmittedSteps(count=count, undos=undos, seqs=seqs)
 
 
-def _step_v3(row: list[Any], t0: datetime) -> StepReport:
+def _step(row: list[Any], t0: datetime) -> StepReport:
     row = [*row, *[None] * (11 - len(row))]
     seq, name, codes, u_order, u_name, attempts, err, u_attempts, u_err, result, resolved = row
     undo = None
@@ -355,34 +370,6 @@ def _resolution(r: list[Any], t0: datetime) -> Resolution:
         reason=reason,
         by=by,
         at=None if at is None else t0 + timedelta(milliseconds=at),
-    )
-
-
-def _step_v2(row: list[Any]) -> StepReport:
-    row = [*row, *[None] * (15 - len(row))]
-    (seq, name, status, u_name, u_status, u_order) = row[:6]
-    (attempts, e_type, e_msg, u_attempts, u_type, u_msg, result, kind, resolved) = row[6:15]
-    undo = None
-    if u_status is not None:
-        undo = UndoReport(
-            name=name if u_name is None else u_name,
-            status=_UNDO_STATUSES[u_status],
-            order=u_order,
-            attempts=u_attempts,
-            error=None if u_type is None else ErrorInfo(type=u_type, message=u_msg),
-            resolutions=[
-                Resolution(action=r[0], reason=r[1] if len(r) > 1 else None) for r in resolved or ()
-            ],
-        )
-    return StepReport(
-        seq=seq,
-        name=name,
-        status=_STEP_STATUSES[status],
-        kind=_KINDS["" if kind is None else kind],
-        attempts=attempts,
-        error=None if e_type is None else ErrorInfo(type=e_type, message=e_msg),
-        result=result,
-        undo=undo,
     )
 
 
@@ -424,10 +411,6 @@ def report_from_failure(err: BaseException, *, saga_id: str | None = None) -> Sa
     Raises:
         ValueError: the details are not a report this sagakit can read.
     """
-    # The executor imports this module to write the failure; its error reading
-    # rule and failure type are its own, imported here only when a client reads.
-    from sagakit.temporal._executor import SAGA_FAILED_TYPE, _explain
-
     seen: set[int] = set()
     current: BaseException | None = err
     while current is not None and id(current) not in seen:
@@ -439,14 +422,11 @@ def report_from_failure(err: BaseException, *, saga_id: str | None = None) -> Sa
             if not current.details:
                 return None
             data = current.details[0]
-            if isinstance(data, dict) and "saga_id" in data:
-                # A full report (`model_dump`), as earlier builds wrote it.
-                return SagaReport.model_validate(data)
             cause = current.__cause__
             # The failed step's error is left out of the details: it is the cause.
             error = None
             if cause is not None:
-                kind, message = _explain(cause)
+                kind, message = explain(cause)
                 error = ErrorInfo(type=kind, message=message)
             return decode(data, saga_id=saga_id, error=error)
         current = current.__cause__

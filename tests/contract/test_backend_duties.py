@@ -78,9 +78,7 @@ class TestCheck:
 
 
 class TestCall:
-    async def test_a_call_refused_before_it_started_has_no_undo_run(
-        self, backend: Backend
-    ) -> None:
+    async def test_a_call_refused_before_it_started_has_no_undo_run(self, backend: Backend) -> None:
         """`call` sets attempts to 0 when the args cannot travel: that step's undo is not run."""
         plan = Plan()
         outcome = await backend.run(second_step_cannot_travel, plan, options=options())

@@ -1,0 +1,302 @@
+"""The in-memory backend: each `StepCall` run in this process, retried on a virtual clock.
+
+Retries follow the step's `RetryPolicy` with tenacity, sleeping on the
+executor's `VirtualClock`; timeouts bound real code in real time and injected
+latency on the virtual clock; faults hit the attempts they name.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import inspect
+import sys
+from datetime import timedelta
+from types import FunctionType
+from typing import TYPE_CHECKING, Any
+
+from tenacity import (
+    AsyncRetrying,
+    RetryCallState,
+    retry_if_exception,
+    stop_after_attempt,
+    stop_any,
+    wait_exponential,
+)
+from tenacity.stop import stop_base
+
+from sagakit._backend import Backend, StepCall
+from sagakit._checks import check_payload_size
+from sagakit._context import Phase, _activity_id
+from sagakit._exceptions import StepDefinitionError, StepTimeoutError, describe
+from sagakit._options import RetryPolicy, StepOptions
+from sagakit.inmemory._clock import VirtualClock
+
+if TYPE_CHECKING:
+    from sagakit.inmemory._executor import InMemoryExecutor
+
+__all__ = ["InMemoryBackend"]
+
+
+def _kind_of(fn: Any) -> str:
+    """How to run `fn` in memory: "activity" or "callable"; refuse what only Temporal runs."""
+    if type(fn) is FunctionType:
+        # Most steps: read the function's own dict; a missed attribute look-up raises
+        # (and catches) an AttributeError, which tripled a no-op step's instructions
+        # (callgrind, a 10-step no-op saga as in bench/inmem_overhead.py).
+        return "activity" if "__temporal_activity_definition" in fn.__dict__ else "callable"
+    if isinstance(fn, str):
+        raise StepDefinitionError(
+            f"in memory a step is a callable, not an activity name ({fn!r}): pass the "
+            f"activity function itself"
+        )
+    if getattr(type(fn), "__sagakit_temporal_only__", False):
+        raise StepDefinitionError(
+            f"{fn!r} names a Temporal activity or workflow, which runs only on Temporal: "
+            f"in memory pass a function that does the same"
+        )
+    if isinstance(fn, type) and hasattr(fn, "__temporal_workflow_definition"):
+        raise StepDefinitionError(
+            f"{fn.__name__} is a Temporal workflow: child-workflow steps run only on "
+            f"Temporal; in memory pass a function that does the same"
+        )
+    return "activity" if hasattr(fn, "__temporal_activity_definition") else "callable"
+
+
+class InMemoryBackend(Backend):
+    def __init__(self, executor: InMemoryExecutor, saga_id: str) -> None:
+        self._executor = executor
+        self._saga_id = saga_id
+
+    def saga_id(self) -> str:
+        return self._saga_id
+
+    def time(self) -> float:
+        return self._executor.clock.time()
+
+    def check(self, fn: Any, phase: Phase, options: StepOptions) -> None:
+        _kind_of(fn)
+
+    async def wait(self, event: asyncio.Event, seconds: float | None) -> bool:
+        """Wait for an operator on the virtual clock; tell `wait_parked` callers first."""
+        ex = self._executor
+        ex._changed.set()
+        return await ex.clock.wait(event, seconds)
+
+    async def call(self, call: StepCall) -> Any:
+        """The first attempt, then attempts 2 and on by tenacity if it failed and may retry."""
+        ex = self._executor
+        if ex.payload_limit is not None:
+            _check_payload(call, ex.payload_limit)
+        start = ex.clock.time()
+        policy = call.retry_policy or ex.default_retry_policy
+        try:
+            return await self._attempt(call, 1, start)
+        except Exception as first:
+            # Setting tenacity up costs more than a whole step: only when there is a retry.
+            if policy.maximum_attempts != 1 and _retryable(first, policy):
+                return await self._retry(call, first, start, policy)
+            if isinstance(first, _ScheduleToCloseExceeded):
+                raise StepTimeoutError(str(first)) from None
+            raise
+
+    async def _retry(
+        self, call: StepCall, first: Exception, start: float, policy: RetryPolicy
+    ) -> Any:
+        """Attempts 2..n, driven by tenacity on the virtual clock.
+
+        tenacity counts the first attempt, already made, as its own attempt 1
+        (its error re-raised, not re-run), so its attempt numbers, waits and stop
+        rules line up with Temporal's: the wait after attempt n is
+        initial * coefficient^(n-1).
+        """
+        ex = self._executor
+        sched = call.options.schedule_to_close_timeout
+        deadline = _StopAtDeadline(ex.clock, start, sched)
+        retrying = AsyncRetrying(
+            stop=stop_any(
+                stop_after_attempt(policy.maximum_attempts or ex.unlimited_attempts), deadline
+            ),
+            wait=wait_exponential(
+                multiplier=policy.initial_interval.total_seconds(),
+                exp_base=policy.backoff_coefficient,
+                max=policy.effective_maximum_interval.total_seconds(),
+            ),
+            sleep=ex.clock.sleep,
+            retry=retry_if_exception(lambda e: _retryable(e, policy)),
+            reraise=True,
+        )
+        try:
+            async for attempt in retrying:
+                with attempt:
+                    n = attempt.retry_state.attempt_number
+                    if n == 1:
+                        raise first
+                    return await self._attempt(call, n, start)
+        except _ScheduleToCloseExceeded as e:
+            raise StepTimeoutError(str(e)) from None
+        except Exception as e:
+            if deadline.passed:
+                raise StepTimeoutError(
+                    f"{call.context.name} {call.phase.value} ran past "
+                    f"schedule_to_close_timeout ({sched}) after {call.attempts} attempt(s)"
+                ) from e
+            raise
+        raise AssertionError("unreachable: tenacity either returns or raises")
+
+    async def _attempt(self, call: StepCall, n: int, start: float) -> Any:
+        """Attempt `n`, with the faults that hit it and the step's timeouts, recorded."""
+        ex = self._executor
+        call.attempts = n
+        fault = ex._fault_for(call.context.name, call.phase, n) if ex.faults else None
+        try:
+            if fault is not None:
+                if fault.latency:
+                    took = fault.latency.total_seconds()
+                    await ex.clock.sleep(took)
+                    self._check_deadlines(call, n, took, start)
+                if fault.raises and not fault.after_effect:
+                    raise fault.make_error(n)
+            opts = call.options
+            if opts.start_to_close_timeout is None and opts.schedule_to_close_timeout is None:
+                result = self._start(call, n)
+                if inspect.isawaitable(result):
+                    result = await result
+            else:
+                limit = self._time_left(call, start)
+                # Real time bounds real code; virtual time (faults, backoffs) is checked above.
+                try:
+                    async with asyncio.timeout(max(limit, 0.0)):
+                        result = self._start(call, n)
+                        if inspect.isawaitable(result):
+                            result = await result
+                except TimeoutError as e:
+                    raise StepTimeoutError(
+                        f"{call.context.name} {call.phase.value} attempt {n} ran "
+                        f"past its timeout ({limit:g}s)"
+                    ) from e
+            if fault is not None and fault.raises and fault.after_effect:
+                raise fault.make_error(n)
+        except Exception as e:
+            if ex.record_calls:
+                ex._log.append((call.context, n, e))
+            raise
+        if ex.record_calls:
+            ex._log.append((call.context, n, None))
+        return result
+
+    def _time_left(self, call: StepCall, start: float) -> float:
+        """Real seconds this attempt may run, by the step's timeouts (it has one at least)."""
+        opts = call.options
+        limit = _seconds(opts.start_to_close_timeout)
+        if opts.schedule_to_close_timeout is not None:
+            elapsed = self._executor.clock.time() - start
+            left = opts.schedule_to_close_timeout.total_seconds() - elapsed
+            limit = left if limit is None else min(limit, left)
+        assert limit is not None
+        return limit
+
+    def _start(self, call: StepCall, n: int) -> Any:
+        """Call the do or undo: its result, or what to await for it (no coroutine of ours)."""
+        if _kind_of(call.fn) == "activity":
+            return self._run_activity(call, n)
+        return call.fn(*call.args)
+
+    async def _run_activity(self, call: StepCall, n: int) -> Any:
+        # temporalio's own test environment gives the function a real activity
+        # context, so activity.info() and activity.heartbeat() work as on a worker.
+        from temporalio.testing import ActivityEnvironment
+
+        env = ActivityEnvironment()
+        ctx = call.context
+        defn = getattr(call.fn, "__temporal_activity_definition")
+        now = self._executor.clock.now()
+        env.info = dataclasses.replace(
+            env.info,
+            activity_id=_activity_id(ctx),
+            activity_type=defn.name or call.fn.__name__,
+            attempt=n,
+            workflow_id=self._saga_id,
+            workflow_type="InMemorySaga",
+            heartbeat_timeout=call.options.heartbeat_timeout,
+            start_to_close_timeout=call.options.start_to_close_timeout,
+            schedule_to_close_timeout=call.options.schedule_to_close_timeout,
+            scheduled_time=now,
+            started_time=now,
+            current_attempt_scheduled_time=now,
+        )
+        env.on_heartbeat = lambda *details: None
+        result = env.run(call.fn, *call.args)
+        if inspect.isawaitable(result):
+            return await result
+        return result
+
+    def _check_deadlines(self, call: StepCall, n: int, took: float, start: float) -> None:
+        opts = call.options
+        name = f"{call.context.name} {call.phase.value}"
+        stc = opts.start_to_close_timeout
+        if stc is not None and took > stc.total_seconds():
+            raise StepTimeoutError(f"{name} attempt {n} ran past start_to_close_timeout ({stc})")
+        sched = opts.schedule_to_close_timeout
+        if sched is not None and self._executor.clock.time() - start > sched.total_seconds():
+            raise _ScheduleToCloseExceeded(
+                f"{name} ran past schedule_to_close_timeout ({sched}) on attempt {n}"
+            )
+
+
+def _check_payload(call: StepCall, limit: int) -> None:
+    """Refuse args over Temporal's payload limit, as the Temporal backend does.
+
+    Only args whose own size in memory is a quarter of the limit or more are
+    encoded (with temporalio's default converter) to measure them: most args
+    cost nothing, and a value the converter cannot encode is allowed in memory.
+    """
+    for arg in call.args:
+        if sys.getsizeof(arg) >= limit // 4:
+            break
+    else:
+        return
+    from temporalio.converter import default
+
+    try:
+        payloads = default().payload_converter.to_payloads(call.args)
+    except Exception:
+        return
+    check_payload_size(call, sum(p.ByteSize() for p in payloads), limit)
+
+
+class _StopAtDeadline(stop_base):
+    """Stop retrying when the next backoff would end past `schedule_to_close_timeout`."""
+
+    def __init__(self, clock: VirtualClock, start: float, limit: timedelta | None) -> None:
+        self.clock = clock
+        self.start = start
+        self.limit = None if limit is None else limit.total_seconds()
+        self.passed = False
+
+    def __call__(self, state: RetryCallState) -> bool:
+        if self.limit is None:
+            return False
+        self.passed = self.clock.time() + state.upcoming_sleep - self.start > self.limit
+        return self.passed
+
+
+class _ScheduleToCloseExceeded(StepTimeoutError):
+    """Internal: the overall deadline passed; never retried."""
+
+
+def _seconds(td: timedelta | None) -> float | None:
+    return None if td is None else td.total_seconds()
+
+
+def _retryable(e: BaseException, policy: RetryPolicy) -> bool:
+    if not isinstance(e, Exception) or isinstance(e, _ScheduleToCloseExceeded):
+        return False  # cancellation and the overall deadline end the step
+    if getattr(e, "non_retryable", False) is True:  # temporalio's ApplicationError
+        return False
+    names = policy.non_retryable_error_types
+    if not names:
+        return True
+    # Exactly as Temporal matches: an ApplicationError's `type`, else the class's own
+    # name (not its bases'), so a saga tested here retries the same way there.
+    return describe(e)[0] not in names
