@@ -13,17 +13,13 @@ from __future__ import annotations
 
 import asyncio
 from datetime import timedelta
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from sagakit._checks import default_name
 from sagakit._exceptions import SagaStateError
-from sagakit._policy import UndoFailurePolicy
+from sagakit._record import Record
 from sagakit._report import ParkedUndo, Resolution, UndoStatus, to_datetime
-
-if TYPE_CHECKING:
-    from sagakit._record import Record
-    from sagakit._saga import Saga
-    from sagakit._unwind import Unwind
+from sagakit._unwind import UndoFailurePolicy, Unwind
 
 __all__ = ["Park", "parking", "parking_or_refuse"]
 
@@ -48,7 +44,7 @@ class Park(UndoFailurePolicy):
         if self._held:
             self._wake = asyncio.Event()  # decisions are taken from here on, hook or not
         if errors or self._held:
-            await self.alert(unwind)
+            await self.alert()
         if self._held:
             errors += await self._wait(unwind)
         return errors
@@ -59,7 +55,8 @@ class Park(UndoFailurePolicy):
             self._wake.set()
 
     async def _wait(self, unwind: Unwind) -> list[Exception]:
-        backend = self.saga._backend
+        run = self.run
+        backend = run.backend
         wake = self._wake
         assert wake is not None
         deadline = None if self._timeout is None else backend.time() + self._timeout.total_seconds()
@@ -78,8 +75,8 @@ class Park(UndoFailurePolicy):
                 break
             left = None if deadline is None else max(deadline - backend.time(), 0.0)
             wake.clear()
-            woke = not unwind.cancelled and await backend.wait(wake, left)
-            if not woke or unwind.cancelled:
+            woke = not run.cancelled and await backend.wait(wake, left)
+            if not woke or run.cancelled:
                 # Out of time, or cancelled: no new decision is taken, but the ones
                 # already delivered (their senders were told so) are still honoured.
                 self._wake = None
@@ -104,7 +101,7 @@ class Park(UndoFailurePolicy):
         """
         if self._wake is None:
             return []
-        saga_id = self.saga.saga_id
+        saga_id = self.run.saga_id
         return [
             ParkedUndo(
                 saga_id=saga_id,
@@ -147,7 +144,7 @@ class Park(UndoFailurePolicy):
             what = f"undos await a decision at steps {waiting}"
         else:
             what = "no undo awaits a decision now (a retry may be running)"
-        raise SagaStateError(f"step {seq!r} of saga {self.saga.saga_id} has no parked undo: {what}")
+        raise SagaStateError(f"step {seq!r} of saga {self.run.saga_id} has no parked undo: {what}")
 
     def resolve(
         self, seq: int, action: str, *, reason: str | None = None, by: str | None = None
@@ -162,28 +159,27 @@ class Park(UndoFailurePolicy):
         """
         self.check_resolution(seq, action)
         record, _ = self._held[seq]
-        at = to_datetime(self.saga._backend.time())
+        at = to_datetime(self.run.backend.time())
         resolution = Resolution(action=action, reason=reason, by=by, at=at)  # type: ignore[arg-type]
         self._decisions.append((record, resolution))
         assert self._wake is not None
         self._wake.set()
 
 
-def parking(saga: Saga) -> Park | None:
-    """The saga's parking policy, or `None` if its undos do not park."""
-    return saga.policy if isinstance(saga.policy, Park) else None
+def parking(policy: UndoFailurePolicy) -> Park | None:
+    """The run's parking policy, or `None` if its undos do not park."""
+    return policy if isinstance(policy, Park) else None
 
 
-def parking_or_refuse(saga: Saga, seq: Any) -> Park:
-    """The saga's parking policy, for a decision on step `seq`.
+def parking_or_refuse(policy: UndoFailurePolicy, seq: Any) -> Park:
+    """The run's parking policy, for a decision on step `seq`.
 
     Raises:
-        SagaStateError: the saga's undos do not park, so it has nothing to resolve.
+        SagaStateError: the run's undos do not park, so it has nothing to resolve.
     """
-    park = parking(saga)
-    if park is None:
-        raise SagaStateError(
-            f"step {seq!r} of saga {saga.saga_id} has no parked undo: its undos do not park "
-            f"(SagaOptions(on_undo_failure='park') makes them wait for a decision)"
-        )
-    return park
+    if isinstance(policy, Park):
+        return policy
+    raise SagaStateError(
+        f"step {seq!r} of saga {policy.run.saga_id} has no parked undo: its undos do not "
+        f"park (SagaOptions(on_undo_failure='park') makes them wait for a decision)"
+    )

@@ -1,19 +1,23 @@
-"""What the core keeps of a run while it goes: one slotted `Record` per step.
+"""What the core keeps of a run while it goes: the `Run`, and one slotted `Record` per step.
 
-The pydantic report (`SagaReport`) is built from these only when asked (a
-query, a failure, `executor.last_report`), so a step makes no model.
+The builder (`_saga.py`) writes them, the unwind (`_unwind.py`) and its
+policy read and update them. The pydantic report (`SagaReport`) is built from
+them only when asked (a query, a failure, `executor.last_report`), so a step
+makes no model.
 """
 
 from __future__ import annotations
 
 import asyncio
+import enum
 from typing import Any
 
 from pydantic_core import to_jsonable_python
 
-from sagakit._backend import StepCall
+from sagakit._backend import Backend, StepCall
 from sagakit._checks import default_name
 from sagakit._context import DoOutcome
+from sagakit._options import SagaOptions
 from sagakit._report import (
     ErrorInfo,
     Resolution,
@@ -26,7 +30,7 @@ from sagakit._report import (
     to_datetime,
 )
 
-__all__ = ["OUTCOME", "Record", "build_report", "status_of"]
+__all__ = ["OUTCOME", "Record", "Run", "State"]
 
 # What an undo is told of its do, by how the do ended (or had not, when the unwind began).
 OUTCOME = {
@@ -123,52 +127,74 @@ class Record:
         )
 
 
-def status_of(
-    records: list[Record], *, running: bool, error: bool, committed: bool, unwound: bool
-) -> SagaStatus:
-    """Where a run stands, from its records and four facts the core knows.
+class State(enum.Enum):
+    """Where the saga function stands: open to steps, unwinding, or ended."""
 
-    Args:
-        records: The run's steps.
-        running: The saga function has not ended.
-        error: It ended by raising.
-        committed: Its pivot succeeded.
-        unwound: It raised, and the unwind pass has run every undo once.
-    """
-    if running:
-        return SagaStatus.RUNNING
-    if not error:
-        return SagaStatus.SUCCEEDED
-    if committed:
-        return SagaStatus.COMMITTED_FAILED
-    undos = {r.undo_status for r in records}
-    if not unwound or UndoStatus.RUNNING in undos:
-        return SagaStatus.COMPENSATING
-    if UndoStatus.PARKED in undos:
-        return SagaStatus.PARKED
-    if UndoStatus.FAILED in undos or UndoStatus.SKIPPED in undos:
-        return SagaStatus.COMPENSATION_FAILED
-    return SagaStatus.COMPENSATED
+    OPEN = "open"
+    UNWINDING = "unwinding"
+    CLOSED = "closed"
 
 
-def build_report(
-    saga_id: str,
-    records: list[Record],
-    *,
-    status: SagaStatus,
-    started: float,
-    ended: float | None,
-    error: ErrorInfo | None,
-    cancelled: bool,
-    record_values: bool,
-) -> SagaReport:
-    """The pydantic report of a run, every step in registration order."""
-    return SagaReport(
-        saga_id=saga_id,
-        status=status,
-        started_at=to_datetime(started),  # type: ignore[arg-type]
-        ended_at=to_datetime(ended),
-        error=error,
-        cancelled=cancelled,
-        steps=[r.to_report(record_values) for r in records],
-    )
+class Run:
+    """One saga run: what the builder records, the unwind reads, a policy acts on."""
+
+    def __init__(self, backend: Backend, options: SagaOptions) -> None:
+        self.backend = backend
+        """The backend that runs every call."""
+        self.options = options
+        """The saga-wide options."""
+        self.saga_id = backend.saga_id()
+        """The run's name (`Backend.saga_id`)."""
+        self.records: list[Record] = []
+        """Every registered step, in registration order."""
+        self.state = State.OPEN
+        self.started = backend.time()
+        self.ended: float | None = None
+        self.error: ErrorInfo | None = None
+        """The error the saga function raised, described."""
+        self.cancelled = False
+        """The saga was cancelled (before or during its unwind)."""
+        self.unwound = False
+        """The unwind pass has run every undo once."""
+        self.pivot: Record | None = None
+
+    @property
+    def committed(self) -> bool:
+        """Whether the pivot has succeeded: from then on no undo may run."""
+        return self.pivot is not None and self.pivot.status is StepStatus.SUCCEEDED
+
+    def describe(self, error: BaseException) -> ErrorInfo:
+        """`error` as the report keeps it (`Backend.describe_error`)."""
+        kind, message = self.backend.describe_error(error)
+        return ErrorInfo(type=kind, message=message)
+
+    @property
+    def status(self) -> SagaStatus:
+        """Where the run stands now (cheaper than `report().status`)."""
+        if self.state is State.OPEN:
+            return SagaStatus.RUNNING
+        if self.error is None:
+            return SagaStatus.SUCCEEDED
+        if self.committed:
+            return SagaStatus.COMMITTED_FAILED
+        undos = {r.undo_status for r in self.records}
+        if not self.unwound or UndoStatus.RUNNING in undos:
+            return SagaStatus.COMPENSATING
+        if UndoStatus.PARKED in undos:
+            return SagaStatus.PARKED
+        if UndoStatus.FAILED in undos or UndoStatus.SKIPPED in undos:
+            return SagaStatus.COMPENSATION_FAILED
+        return SagaStatus.COMPENSATED
+
+    def report(self) -> SagaReport:
+        """The pydantic report of the run so far, every step in registration order."""
+        record_values = self.options.record_values
+        return SagaReport(
+            saga_id=self.saga_id,
+            status=self.status,
+            started_at=to_datetime(self.started),  # type: ignore[arg-type]
+            ended_at=to_datetime(self.ended),
+            error=self.error,
+            cancelled=self.cancelled,
+            steps=[r.to_report(record_values) for r in self.records],
+        )

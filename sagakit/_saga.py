@@ -11,7 +11,6 @@ step through these modules.
 from __future__ import annotations
 
 import asyncio
-import enum
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, Literal, TypeVar, TypeVarTuple, Unpack, overload
 
@@ -26,22 +25,15 @@ from sagakit._exceptions import (
 )
 from sagakit._options import SagaOptions, StepOptions, StepOptionsKw, merge
 from sagakit._parking import Park
-from sagakit._policy import UndoFailurePolicy
-from sagakit._record import Record, build_report, status_of
-from sagakit._report import ErrorInfo, SagaReport, SagaStatus, StepKind, StepStatus, UndoStatus
+from sagakit._record import Record, Run, State
+from sagakit._report import SagaReport, SagaStatus, StepKind, StepStatus, UndoStatus
 from sagakit._tasks import gather
-from sagakit._unwind import unwind
+from sagakit._unwind import UndoFailurePolicy, unwind
 
 __all__ = ["Saga", "run_saga"]
 
 R = TypeVar("R")
 Ts = TypeVarTuple("Ts")
-
-
-class _State(enum.Enum):
-    OPEN = "open"
-    UNWINDING = "unwinding"
-    CLOSED = "closed"
 
 
 class Saga:
@@ -52,45 +44,37 @@ class Saga:
     """
 
     def __init__(self, backend: Backend, options: SagaOptions | None = None) -> None:
-        self._backend = backend
-        self._options = options if options is not None else SagaOptions()
-        self._defaults = merge(self._options, None)  # what a step without options runs with
-        self._saga_id = backend.saga_id()
-        self._records: list[Record] = []
-        self._state = _State.OPEN
-        self._started = backend.time()
-        self._ended: float | None = None
-        self._error: ErrorInfo | None = None
-        self._cancelled = False
-        self._unwound = False  # the unwind pass has run every undo once
-        self._pivot: Record | None = None
+        options = options if options is not None else SagaOptions()
+        self._run = Run(backend, options)
+        self._defaults = merge(options, None)  # what a step without options runs with
         self._created = 0
         self._unstarted: dict[int, tuple[Coroutine[Any, Any, Any], Any]] = {}
         self._loop: asyncio.AbstractEventLoop | None = None  # set by run_saga
-        choice = self._options.on_undo_failure
-        self.policy: UndoFailurePolicy = (
+        choice = options.on_undo_failure
+        policy = (
             UndoFailurePolicy()
             if choice == "fail"
-            else Park(self._options.park_timeout)
+            else Park(options.park_timeout)
             if choice == "park"
             else choice()
         )
-        if not isinstance(self.policy, UndoFailurePolicy):
+        if not isinstance(policy, UndoFailurePolicy):
             raise OptionsError(
-                f"on_undo_failure={choice!r} made {self.policy!r}: give 'fail', 'park', or a "
+                f"on_undo_failure={choice!r} made {policy!r}: give 'fail', 'park', or a "
                 f"callable (a subclass of sagakit.backend.UndoFailurePolicy) that makes one"
             )
+        self.policy = policy
         """What becomes of an undo that finally failed (`SagaOptions.on_undo_failure`)."""
 
     @property
     def saga_id(self) -> str:
         """Unique per saga run; stable across replays and worker restarts."""
-        return self._saga_id
+        return self._run.saga_id
 
     @property
     def options(self) -> SagaOptions:
         """The saga-wide options this run uses."""
-        return self._options
+        return self._run.options
 
     @overload
     def step(
@@ -191,22 +175,23 @@ class Saga:
         self, key: int, do: Any, undo: Any, args: tuple[Any, ...], options: dict[str, Any]
     ) -> Any:
         del self._unstarted[key]
-        if self._state is not _State.OPEN:
+        run = self._run
+        if run.state is not State.OPEN:
             raise SagaStateError(
                 f"saga.step({default_name(do)}) after the saga "
-                + ("started unwinding" if self._state is _State.UNWINDING else "ended")
+                + ("started unwinding" if run.state is State.UNWINDING else "ended")
                 + ": every step must be awaited inside the saga function, before it returns"
             )
         name, opts = self._prepare(do, undo, len(args), options)
-        context = StepContext(self._saga_id, len(self._records) + 1, name, Phase.DO)
+        context = StepContext(run.saga_id, len(run.records) + 1, name, Phase.DO)
         call = StepCall(do, args, opts, opts.retry_policy, context)
-        record = Record(call, undo, self._backend.time(), asyncio.current_task(self._loop))
-        self._records.append(record)  # the undo is registered from here on
+        record = Record(call, undo, run.backend.time(), asyncio.current_task(self._loop))
+        run.records.append(record)  # the undo is registered from here on
         if opts.kind is StepKind.PIVOT:
-            self._pivot = record
+            run.pivot = record
         token = _current.set(context)
         try:
-            result = await self._backend.call(call)
+            result = await run.backend.call(call)
         except GeneratorExit:
             raise  # closed by the garbage collector (a worker shut down): touch nothing
         except BaseException as e:
@@ -214,7 +199,7 @@ class Saga:
             self._do_ended(record, StepStatus.CANCELLED if cancelled else StepStatus.FAILED, e)
             raise
         else:
-            if opts.pass_result or self._options.record_values:
+            if opts.pass_result or run.options.record_values:
                 record.result = result
             self._do_ended(record, StepStatus.SUCCEEDED, None)
             return result
@@ -231,7 +216,7 @@ class Saga:
                 own = StepOptions(**options)
             except OptionsError as e:
                 raise OptionsError(f"step {default_name(do)!r}: {e}") from None
-            opts = merge(self._options, own)
+            opts = merge(self._run.options, own)
         try:
             name = check_step(do, undo, nargs, opts.pass_result)
         except StepDefinitionError:
@@ -240,38 +225,30 @@ class Saga:
             raise
         name = opts.name or name
         opts = self._check_kind(name, undo, opts, own)
-        self._backend.check(do, Phase.DO, opts)
+        backend = self._run.backend
+        backend.check(do, Phase.DO, opts)
         if undo is not None:
-            self._backend.check(undo, Phase.UNDO, opts)
+            backend.check(undo, Phase.UNDO, opts)
         return name, opts
 
     def _check_kind(
         self, name: str, undo: Any, opts: StepOptions, own: StepOptions | None
     ) -> StepOptions:
-        pivot = self._pivot
+        pivot = self._run.pivot
         if opts.kind is StepKind.COMPENSATABLE and pivot is None:
             return opts  # most steps of most sagas
-        running = [r.name for r in self._records if r.status is StepStatus.RUNNING]
+        running = [r.name for r in self._run.records if r.status is StepStatus.RUNNING]
         if pivot is None:
             return check_kind(name, undo, opts, own, None, None, running)
         return check_kind(name, undo, opts, own, pivot.name, pivot.status, running)
 
-    @property
-    def _committed(self) -> bool:
-        """Whether the pivot has succeeded: from then on no undo may run."""
-        return self._pivot is not None and self._pivot.status is StepStatus.SUCCEEDED
-
     def _do_ended(self, record: Record, status: StepStatus, error: BaseException | None) -> None:
         record.status = status
-        record.ended = self._backend.time()
+        record.ended = self._run.backend.time()
         if error is not None:
-            record.error = self._describe(error)
+            record.error = self._run.describe(error)
         if record.stopped is not None and not record.stopped.done():
             record.stopped.set_result(None)
-
-    def _describe(self, error: BaseException) -> ErrorInfo:
-        kind, message = self._backend.describe_error(error)
-        return ErrorInfo(type=kind, message=message)
 
     async def gather(self, *steps: Awaitable[R]) -> list[R]:
         """Run steps concurrently; on the first failure cancel the rest, await them, re-raise.
@@ -288,26 +265,11 @@ class Saga:
     @property
     def status(self) -> SagaStatus:
         """Where the run stands now (cheaper than `report().status`)."""
-        return status_of(
-            self._records,
-            running=self._state is _State.OPEN,
-            error=self._error is not None,
-            committed=self._committed,
-            unwound=self._unwound,
-        )
+        return self._run.status
 
     def report(self) -> SagaReport:
         """A snapshot of the run so far (cheap enough to serve a query)."""
-        return build_report(
-            self._saga_id,
-            self._records,
-            status=self.status,
-            started=self._started,
-            ended=self._ended,
-            error=self._error,
-            cancelled=self._cancelled,
-            record_values=self._options.record_values,
-        )
+        return self._run.report()
 
     def _close_unstarted(self) -> list[str]:
         """Close the step coroutines never started (no "never awaited" warning); their names."""
@@ -336,7 +298,8 @@ async def run_saga(
             f"a saga must be an `async def` that takes the Saga first, like "
             f"`async def book_trip(saga: Saga, trip): ...`; got {fn!r}"
         )
-    saga.policy.prepare(saga)
+    run = saga._run
+    saga.policy.prepare(run)
     # Named when asking for a step's task: asyncio then skips finding the running loop.
     saga._loop = asyncio.get_running_loop()
     try:
@@ -356,7 +319,7 @@ async def run_saga(
                 f"(steps never run: {never}): await every saga.step(...), or pass them "
                 f"to saga.gather"
             )
-        stray = [r.name for r in saga._records if r.status is StepStatus.RUNNING]
+        stray = [r.name for r in run.records if r.status is StepStatus.RUNNING]
         if stray:
             raise SagaStateError(
                 f"the saga function returned while steps {stray} were still running: "
@@ -365,47 +328,47 @@ async def run_saga(
     except GeneratorExit:
         raise  # closed by the garbage collector (a worker shut down): touch nothing
     except BaseException as error:
-        if saga._backend.passes_through(error):
+        if run.backend.passes_through(error):
             raise
         saga._close_unstarted()
-        saga._state = _State.UNWINDING
-        saga._error = saga._describe(error)
-        saga._cancelled = isinstance(error, asyncio.CancelledError)
-        comp_error = await unwind(saga)
-        saga._state = _State.CLOSED
-        saga._ended = saga._backend.time()
+        run.state = State.UNWINDING
+        run.error = run.describe(error)
+        run.cancelled = isinstance(error, asyncio.CancelledError)
+        comp_error = await unwind(run, saga.policy)
+        run.state = State.CLOSED
+        run.ended = run.backend.time()
         if not isinstance(error, Exception):
             # Cancellation, KeyboardInterrupt, SystemExit: unwound, then re-raised as they
             # are. Wrapped in SagaFailed (an Exception) they could be caught and ignored.
             raise
-        if saga._cancelled:
+        if run.cancelled:
             # The body failed, then the caller cancelled us during the unwind.
             raise asyncio.CancelledError() from error
         if comp_error is not None:
             comp_error.report = saga.report()
-            raise SagaFailed(failure_message(saga), comp_error.report, comp_error) from error
+            raise SagaFailed(failure_message(run), comp_error.report, comp_error) from error
         # Built on first read: a caller that only catches the failure pays nothing for it.
-        raise SagaFailed(failure_message(saga), saga.report, None) from error
-    saga._state = _State.CLOSED
-    saga._ended = saga._backend.time()
+        raise SagaFailed(failure_message(run), run.report, None) from error
+    run.state = State.CLOSED
+    run.ended = run.backend.time()
     return result
 
 
-def failure_message(saga: Saga) -> str:
+def failure_message(run: Run) -> str:
     """The one-line summary of a failed saga, once it is unwound."""
-    failed = next((r for r in saga._records if r.status is StepStatus.FAILED), None)
+    failed = next((r for r in run.records if r.status is StepStatus.FAILED), None)
     where = f"at step {failed.seq} {failed.name!r}" if failed else "in the saga body"
-    error = saga._error
+    error = run.error
     what = f"{error.type}: {error.message}" if error is not None else "?"
-    if saga._committed:
-        assert saga._pivot is not None
+    if run.committed:
+        assert run.pivot is not None
         return (
-            f"saga {saga.saga_id} failed {where} ({what}) after its pivot "
-            f"{saga._pivot.name!r} committed it; no undo ran"
+            f"saga {run.saga_id} failed {where} ({what}) after its pivot "
+            f"{run.pivot.name!r} committed it; no undo ran"
         )
-    undos = [r.undo_status for r in saga._records if r.undo is not None]
+    undos = [r.undo_status for r in run.records if r.undo is not None]
     ok = undos.count(UndoStatus.COMPENSATED)
     total = len(undos) - undos.count(UndoStatus.NOT_NEEDED)
     by_hand = undos.count(UndoStatus.DONE_BY_HAND)
     also = f", {by_hand} done by hand" if by_hand else ""
-    return f"saga {saga.saga_id} failed {where} ({what}); {ok} of {total} undo(s) succeeded{also}"
+    return f"saga {run.saga_id} failed {where} ({what}); {ok} of {total} undo(s) succeeded{also}"

@@ -3,88 +3,129 @@
 It runs in a task of its own that a cancel of the saga cannot interrupt: a
 second cancel is remembered (the saga then ends cancelled) and passed on to
 the policy, which may be waiting for operators.
+
+What becomes of an undo that finally failed is the run's `UndoFailurePolicy`:
+each such undo is offered to it (`hold`) as it fails; once every undo ran,
+it settles what it held (`settle`). This base class is "fail": it holds none,
+and the saga ends `COMPENSATION_FAILED` with a `CompensationError`. "park"
+(`_parking.py`) holds them for operators. Both raise the alert
+(`SagaOptions.on_compensation_failed`) once, when an undo failed or parked. A
+policy of one's own subclasses it; the core does not change.
 """
 
 from __future__ import annotations
 
 import asyncio
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from sagakit._alert import Alert
 from sagakit._backend import StepCall
 from sagakit._context import Phase, StepContext, _current, _reset
 from sagakit._exceptions import CompensationError
 from sagakit._options import RetryPolicy, StepOptions
-from sagakit._record import OUTCOME, Record
+from sagakit._record import OUTCOME, Record, Run
 from sagakit._report import StepStatus, UndoStatus
 from sagakit._tasks import ended
 
-if TYPE_CHECKING:
-    from sagakit._saga import Saga
-
-__all__ = ["UNDO_ATTEMPTS", "Unwind", "unwind"]
+__all__ = ["UNDO_ATTEMPTS", "UndoFailurePolicy", "Unwind", "unwind"]
 
 UNDO_ATTEMPTS = 10
 """Attempts an undo gets when nothing else bounds it (see `bounded_for_undo`)."""
 
 
-async def unwind(saga: Saga) -> CompensationError | None:
-    """Compensate `saga` in a task of its own, and wait for it through any further cancel."""
-    run = Unwind(saga)
+class UndoFailurePolicy:
+    """What becomes of an undo that finally failed; this base fails it ("fail").
+
+    One instance serves one saga run: `SagaOptions(on_undo_failure=...)`
+    names "fail", "park", or a callable that makes one. The unwind asks
+    `hold` as each undo finally fails, then `settle` once every undo has run.
+    """
+
+    run: Run
+    """The run this policy serves (set by `prepare`)."""
+
+    def prepare(self, run: Run) -> None:
+        """Called once before the saga function runs; refuses an alert hook that cannot run.
+
+        Raises:
+            StepDefinitionError: the hook cannot take the report, or the backend
+                cannot run it.
+        """
+        self.run = run
+        self.alert = Alert(run)
+        """Runs `SagaOptions.on_compensation_failed` with the report (if set)."""
+
+    def hold(self, record: Record, error: Exception) -> bool:
+        """Whether to hold this undo that finally failed (it is then `PARKED`); never, here."""
+        return False
+
+    async def settle(self, unwind: Unwind, errors: list[Exception]) -> list[Exception]:
+        """Once every undo ran: the errors the saga fails with (`CompensationError`).
+
+        Args:
+            unwind: The unwind, to run an undo again (`unwind.undo(record)`).
+            errors: The final errors of the undos that failed and were not held.
+        """
+        if errors:
+            await self.alert()
+        return errors
+
+    def interrupt(self) -> None:
+        """The saga was cancelled during the unwind: stop waiting (undos keep running)."""
+
+
+async def unwind(run: Run, policy: UndoFailurePolicy) -> CompensationError | None:
+    """Compensate `run` in a task of its own, and wait for it through any further cancel."""
+    task = asyncio.get_running_loop().create_task(Unwind(run, policy).run_all())
     # Waiting on the task, rather than `asyncio.shield`ing it, leaves the
     # compensation untouched by a cancel of this task, and logs no "exception
     # in shielded future" when it ends (temporalio sdk-python #1600).
-    task = asyncio.get_running_loop().create_task(run.run())
     while not task.done():
         try:
             await ended(task)
         except asyncio.CancelledError:
-            saga._cancelled = True  # a second cancel must not abort compensation
-            saga.policy.interrupt()  # ... but it ends a wait for operators
+            run.cancelled = True  # a second cancel must not abort compensation
+            policy.interrupt()  # ... but it ends a wait for operators
     return task.result()  # re-raises if the loop itself tore the task down
 
 
 class Unwind:
-    """One saga's unwind; what a policy is handed to retry an undo or raise the alert."""
+    """One run's unwind; what a policy is handed to run an undo again."""
 
-    def __init__(self, saga: Saga) -> None:
-        self.saga = saga
-        """The saga being unwound."""
+    def __init__(self, run: Run, policy: UndoFailurePolicy) -> None:
+        self.run = run
+        """The run being unwound."""
+        self._policy = policy
         self._started = 0  # undos started so far: each one's `order`
 
-    @property
-    def cancelled(self) -> bool:
-        """Whether the saga was cancelled (before or during the unwind)."""
-        return self.saga._cancelled
-
-    async def run(self) -> CompensationError | None:
+    async def run_all(self) -> CompensationError | None:
         """Stop the steps in flight, run the undos, ask the policy; the undos that failed."""
-        saga = self.saga
+        run = self.run
         await self._stop_in_flight()
         # Undo what was registered, last registered first (or all at once); nothing
         # once the pivot has succeeded: the saga is committed.
         todo: list[Record] = []
-        for r in reversed(saga._records):
-            if r.undo is None or saga._committed:
+        for r in reversed(run.records):
+            if r.undo is None or run.committed:
                 continue
             if r.call.attempts == 0:  # the backend never started the do: nothing to undo
                 r.undo_status = UndoStatus.NOT_NEEDED
             else:
                 todo.append(r)
         errors: list[Exception] = []
-        options = saga.options
-        if options.parallel_compensation:
+        if run.options.parallel_compensation:
             results = await asyncio.gather(*(self.undo(r) for r in todo))
             errors = [e for e in results if e is not None]
         else:
             for r in todo:
-                if errors and not options.continue_on_compensation_error:
+                if errors and not run.options.continue_on_compensation_error:
                     r.undo_status = UndoStatus.SKIPPED
                     continue
                 e = await self.undo(r)
                 if e is not None:
                     errors.append(e)
-        saga._unwound = True
-        errors = await saga.policy.settle(self, errors)
+        run.unwound = True
+        errors = await self._policy.settle(self, errors)
         if not errors:
             return None
         names = [r.name for r in todo if r.undo_status is UndoStatus.FAILED]
@@ -95,7 +136,7 @@ class Unwind:
         me = asyncio.current_task()
         stopping: list[asyncio.Future[None]] = []
         cancelled: set[asyncio.Task[Any]] = set()
-        for r in self.saga._records:
+        for r in self.run.records:
             if r.status is StepStatus.RUNNING and r.task is not None and r.task is not me:
                 r.stopped = asyncio.get_running_loop().create_future()
                 stopping.append(r.stopped)
@@ -110,8 +151,8 @@ class Unwind:
 
         A policy that holds undos (parking) calls this again to retry one.
         """
-        saga = self.saga
-        backend = saga._backend
+        run = self.run
+        backend = run.backend
         if r.undo_order is None:  # a retried undo keeps its place
             self._started += 1
             r.undo_order = self._started
@@ -122,7 +163,7 @@ class Unwind:
         args = r.call.args
         if opts.pass_result:  # the do's result, or None: it failed, or its outcome is unknown
             args = (*args, r.result if r.status is StepStatus.SUCCEEDED else None)
-        context = StepContext(saga.saga_id, r.seq, r.name, Phase.UNDO, OUTCOME[r.status])
+        context = StepContext(run.saga_id, r.seq, r.name, Phase.UNDO, OUTCOME[r.status])
         policy = opts.undo_retry_policy or bounded_for_undo(opts.retry_policy, opts)
         call = r.undo_call = StepCall(r.undo, args, opts, policy, context)
         token = _current.set(context)
@@ -131,9 +172,9 @@ class Unwind:
         except GeneratorExit:
             raise  # closed by the garbage collector (a worker shut down): touch nothing
         except Exception as e:  # the undo finally failed: recorded, then held or returned
-            r.undo_error = saga._describe(e)
+            r.undo_error = run.describe(e)
             r.undo_ended = backend.time()
-            if saga.policy.hold(r, e):
+            if self._policy.hold(r, e):
                 r.undo_status = UndoStatus.PARKED
                 return None
             r.undo_status = UndoStatus.FAILED

@@ -8,15 +8,23 @@ the report stay in the core. `sagakit.inmemory` and `sagakit.temporal` are
 the two backends today.
 
 What becomes of an undo that finally failed is an `UndoFailurePolicy`, asked
-by the unwind (`Unwind`) about each step's `Record`: "fail" is the base
+by the unwind (`Unwind`) about each step's `Record` of the `Run`: "fail" is the base
 class itself, "park" a subclass; `SagaOptions(on_undo_failure=MyPolicy)`
 plugs in one of your own.
 """
 
 from sagakit._backend import Backend, StepCall
-from sagakit._policy import UndoFailurePolicy
-from sagakit._record import Record
+from sagakit._record import Record, Run
 from sagakit._saga import Saga, run_saga
-from sagakit._unwind import Unwind
+from sagakit._unwind import UndoFailurePolicy, Unwind
 
-__all__ = ["Backend", "Record", "Saga", "StepCall", "UndoFailurePolicy", "Unwind", "run_saga"]
+__all__ = [
+    "Backend",
+    "Record",
+    "Run",
+    "Saga",
+    "StepCall",
+    "UndoFailurePolicy",
+    "Unwind",
+    "run_saga",
+]

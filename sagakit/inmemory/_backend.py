@@ -13,7 +13,7 @@ import inspect
 import sys
 from datetime import timedelta
 from types import FunctionType
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from tenacity import (
     AsyncRetrying,
@@ -27,15 +27,24 @@ from tenacity.stop import stop_base
 
 from sagakit._backend import Backend, StepCall
 from sagakit._checks import check_payload_size
-from sagakit._context import Phase, _activity_id
+from sagakit._context import Phase, StepContext, _activity_id
 from sagakit._exceptions import StepDefinitionError, StepTimeoutError, describe
 from sagakit._options import RetryPolicy, StepOptions
 from sagakit.inmemory._clock import VirtualClock
+from sagakit.inmemory._faults import Fault, fault_for
 
-if TYPE_CHECKING:
-    from sagakit.inmemory._executor import InMemoryExecutor
+__all__ = ["InMemoryBackend", "Settings"]
 
-__all__ = ["InMemoryBackend"]
+
+class Settings(Protocol):
+    """What the backend reads off its executor at each call: users may change it between runs."""
+
+    faults: list[Fault]
+    clock: VirtualClock
+    default_retry_policy: RetryPolicy
+    unlimited_attempts: int
+    record_calls: bool
+    payload_limit: int | None
 
 
 def _kind_of(fn: Any) -> str:
@@ -64,9 +73,27 @@ def _kind_of(fn: Any) -> str:
 
 
 class InMemoryBackend(Backend):
-    def __init__(self, executor: InMemoryExecutor, saga_id: str) -> None:
+    """One saga run in this process: calls run here, waits and retries on the virtual clock."""
+
+    def __init__(
+        self,
+        executor: Settings,
+        saga_id: str,
+        log: list[tuple[StepContext, int, BaseException | None]],
+        changed: asyncio.Event,
+    ) -> None:
+        """Serve one run of `executor`.
+
+        Args:
+            executor: The settings read at each call.
+            saga_id: The run's name.
+            log: Where each attempt is written down, with `record_calls`.
+            changed: Set when the run starts waiting for operators.
+        """
         self._executor = executor
         self._saga_id = saga_id
+        self._log = log
+        self._changed = changed
 
     def saga_id(self) -> str:
         return self._saga_id
@@ -80,7 +107,7 @@ class InMemoryBackend(Backend):
     async def wait(self, event: asyncio.Event, seconds: float | None) -> bool:
         """Wait for an operator on the virtual clock; tell `wait_parked` callers first."""
         ex = self._executor
-        ex._changed.set()
+        self._changed.set()
         return await ex.clock.wait(event, seconds)
 
     async def call(self, call: StepCall) -> Any:
@@ -148,7 +175,7 @@ class InMemoryBackend(Backend):
         """Attempt `n`, with the faults that hit it and the step's timeouts, recorded."""
         ex = self._executor
         call.attempts = n
-        fault = ex._fault_for(call.context.name, call.phase, n) if ex.faults else None
+        fault = fault_for(ex.faults, call.context.name, call.phase, n) if ex.faults else None
         try:
             if fault is not None:
                 if fault.latency:
@@ -179,10 +206,10 @@ class InMemoryBackend(Backend):
                 raise fault.make_error(n)
         except Exception as e:
             if ex.record_calls:
-                ex._log.append((call.context, n, e))
+                self._log.append((call.context, n, e))
             raise
         if ex.record_calls:
-            ex._log.append((call.context, n, None))
+            self._log.append((call.context, n, None))
         return result
 
     def _time_left(self, call: StepCall, start: float) -> float:

@@ -162,12 +162,6 @@ class InMemoryExecutor:
         self._log.clear()
         self._calls = value
 
-    def _fault_for(self, step: str, phase: Phase, attempt: int) -> Fault | None:
-        for f in self.faults:
-            if f.step == step and f.phase is phase and f.hits(attempt):
-                return f
-        return None
-
     async def run(
         self,
         saga_fn: Callable[..., Coroutine[Any, Any, R]],
@@ -187,7 +181,7 @@ class InMemoryExecutor:
             SagaDefinitionError: bad input, before anything ran.
         """
         sid = saga_id or f"saga-{self._prefix}-{next(self._runs)}"
-        saga = Saga(InMemoryBackend(self, sid), self.options)
+        saga = Saga(InMemoryBackend(self, sid, self._log, self._changed), self.options)
         self._sagas.append(saga)
         self._live[sid] = saga
         try:
@@ -207,7 +201,9 @@ class InMemoryExecutor:
             sagas = [self._live[saga_id]] if saga_id in self._live else []
         else:
             sagas = list(self._live.values())
-        return [p for saga in sagas if (park := parking(saga)) is not None for p in park.parked()]
+        return [
+            p for saga in sagas if (park := parking(saga.policy)) is not None for p in park.parked()
+        ]
 
     async def wait_parked(self, saga_id: str | None = None) -> list[ParkedUndo]:
         """Wait until a saga (this one, or any) waits for an operator; its parked undos.
@@ -258,7 +254,7 @@ class InMemoryExecutor:
                 f"saga {saga_id!r} is not running on this executor: nothing of it can be "
                 f"resolved (running: {sorted(self._live)[:10]})"
             )
-        parking_or_refuse(saga, seq).resolve(seq, action, reason=reason, by=by)
+        parking_or_refuse(saga.policy, seq).resolve(seq, action, reason=reason, by=by)
         await asyncio.sleep(0)  # let the saga take it up
 
     @property

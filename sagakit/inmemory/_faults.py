@@ -10,7 +10,7 @@ from typing import Literal
 
 from sagakit._context import Phase
 
-__all__ = ["ALWAYS", "Fault", "InjectedFault"]
+__all__ = ["ALWAYS", "Fault", "InjectedFault", "fault_for"]
 
 ALWAYS: None = None
 """`attempts=ALWAYS`: the fault hits every attempt."""
@@ -128,3 +128,11 @@ def _attempts(a: Collection[int] | str | None) -> frozenset[int] | None:
     if not out or any((not isinstance(n, int)) or n < 1 for n in out):
         raise ValueError(f"attempts must be attempt numbers from 1, got {sorted(a)!r}")
     return out
+
+
+def fault_for(faults: list[Fault], step: str, phase: Phase, attempt: int) -> Fault | None:
+    """The first of `faults` that hits this attempt of this step's do or undo, if any."""
+    for f in faults:
+        if f.step == step and f.phase is phase and f.hits(attempt):
+            return f
+    return None

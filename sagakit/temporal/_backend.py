@@ -214,12 +214,12 @@ class TemporalBackend(Backend):
         """Show how the saga ended, naming the undos that failed."""
         status = saga.status
         detail = status.value.replace("_", " ")
-        failed = [r.name for r in saga._records if r.undo_status is UndoStatus.FAILED]
+        failed = [r.name for r in saga._run.records if r.undo_status is UndoStatus.FAILED]
         self.show(status, f"{detail}: {', '.join(failed)}" if failed else detail)
 
     async def wait(self, event: asyncio.Event, seconds: float | None) -> bool:
         """A workflow condition: durable, and in history only as one timer, with a timeout."""
-        park = None if self.saga is None else parking(self.saga)
+        park = None if self.saga is None else parking(self.saga.policy)
         if park is not None and park.waiting:  # the only waiter today: say what is parked
             self.show(SagaStatus.PARKED, "parked: " + "; ".join(map(_parked_detail, park.parked())))
         try:

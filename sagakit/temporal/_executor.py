@@ -153,7 +153,7 @@ class TemporalExecutor:
         # wrong seq or action before anything is written to the history.
         def resolve(request: dict[str, Any]) -> None:
             seq, action = request["seq"], request["action"]
-            park = parking_or_refuse(saga, seq)
+            park = parking_or_refuse(saga.policy, seq)
             park.resolve(seq, action, reason=request.get("reason"), by=request.get("by"))
 
         def validate(request: dict[str, Any]) -> None:
@@ -163,7 +163,7 @@ class TemporalExecutor:
                     f"'reason': str | None, 'by': str | None}}; got {request!r}"
                 )
             seq = request["seq"]
-            parking_or_refuse(saga, seq).check_resolution(seq, request.get("action"))
+            parking_or_refuse(saga.policy, seq).check_resolution(seq, request.get("action"))
 
         workflow.set_update_handler(RESOLVE_UPDATE, resolve, validator=validate)
         try:
@@ -193,7 +193,7 @@ class TemporalExecutor:
         except BaseException as e:
             # run_saga re-raises a BaseException as it is, once the saga is unwound.
             # temporalio's own (eviction, continue-as-new, deadlock) must pass.
-            if saga._backend.passes_through(e) or type(e).__module__.startswith("temporalio"):
+            if saga._run.backend.passes_through(e) or type(e).__module__.startswith("temporalio"):
                 raise
             # Out of the workflow, KeyboardInterrupt and SystemExit stop the worker's
             # workflow thread (the worker stays up and runs nothing more), and any
@@ -201,7 +201,7 @@ class TemporalExecutor:
             original = e.original if isinstance(e, Interrupted) else e
             name = type(original).__name__
             raise failure(
-                f"{failure_message(saga)}; then the workflow run failed: {name} is a "
+                f"{failure_message(saga._run)}; then the workflow run failed: {name} is a "
                 f"BaseException, and one raised in workflow code (an inline step or "
                 f"undo, or the saga function) ends the run. To fail a step or the saga, "
                 f"raise an Exception subclass instead",
@@ -209,5 +209,5 @@ class TemporalExecutor:
                 saga.report(),
             ) from original
         finally:
-            if saga._ended is not None:  # the saga ran and ended (not evicted)
+            if saga._run.ended is not None:  # the saga ran and ended (not evicted)
                 backend.show_ended(saga)

@@ -43,7 +43,16 @@ SAGAKIT_ALL = [
     "idempotency_key",
 ]
 
-BACKEND_ALL = ["Backend", "Record", "Saga", "StepCall", "UndoFailurePolicy", "Unwind", "run_saga"]
+BACKEND_ALL = [
+    "Backend",
+    "Record",
+    "Run",
+    "Saga",
+    "StepCall",
+    "UndoFailurePolicy",
+    "Unwind",
+    "run_saga",
+]
 
 INMEMORY_ALL = ["ALWAYS", "Attempt", "Fault", "InMemoryExecutor", "InjectedFault", "VirtualClock"]
 
