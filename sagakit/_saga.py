@@ -3,7 +3,7 @@
 A step is registered (and so is its undo) *before* its do starts: a do that
 fails, times out or is cancelled after it took effect is compensated too.
 `run_saga` runs a saga function on a `Saga`; when it raises, `_unwind.py`
-undoes what was registered and the run's `UndoFailurePolicy` (`_policy.py`)
+undoes what was registered and the run's `UndoFailurePolicy` (also there)
 decides what becomes of an undo that finally failed. docs/core.md follows one
 step through these modules.
 """

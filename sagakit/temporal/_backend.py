@@ -100,8 +100,10 @@ def _resolve(fn: Any) -> _Target:
     )
 
 
-# Classification is pure and every step of every run asks it, so it is cached
-# per callable; weak keys so a worker does not pin functions it no longer runs.
+# One of sagakit's two caches (the other: the core's check_step). Classification is
+# pure, and every do and undo asks it twice (check, call): 4.6 us uncached for an
+# activity, 0.3 us cached (timeit), in each replay too (bench/temporal_history.py's
+# replay CPU per activity). Weak keys: a worker does not pin functions it no longer runs.
 _targets: weakref.WeakKeyDictionary[Any, _Target] = weakref.WeakKeyDictionary()
 
 
