@@ -1,16 +1,108 @@
 """How a report reads: a terminal timeline and a Mermaid sequence diagram.
 
 `SagaReport.timeline()` and `SagaReport.mermaid()` call these; the models
-(`sagakit._report`) know nothing of colours or layout.
+(`sagakit._report`) know nothing of colours or layout. This module knows the
+models only as the protocols below, which name exactly what it reads, so it
+imports nothing of `sagakit` but the statuses (`sagakit._status`) and the
+models can import it.
 """
 
 from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Mapping, Sequence
 from datetime import datetime
+from typing import Protocol
 
-from sagakit._report import SagaReport, SagaStatus, StepKind, StepReport, StepStatus, UndoStatus
+from sagakit._status import SagaStatus, StepKind, StepStatus, UndoStatus
+
+# Read-only properties where the models' field is a nested model, a container,
+# a Literal or frozen: a property member matches covariantly (a `list[StepReport]`
+# is a `Sequence[StepView]`), where a plain attribute would have to match exactly.
+
+
+class ErrorView(Protocol):
+    """An error as a rendering reads it (`ErrorInfo`)."""
+
+    @property
+    def type(self) -> str: ...
+    @property
+    def message(self) -> str: ...
+
+
+class ResolutionView(Protocol):
+    """An operator's decision on a parked undo as a rendering reads it (`Resolution`)."""
+
+    @property
+    def action(self) -> str: ...
+    @property
+    def reason(self) -> str | None: ...
+    @property
+    def by(self) -> str | None: ...
+    @property
+    def at(self) -> datetime | None: ...
+
+
+class UndoView(Protocol):
+    """A step's undo as a rendering reads it (`UndoReport`)."""
+
+    status: UndoStatus
+    name: str
+    order: int | None
+    attempts: int | None
+    started_at: datetime | None
+    ended_at: datetime | None
+
+    @property
+    def error(self) -> ErrorView | None: ...
+    @property
+    def resolutions(self) -> Sequence[ResolutionView]: ...
+
+
+class StepView(Protocol):
+    """A step as a rendering reads it (`StepReport`)."""
+
+    seq: int
+    name: str
+    status: StepStatus
+    kind: StepKind
+    attempts: int | None
+    started_at: datetime | None
+    ended_at: datetime | None
+
+    @property
+    def error(self) -> ErrorView | None: ...
+    @property
+    def undo(self) -> UndoView | None: ...
+
+
+class OmittedView(Protocol):
+    """The steps a report counts but does not list, as a rendering reads them (`OmittedSteps`)."""
+
+    @property
+    def count(self) -> int: ...
+    @property
+    def undos(self) -> Mapping[UndoStatus, int]: ...
+    @property
+    def seqs(self) -> Sequence[int]: ...
+
+
+class ReportView(Protocol):
+    """A saga run as a rendering reads it (`SagaReport`)."""
+
+    saga_id: str
+    status: SagaStatus
+    started_at: datetime
+    ended_at: datetime | None
+    cancelled: bool
+
+    @property
+    def error(self) -> ErrorView | None: ...
+    @property
+    def steps(self) -> Sequence[StepView]: ...
+    @property
+    def omitted(self) -> OmittedView | None: ...
 
 
 def use_color(color: bool | None) -> bool:
@@ -63,7 +155,7 @@ def _attempts(n: int | None) -> str:
     return "" if n is None or n == 1 else f" ({n} attempts)"
 
 
-def render_timeline(report: SagaReport, *, color: bool = False) -> str:
+def render_timeline(report: ReportView, *, color: bool = False) -> str:
     """Each do and each undo, in the order they started, with status, attempts and duration.
 
     A report read back from a workflow failure has no step times: its rows are
@@ -174,7 +266,7 @@ def render_timeline(report: SagaReport, *, color: bool = False) -> str:
     return "\n".join(lines)
 
 
-def _ranges(seqs: list[int]) -> str:
+def _ranges(seqs: Sequence[int]) -> str:
     """`[1, 2, 3, 7]` as `1-3, 7`."""
     runs: list[list[int]] = []
     for n in seqs:
@@ -192,7 +284,7 @@ _OMITTED_LABEL = {
 }
 
 
-def _kind_label(step: StepReport) -> str:
+def _kind_label(step: StepView) -> str:
     return step.name if step.kind is StepKind.COMPENSATABLE else f"{step.name} [{step.kind.value}]"
 
 
@@ -209,7 +301,7 @@ def _id(name: str) -> str:
     return "".join(c if c.isalnum() else "_" for c in name) or "step"
 
 
-def render_mermaid(report: SagaReport) -> str:
+def render_mermaid(report: ReportView) -> str:
     """A Mermaid sequence diagram: the saga calling each do, then each undo that ran."""
     lines = ["sequenceDiagram", "    participant S as Saga"]
     seen: set[str] = set()

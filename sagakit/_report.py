@@ -4,16 +4,19 @@ The core keeps cheap slotted records while the saga runs and builds these
 pydantic models only when asked (`Saga.report()`, a failure, a query), so the
 steps themselves make no model. Their renderings (timeline, Mermaid) are in
 `sagakit._render`; the form a report takes in a Temporal failure is in
-`sagakit.temporal._failure`.
+`sagakit.temporal._failure`. The status enums are in `sagakit._status`, below
+both, and re-exported here.
 """
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from enum import StrEnum
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict
+
+from sagakit._render import render_mermaid, render_timeline, use_color
+from sagakit._status import SagaStatus, StepKind, StepStatus, UndoStatus
 
 __all__ = [
     "ErrorInfo",
@@ -28,76 +31,6 @@ __all__ = [
     "UndoReport",
     "UndoStatus",
 ]
-
-
-class SagaStatus(StrEnum):
-    """Where a saga run stands."""
-
-    RUNNING = "running"
-    """The saga function is still running."""
-    SUCCEEDED = "succeeded"
-    """The saga function returned; no undo ran."""
-    COMPENSATING = "compensating"
-    """It failed and its undos are running."""
-    COMPENSATED = "compensated"
-    """It failed and every registered undo succeeded."""
-    COMPENSATION_FAILED = "compensation_failed"
-    """It failed and at least one undo finally failed or was skipped."""
-    COMMITTED_FAILED = "committed_failed"
-    """It failed after its pivot step succeeded: committed, so no undo ran."""
-    PARKED = "parked"
-    """It failed, and an undo that finally failed waits for an operator
-    (`SagaOptions(on_undo_failure="park")`): resolve it with "retry" or "skip"."""
-
-
-class StepKind(StrEnum):
-    """What a step is to the unwind (Richardson's compensatable, pivot and retriable)."""
-
-    COMPENSATABLE = "compensatable"
-    """Has an undo (or `None`), which runs if the saga fails before it is committed."""
-    PIVOT = "pivot"
-    """The go/no-go step: no undo; once it succeeds the saga is committed."""
-    RETRIABLE = "retriable"
-    """After the pivot: no undo, retried until it succeeds."""
-
-
-class StepStatus(StrEnum):
-    """How a step's do ended."""
-
-    RUNNING = "running"
-    """The do has not ended."""
-    SUCCEEDED = "succeeded"
-    """The do returned."""
-    FAILED = "failed"
-    """The do raised after its last retry."""
-    CANCELLED = "cancelled"
-    """Cancelled in flight (a sibling failed, or the saga was cancelled): outcome unknown."""
-
-
-class UndoStatus(StrEnum):
-    """How a step's undo ended."""
-
-    NONE = "none"
-    """The step registered no undo."""
-    PENDING = "pending"
-    """Registered, not run: the saga has not failed (yet)."""
-    RUNNING = "running"
-    """The undo is running."""
-    COMPENSATED = "compensated"
-    """The undo returned."""
-    FAILED = "failed"
-    """It failed after its last retry."""
-    SKIPPED = "skipped"
-    """Not run, because an earlier undo failed and `continue_on_compensation_error` is off."""
-    NOT_NEEDED = "not_needed"
-    """Not run: the backend never started the do (its args could not be sent), so
-    nothing took effect."""
-    PARKED = "parked"
-    """It finally failed and waits for an operator's "retry" or "skip"
-    (`SagaOptions(on_undo_failure="park")`)."""
-    DONE_BY_HAND = "done_by_hand"
-    """It was parked, and an operator resolved it with "skip": they undid the
-    effect by hand (who and why are in `UndoReport.resolutions`)."""
 
 
 class ErrorInfo(BaseModel):
@@ -294,14 +227,10 @@ class SagaReport(BaseModel):
             color: ANSI colours; `None` colours only when stdout is a TTY and
                 `NO_COLOR` is unset.
         """
-        from sagakit._render import render_timeline, use_color  # renderings load on first use
-
         return render_timeline(self, color=use_color(color))
 
     def mermaid(self) -> str:
         """The run as a Mermaid sequence diagram, for docs and pull requests."""
-        from sagakit._render import render_mermaid
-
         return render_mermaid(self)
 
 
