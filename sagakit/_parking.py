@@ -15,7 +15,6 @@ import asyncio
 from datetime import timedelta
 from typing import Any
 
-from sagakit._checks import default_name
 from sagakit._exceptions import SagaStateError
 from sagakit._record import Record
 from sagakit._report import ParkedUndo, Resolution, UndoStatus, to_datetime
@@ -102,18 +101,7 @@ class Park(UndoFailurePolicy):
         if self._wake is None:
             return []
         saga_id = self.run.saga_id
-        return [
-            ParkedUndo(
-                saga_id=saga_id,
-                seq=r.seq,
-                name=r.name,
-                undo=default_name(r.undo),
-                error=r.undo_error,
-                attempts=r.undo_call.attempts if r.undo_call is not None else None,
-                parked_at=to_datetime(r.undo_ended),
-            )
-            for r in self._undecided()
-        ]
+        return [ParkedUndo.of(saga_id, r.to_report(record_values=False)) for r in self._undecided()]
 
     def _undecided(self) -> list[Record]:
         decided = {r.seq for r, _ in self._decisions}

@@ -111,6 +111,21 @@ class ParkedUndo(BaseModel):
     parked_at: datetime | None = None
     """When it (last) parked, on the backend's clock."""
 
+    @classmethod
+    def of(cls, saga_id: str, step: StepReport) -> ParkedUndo:
+        """The parked undo of `step` (a step of saga `saga_id` whose undo has parked)."""
+        undo = step.undo
+        assert undo is not None
+        return cls(
+            saga_id=saga_id,
+            seq=step.seq,
+            name=step.name,
+            undo=undo.name,
+            error=undo.error,
+            attempts=undo.attempts,
+            parked_at=undo.ended_at,
+        )
+
 
 class OmittedSteps(BaseModel):
     """The steps a report read back from a workflow failure counts but does not list.
@@ -191,15 +206,7 @@ class SagaReport(BaseModel):
         if self.status is not SagaStatus.PARKED:
             return []
         return [
-            ParkedUndo(
-                saga_id=self.saga_id,
-                seq=s.seq,
-                name=s.name,
-                undo=s.undo.name,
-                error=s.undo.error,
-                attempts=s.undo.attempts,
-                parked_at=s.undo.ended_at,
-            )
+            ParkedUndo.of(self.saga_id, s)
             for s in self.steps
             if s.undo is not None and s.undo.status is UndoStatus.PARKED
         ]
