@@ -15,7 +15,7 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Protocol
 
-from sagakit._status import SagaStatus, StepKind, StepStatus, UndoStatus
+from sagakit._status import SagaStatus, StepKind, StepStatus, UndoStatus, runs
 
 # Read-only properties where the models' field is a nested model, a container,
 # a Literal or frozen: a property member matches covariantly (a `list[StepReport]`
@@ -268,13 +268,7 @@ def render_timeline(report: ReportView, *, color: bool = False) -> str:
 
 def _ranges(seqs: Sequence[int]) -> str:
     """`[1, 2, 3, 7]` as `1-3, 7`."""
-    runs: list[list[int]] = []
-    for n in seqs:
-        if runs and runs[-1][1] == n - 1:
-            runs[-1][1] = n
-        else:
-            runs.append([n, n])
-    return ", ".join(str(a) if a == b else f"{a}-{b}" for a, b in runs)
+    return ", ".join(str(a) if a == b else f"{a}-{b}" for a, b in runs(seqs))
 
 
 _OMITTED_LABEL = {

@@ -1,13 +1,14 @@
-"""Where a saga, a step and an undo stand: the status enums of a report.
+"""Where a saga, a step and an undo stand: the status enums of a report (and `runs`).
 
 They sit below the report models (`sagakit._report`) and their renderings
 (`sagakit._render`), which both read them; both modules import this one and
 nothing imports back.
 """
 
+from collections.abc import Iterable
 from enum import StrEnum
 
-__all__ = ["SagaStatus", "StepKind", "StepStatus", "UndoStatus"]
+__all__ = ["SagaStatus", "StepKind", "StepStatus", "UndoStatus", "runs"]
 
 
 class SagaStatus(StrEnum):
@@ -78,3 +79,14 @@ class UndoStatus(StrEnum):
     DONE_BY_HAND = "done_by_hand"
     """It was parked, and an operator resolved it with "skip": they undid the
     effect by hand (who and why are in `UndoReport.resolutions`)."""
+
+
+def runs(seqs: Iterable[int]) -> list[list[int]]:
+    """Ascending step numbers as `[first, last]` runs: `[1, 2, 3, 7]` -> `[[1, 3], [7, 7]]`."""
+    out: list[list[int]] = []
+    for n in seqs:
+        if out and out[-1][1] == n - 1:
+            out[-1][1] = n
+        else:
+            out.append([n, n])
+    return out

@@ -34,7 +34,7 @@ Format, version 3 (keys of the dict):
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final
 
@@ -53,6 +53,7 @@ from sagakit._report import (
     UndoReport,
     UndoStatus,
 )
+from sagakit._status import runs
 
 __all__ = [
     "FORMAT_VERSION",
@@ -197,7 +198,7 @@ def _cut_rows(
                 left_room -= sizes[i]
         out["st"] = [rows[i] for i in sorted(kept)]
         left = [i for i in range(len(rows)) if i not in kept]
-        out["o"] = _ranges(steps[i].seq for i in left)
+        out["o"] = runs(steps[i].seq for i in left)
         undos: dict[str, int] = {}
         for i in left:
             undo = steps[i].undo
@@ -460,13 +461,3 @@ def _size(value: Any) -> int:
     # The bytes temporalio's JSON converter writes, near enough: what it encodes
     # its own way (a dataclass result, say) is measured by its str.
     return len(json.dumps(value, separators=(",", ":"), default=str))
-
-
-def _ranges(seqs: Iterable[int]) -> list[list[int]]:
-    out: list[list[int]] = []
-    for n in seqs:
-        if out and out[-1][1] == n - 1:
-            out[-1][1] = n
-        else:
-            out.append([n, n])
-    return out
