@@ -4,6 +4,7 @@ The hierarchy:
 
     SagaError                          root: catches everything sagakit raises
     ├── SagaFailed                     a saga failed and was unwound (`__cause__`: the error)
+    ├── SagaDeadlineExceeded           its `SagaOptions.deadline` passed (a `SagaFailed`'s cause)
     ├── CompensationError              one or more undos finally failed (also an ExceptionGroup)
     ├── SagaDefinitionError            bad input, raised before anything runs
     │   ├── StepDefinitionError        (also TypeError) a do/undo a backend cannot run
@@ -77,6 +78,14 @@ class SagaFailed(SagaError):
 
     def __reduce__(self) -> tuple[Any, ...]:
         return (type(self), (str(self), self.report, self.compensation_error))
+
+
+class SagaDeadlineExceeded(SagaError):
+    """The saga's `SagaOptions.deadline` passed before its function returned.
+
+    The cause of the `SagaFailed` the saga then ends with: the steps in flight
+    were cancelled (and awaited), and the saga was unwound, undos not cut short.
+    """
 
 
 class CompensationError(SagaError, ExceptionGroup[Exception]):

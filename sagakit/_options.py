@@ -203,12 +203,20 @@ class SagaOptions(_StepFields):
     with the saga's default timeouts, else one minute, and at most 5 attempts);
     in memory any callable. Its own failure is logged, never raised."""
 
+    deadline: timedelta | None = None
+    """How long the saga may take, from its start on the backend's clock. When it
+    passes before the saga function returns, the steps in flight are cancelled
+    and awaited, the saga unwinds (undos are not cut short) and fails with
+    `SagaDeadlineExceeded` as its cause. No effect once a pivot succeeded; a pivot
+    in flight is not cancelled. On Temporal one durable timer."""
+
     @model_validator(mode="after")
     def _park_options(self) -> SagaOptions:
-        try:
-            _positive(self.park_timeout)
-        except ValueError as e:
-            raise ValueError(f"park_timeout {e}") from None
+        for name in ("park_timeout", "deadline"):
+            try:
+                _positive(getattr(self, name))
+            except ValueError as e:
+                raise ValueError(f"{name} {e}") from None
         if self.park_timeout is not None and self.on_undo_failure != "park":
             raise ValueError('park_timeout applies only with on_undo_failure="park"')
         return self

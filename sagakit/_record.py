@@ -157,6 +157,14 @@ class Run:
         self.unwound = False
         """The unwind pass has run every undo once."""
         self.pivot: Record | None = None
+        deadline = options.deadline
+        self.deadline = None if deadline is None else self.started + deadline.total_seconds()
+        """When the deadline is due, on the backend's clock; `None` without one."""
+        self.deadline_passed = False
+        """The deadline passed before the saga function returned."""
+        self.settled = asyncio.Event()
+        """Set when the saga function has returned or raised, and when the pivot ended:
+        what the deadline's timer waits on besides the time."""
 
     @property
     def committed(self) -> bool:
@@ -196,5 +204,7 @@ class Run:
             ended_at=to_datetime(self.ended),
             error=self.error,
             cancelled=self.cancelled,
+            deadline=to_datetime(self.deadline),
+            deadline_passed=self.deadline_passed,
             steps=[r.to_report(record_values) for r in self.records],
         )

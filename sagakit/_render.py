@@ -96,6 +96,8 @@ class ReportView(Protocol):
     started_at: datetime
     ended_at: datetime | None
     cancelled: bool
+    deadline: datetime | None
+    deadline_passed: bool
 
     @property
     def error(self) -> ErrorView | None: ...
@@ -231,6 +233,12 @@ def render_timeline(report: ReportView, *, color: bool = False) -> str:
         head += paint("  (cancelled)", _YELLOW)
     if report.ended_at is not None:
         head += f"  in {_secs(report.started_at, report.ended_at).strip()}"
+    if report.deadline is not None:
+        due = _secs(report.started_at, report.deadline).strip()
+        if report.deadline_passed:
+            head += paint(f"  (deadline passed at +{due})", _RED)
+        else:
+            head += f"  (deadline +{due})"
     lines = [paint(head, _BOLD) if not color else head]
     if report.error is not None:
         lines.append(paint(f"  cause: {report.error.type}: {report.error.message}", _DIM))

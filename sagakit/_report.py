@@ -180,6 +180,11 @@ class SagaReport(BaseModel):
     """The error that made the saga unwind."""
     cancelled: bool = False
     """The saga's task (or workflow) was cancelled, and unwound."""
+    deadline: datetime | None = None
+    """When the saga's `SagaOptions.deadline` is (or was) due; `None` without one."""
+    deadline_passed: bool = False
+    """The deadline passed before the saga function returned: it was unwound
+    (`error` is then `SagaDeadlineExceeded`)."""
     steps: list[StepReport] = []
     """Every registered step, in registration order (see `omitted`)."""
     omitted: OmittedSteps | None = None

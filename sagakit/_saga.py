@@ -17,6 +17,7 @@ from typing import Any, Literal, TypeVar, TypeVarTuple, Unpack, overload
 from sagakit._backend import Backend, StepCall
 from sagakit._checks import check_kind, check_step, default_name, is_async_callable
 from sagakit._context import Phase, StepContext, _current, _reset
+from sagakit._deadline import by_deadline, deadline_exceeded, watch_deadline
 from sagakit._exceptions import (
     OptionsError,
     SagaFailed,
@@ -249,6 +250,8 @@ class Saga:
             record.error = self._run.describe(error)
         if record.stopped is not None and not record.stopped.done():
             record.stopped.set_result(None)
+        if record is self._run.pivot:
+            self._run.settled.set()  # a deadline that passed meanwhile may act now
 
     async def gather(self, *steps: Awaitable[R]) -> list[R]:
         """Run steps concurrently; on the first failure cancel the rest, await them, re-raise.
@@ -301,7 +304,7 @@ async def run_saga(
     run = saga._run
     saga.policy.prepare(run)
     # Named when asking for a step's task: asyncio then skips finding the running loop.
-    saga._loop = asyncio.get_running_loop()
+    saga._loop = loop = asyncio.get_running_loop()
     try:
         body = fn(saga, *args)
     except TypeError as e:  # an `async def` raises here only when the args do not bind
@@ -310,6 +313,10 @@ async def run_saga(
             f"`async def book_trip(saga: Saga, trip): ...`; {fn!r} cannot be called as "
             f"fn(saga, {', '.join(type(a).__name__ for a in args)}): {e}"
         ) from None
+    watch = None
+    if run.deadline is not None:
+        watch = loop.create_task(watch_deadline(run, asyncio.current_task()))
+        await asyncio.sleep(0)  # its timer is set before the first step starts
     try:
         result = await body
         never = saga._close_unstarted()
@@ -330,14 +337,19 @@ async def run_saga(
     except BaseException as error:
         if run.backend.passes_through(error):
             raise
+        # A fresh error (never raised: no traceback holds this frame) when the deadline passed.
+        deadline = deadline_exceeded(run) if by_deadline(run, error) else None
         saga._close_unstarted()
         run.state = State.UNWINDING
-        run.error = run.describe(error)
-        run.cancelled = isinstance(error, asyncio.CancelledError)
+        run.settled.set()  # the deadline no longer applies: undos are not cut short
+        run.error = run.describe(deadline or error)
+        run.cancelled = deadline is None and isinstance(error, asyncio.CancelledError)
         comp_error = await unwind(run, saga.policy)
         run.state = State.CLOSED
         run.ended = run.backend.time()
-        if not isinstance(error, Exception):
+        if watch is not None:
+            await watch  # ended by now: `settled` woke it
+        if deadline is None and not isinstance(error, Exception):
             # Cancellation, KeyboardInterrupt, SystemExit: unwound, then re-raised as they
             # are. Wrapped in SagaFailed (an Exception) they could be caught and ignored.
             raise
@@ -346,11 +358,16 @@ async def run_saga(
             raise asyncio.CancelledError() from error
         if comp_error is not None:
             comp_error.report = saga.report()
-            raise SagaFailed(failure_message(run), comp_error.report, comp_error) from error
+            raise SagaFailed(failure_message(run), comp_error.report, comp_error) from (
+                deadline or error
+            )
         # Built on first read: a caller that only catches the failure pays nothing for it.
-        raise SagaFailed(failure_message(run), run.report, None) from error
+        raise SagaFailed(failure_message(run), run.report, None) from deadline or error
     run.state = State.CLOSED
     run.ended = run.backend.time()
+    if watch is not None:
+        run.settled.set()
+        await watch
     return result
 
 

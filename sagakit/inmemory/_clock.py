@@ -30,6 +30,7 @@ class VirtualClock:
         self._follow = follow_real_time
         self._mono0 = time.monotonic()
         self._watchers: list[asyncio.Future[None]] = []
+        self._alarms: list[float] = []  # when the waits in progress time out
 
     @property
     def follows_real_time(self) -> bool:
@@ -70,6 +71,15 @@ class VirtualClock:
         that much real time passes).
         """
         deadline = None if seconds is None else self.time() + seconds
+        if deadline is not None:
+            self._alarms.append(deadline)
+        try:
+            return await self._wait(event, deadline)
+        finally:
+            if deadline is not None:
+                self._alarms.remove(deadline)
+
+    async def _wait(self, event: asyncio.Event, deadline: float | None) -> bool:
         while not event.is_set():
             left = None if deadline is None else deadline - self.time()
             if left is not None and left <= 0:
@@ -90,6 +100,27 @@ class VirtualClock:
         return True
 
     async def sleep(self, seconds: float) -> None:
-        """Advance by `seconds` and yield to the event loop once (so others can run)."""
-        self.advance(seconds)
+        """Advance by `seconds` and yield to the event loop once (so others can run).
+
+        A wait that times out on the way (a saga's deadline) times out at its
+        own time: the clock stops there, and the sleeper yields until whoever
+        waited has acted (a deadline cancels the sleeping step there).
+        """
+        target = self.time() + seconds
+        while due := [a for a in self._alarms if self.time() < a <= target]:
+            alarm = min(due)
+            self.advance(alarm - self.time())
+            # Until that wait has returned (and its caller acted, in the same step),
+            # then once more: a cancel it sent this task is raised here.
+            for _ in range(_MOST_TURNS):
+                if alarm not in self._alarms:
+                    break
+                await asyncio.sleep(0)
+            await asyncio.sleep(0)
+        self.advance(max(target - self.time(), 0.0))
         await asyncio.sleep(0)
+
+
+# Event-loop turns a timed-out wait may take to return (its `asyncio.wait` wakes in
+# two or three): a bound, so a wait nobody drives cannot hold a sleeper forever.
+_MOST_TURNS = 100

@@ -22,7 +22,7 @@ from sagakit._backend import Backend, StepCall
 from sagakit._checks import check_payload_size, is_async_callable
 from sagakit._context import Phase, _activity_id
 from sagakit._exceptions import OptionsError, StepDefinitionError
-from sagakit._options import RetryPolicy, StepOptions
+from sagakit._options import RetryPolicy, SagaOptions, StepOptions
 from sagakit._parking import parking
 from sagakit._report import ParkedUndo, SagaStatus, UndoStatus
 from sagakit._saga import Saga
@@ -39,7 +39,7 @@ from sagakit.temporal._private import (
 )
 from sagakit.temporal._refs import ActivityRef, ChildWorkflowRef
 
-__all__ = ["Interrupted", "TemporalBackend", "next_index"]
+__all__ = ["Interrupted", "TemporalBackend", "check_deadline", "next_index"]
 
 
 class _Kind(Enum):
@@ -163,6 +163,49 @@ async def _stop(handle: asyncio.Future[Any]) -> BaseException | None:
     return None if handle.cancelled() else handle.exception()
 
 
+def _span(seconds: float) -> str:
+    """`seconds` as an operator reads it: 45s, 4m, 2h 5m."""
+    s = max(int(seconds), 0)
+    if s < 60:
+        return f"{s}s"
+    if s < 3600:
+        return f"{s // 60}m"
+    return f"{s // 3600}h {s % 3600 // 60}m" if s % 3600 >= 60 else f"{s // 3600}h"
+
+
+def check_deadline(options: SagaOptions) -> None:
+    """Refuse a deadline the workflow's own run or execution timeout would end first.
+
+    When the workflow's timeout fires no workflow code runs, so nothing would
+    be compensated: the deadline must fall before both.
+
+    Raises:
+        OptionsError: naming the deadline and both timeouts.
+    """
+    deadline = options.deadline
+    if deadline is None:
+        return
+    info = workflow.info()
+    now = workflow.now()
+    left = {
+        "run timeout": None
+        if info.run_timeout is None
+        else info.run_timeout - (now - info.start_time),
+        "execution timeout": None
+        if info.execution_timeout is None
+        else info.execution_timeout - (now - info.workflow_start_time),
+    }
+    short = {k: v for k, v in left.items() if v is not None and deadline >= v}
+    if short:
+        told = "; ".join(f"{k} {v} left" if v is not None else f"no {k}" for k, v in left.items())
+        raise OptionsError(
+            f"SagaOptions(deadline={deadline}) is at or past the workflow's "
+            f"{' and '.join(short)} ({told}): when a workflow timeout fires no workflow "
+            f"code runs, so nothing would be compensated; shorten the deadline or give the "
+            f"workflow longer run and execution timeouts"
+        )
+
+
 def _parked_detail(p: ParkedUndo) -> str:
     why = [f"{p.attempts} attempts"] if p.attempts else []
     if p.error is not None:
@@ -204,6 +247,9 @@ class TemporalBackend(Backend):
 
     def show(self, status: SagaStatus, detail: str) -> None:
         """Show where the saga stands in the UI (current details); count and upsert a new status."""
+        run = None if self.saga is None else self.saga._run
+        if status is SagaStatus.RUNNING and run is not None and run.deadline is not None:
+            detail += f"; deadline in {_span(run.deadline - workflow.time())}"
         workflow.set_current_details(f"saga {self._index}: {detail}" if self._index > 1 else detail)
         if status is self._status:
             return
@@ -222,11 +268,16 @@ class TemporalBackend(Backend):
     async def wait(self, event: asyncio.Event, seconds: float | None) -> bool:
         """A workflow condition: durable, and in history only as one timer, with a timeout."""
         park = None if self.saga is None else parking(self.saga.policy)
-        if park is not None and park.waiting:  # the only waiter today: say what is parked
+        # Two waiters: the park policy (for operators) and the deadline (beside the saga).
+        parked = park is not None and park.waiting
+        if parked:
+            assert park is not None
             self.show(SagaStatus.PARKED, "parked: " + "; ".join(map(_parked_detail, park.parked())))
         try:
             await workflow.wait_condition(
-                event.is_set, timeout=seconds, timeout_summary="sagakit park_timeout"
+                event.is_set,
+                timeout=seconds,
+                timeout_summary="sagakit park_timeout" if parked else "sagakit deadline",
             )
         except TimeoutError:
             return False

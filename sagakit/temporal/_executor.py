@@ -20,7 +20,7 @@ from sagakit._options import SagaOptions
 from sagakit._parking import parking_or_refuse
 from sagakit._report import SagaReport
 from sagakit._saga import Saga, failure_message, run_saga
-from sagakit.temporal._backend import Interrupted, TemporalBackend, next_index
+from sagakit.temporal._backend import Interrupted, TemporalBackend, check_deadline, next_index
 from sagakit.temporal._failure import SAGA_FAILED_TYPE, STEP_FAILURES, encode
 from sagakit.temporal._operate import REPORT_QUERY, RESOLVE_UPDATE
 
@@ -144,6 +144,12 @@ class TemporalExecutor:
             )
         backend = TemporalBackend(next_index(), self._payload_limit)
         saga = backend.saga = Saga(backend, self._options)
+        try:
+            check_deadline(self._options)
+        except SagaDefinitionError as e:
+            raise temporalio.exceptions.ApplicationError(
+                str(e), type=type(e).__name__, non_retryable=True
+            ) from None
         if self._report_query is not None:
             workflow.set_query_handler(
                 self._report_query, lambda: saga.report().model_dump(mode="json")

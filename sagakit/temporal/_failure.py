@@ -8,7 +8,8 @@ Format, version 3 (keys of the dict):
 
 - `v`: 3; `s`: the saga status code; `t`: `started_at`, epoch milliseconds;
   `d`: `ended_at - started_at`, milliseconds (left out while running);
-  `n`: how many steps the saga registered; `e`: the saga's error,
+  `n`: how many steps the saga registered; `dl`: the deadline, milliseconds
+  from `t`, and `dx`: 1 if it passed (both left out without a deadline); `e`: the saga's error,
   `[type, message]`, or the `seq` of the step whose error it is (that step's
   error is then null when the failure's cause holds it); `x`: 1 if cancelled;
   `st`: the steps, one row each, in `seq` order; past the cap only, `o`: the
@@ -170,6 +171,10 @@ def encode(report: SagaReport, *, cause_tells: bool = False, cap: int = SIZE_CAP
                 rows[failed_at][6] = None
     if report.cancelled:
         out["x"] = 1
+    if report.deadline is not None:
+        out["dl"] = _ms(report.deadline) - t0
+        if report.deadline_passed:
+            out["dx"] = 1
     rows = [_trim(r) for r in rows]
     if rows:
         out["st"] = rows
@@ -318,6 +323,8 @@ def decode(
             ended_at=ended_at,
             error=saga_error,
             cancelled=bool(data.get("x", 0)),
+            deadline=None if "dl" not in data else t0 + timedelta(milliseconds=data["dl"]),
+            deadline_passed=bool(data.get("dx", 0)),
             steps=steps,
             omitted=omitted,
         )

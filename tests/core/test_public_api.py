@@ -22,6 +22,7 @@ SAGAKIT_ALL = [
     "Resolution",
     "RetryPolicy",
     "Saga",
+    "SagaDeadlineExceeded",
     "SagaDefinitionError",
     "SagaError",
     "SagaFailed",

@@ -1,0 +1,113 @@
+"""API.md §12 in memory: a deadline on the virtual clock, and what it refuses.
+
+The contract suite states the rules on both backends; here, what only the
+in-memory executor has: a `Fault.delay` that would carry a step past the
+deadline is cut there, the step is cancelled at that moment, and its do
+never runs (its undo does: the step counts as started).
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+
+from sagakit import (
+    DoOutcome,
+    OptionsError,
+    Saga,
+    SagaDeadlineExceeded,
+    SagaFailed,
+    SagaOptions,
+    SagaStatus,
+    StepStatus,
+    current_step,
+)
+from sagakit.inmemory import Fault, InMemoryExecutor
+
+from ._support import NO_RETRY
+
+
+class TestADelayPastTheDeadline:
+    async def test_is_cut_there_and_the_do_never_runs(self) -> None:
+        """A 1 h delay on b under a 15 min deadline: the clock stops at 15 min, b is undone."""
+        ran: list[str] = []
+        outcomes: list[DoOutcome] = []
+
+        def do(name: str) -> str:
+            ran.append(f"do:{name}")
+            return name
+
+        def undo(name: str) -> None:
+            ran.append(f"undo:{name}")
+            outcomes.append(current_step().do_outcome)
+
+        async def two(saga: Saga) -> None:
+            await saga.step(do, undo, "a", name="a")
+            await saga.step(do, undo, "b", name="b")
+
+        ex = InMemoryExecutor(
+            SagaOptions(retry_policy=NO_RETRY, deadline=timedelta(minutes=15)),
+            faults=[Fault.delay("b", timedelta(hours=1))],
+        )
+        with pytest.raises(SagaFailed) as ei:
+            await ex.run(two)
+        assert isinstance(ei.value.__cause__, SagaDeadlineExceeded)
+        assert ran == ["do:a", "undo:b", "undo:a"]
+        assert outcomes == [DoOutcome.UNKNOWN, DoOutcome.SUCCEEDED]
+        report = ei.value.report
+        assert report.status is SagaStatus.COMPENSATED
+        assert report.step("b").status is StepStatus.CANCELLED
+        assert report.deadline_passed
+        assert report.ended_at is not None
+        assert report.ended_at - report.started_at == timedelta(minutes=15)
+
+    async def test_a_retry_backoff_past_it_is_cut_too(self) -> None:
+        """A do backing off for an hour between attempts ends at the deadline."""
+        tries: list[int] = []
+
+        def flaky(n: int) -> int:
+            tries.append(n)
+            raise ConnectionError("down")
+
+        async def one(saga: Saga) -> None:
+            await saga.step(flaky, None, 1)
+
+        ex = InMemoryExecutor(SagaOptions(deadline=timedelta(minutes=10)))
+        with pytest.raises(SagaFailed) as ei:
+            await ex.run(one)
+        assert isinstance(ei.value.__cause__, SagaDeadlineExceeded)
+        report = ei.value.report
+        assert report.ended_at is not None
+        assert report.ended_at - report.started_at == timedelta(minutes=10)
+        assert 1 < len(tries) < 20  # retried (1 s, 2 s, 4 s ... apart) until the deadline
+
+
+class TestBadInput:
+    @pytest.mark.parametrize("deadline", [timedelta(0), timedelta(seconds=-1)])
+    def test_a_deadline_that_is_not_positive_is_refused(self, deadline: timedelta) -> None:
+        """Zero or negative: `OptionsError` naming the option."""
+        with pytest.raises(OptionsError, match="deadline must be a positive"):
+            SagaOptions(deadline=deadline)
+
+    async def test_a_cancel_during_the_deadline_wait_is_a_cancel(self) -> None:
+        """Cancelled from outside before its deadline, the saga ends cancelled, not failed."""
+        import asyncio
+
+        started = asyncio.Event()
+
+        async def hang(n: int) -> None:
+            started.set()
+            await asyncio.Event().wait()
+
+        async def one(saga: Saga) -> None:
+            await saga.step(hang, None, 1)
+
+        ex = InMemoryExecutor(SagaOptions(deadline=timedelta(minutes=10)))
+        task = asyncio.create_task(ex.run(one))
+        await started.wait()
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        assert ex.last_report.cancelled
+        assert not ex.last_report.deadline_passed
