@@ -8,6 +8,7 @@ adapter maps them 1:1 and users meet no new vocabulary.
 from __future__ import annotations
 
 import difflib
+import inspect
 from collections.abc import Callable, Iterable
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any, Literal, TypedDict
@@ -22,7 +23,7 @@ from pydantic import (
 )
 
 from sagakit._exceptions import OptionsError
-from sagakit._report import StepKind
+from sagakit._report import ParkedUndo, ResolveRequest, StepKind
 
 if TYPE_CHECKING:  # for the type of `retry_policy=` only: the core never imports temporalio
     import temporalio.common
@@ -202,6 +203,14 @@ class SagaOptions(_StepFields):
     the place for an alert or a dead-letter entry. On Temporal an activity (run
     with the saga's default timeouts, else one minute, and at most 5 attempts);
     in memory any callable. Its own failure is logged, never raised."""
+    resolve_check: Callable[[ResolveRequest, list[ParkedUndo]], object] | None = None
+    """With `on_undo_failure="park"`: your rule on who may decide what. Called
+    with each decision (`ResolveRequest`: seq, action, reason, by) that passed
+    sagakit's own checks, and the saga's parked undos; raise (any `Exception`)
+    to refuse it, and the sender gets `SagaStateError` with your message. It
+    runs before the decision is delivered (on Temporal, in the update's
+    validator), so a refusal writes nothing. On Temporal it is workflow code:
+    a plain function, deterministic, no I/O, no await."""
 
     deadline: timedelta | None = None
     """How long the saga may take, from its start on the backend's clock. When it
@@ -219,6 +228,14 @@ class SagaOptions(_StepFields):
                 raise ValueError(f"{name} {e}") from None
         if self.park_timeout is not None and self.on_undo_failure != "park":
             raise ValueError('park_timeout applies only with on_undo_failure="park"')
+        if self.resolve_check is not None:
+            if self.on_undo_failure != "park":
+                raise ValueError('resolve_check applies only with on_undo_failure="park"')
+            if inspect.iscoroutinefunction(self.resolve_check):
+                raise ValueError(
+                    "resolve_check must be a plain function, not an async def: it runs in "
+                    "the resolve update's validator, which cannot await"
+                )
         return self
 
 

@@ -23,6 +23,7 @@ __all__ = [
     "OmittedSteps",
     "ParkedUndo",
     "Resolution",
+    "ResolveRequest",
     "SagaReport",
     "SagaStatus",
     "StepKind",
@@ -76,6 +77,28 @@ class Resolution(BaseModel):
     """Who decided (on Temporal, the resolving client's identity unless given)."""
     at: datetime | None = None
     """When the saga received it, on the backend's clock."""
+
+
+class ResolveRequest(BaseModel):
+    """An operator's decision on a parked undo, as a `SagaOptions.resolve_check` sees it.
+
+    Checked already: `seq` an int, `action` "retry" or "skip", `reason` and
+    `by` strings (or `None`) within their bounds.
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    saga_id: str
+    """The saga the decision is for."""
+    seq: int
+    """The step whose parked undo it resolves (`ParkedUndo.seq`)."""
+    action: Literal["retry", "skip"]
+    """"retry" (run the undo again) or "skip" (undone by hand)."""
+    reason: str | None = None
+    """Why, in the operator's words."""
+    by: str | None = None
+    """Who says they decide: chosen by the sender (on Temporal, the client's
+    identity unless given), so not proof of who sent it."""
 
 
 class UndoReport(_Timed):

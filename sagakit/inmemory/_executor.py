@@ -245,8 +245,11 @@ class InMemoryExecutor:
         undo has run.
 
         Raises:
-            SagaStateError: the saga is not running here, `action` is neither
-                "retry" nor "skip", or step `seq` has no parked undo.
+            SagaStateError: the saga is not running here; `seq` is not an int;
+                `action` is neither "retry" nor "skip"; `reason` or `by` is not
+                a string, or `reason` is over 4 KiB (UTF-8) or `by` over 200
+                characters; step `seq` has no parked undo; or
+                `SagaOptions.resolve_check` refused it.
         """
         saga = self._live.get(saga_id)
         if saga is None:
@@ -254,7 +257,10 @@ class InMemoryExecutor:
                 f"saga {saga_id!r} is not running on this executor: nothing of it can be "
                 f"resolved (running: {sorted(self._live)[:10]})"
             )
-        parking_or_refuse(saga.policy, seq).resolve(seq, action, reason=reason, by=by)
+        park = parking_or_refuse(saga.policy, seq)
+        # Every check, `SagaOptions.resolve_check` included, before it is delivered.
+        request = park.check_resolution(seq, action, reason, by)
+        park.resolve(request.seq, request.action, reason=request.reason, by=request.by)
         await asyncio.sleep(0)  # let the saga take it up
 
     @property

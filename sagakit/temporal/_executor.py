@@ -22,7 +22,7 @@ from sagakit._report import SagaReport
 from sagakit._saga import Saga, failure_message, run_saga
 from sagakit.temporal._backend import Interrupted, TemporalBackend, check_deadline, next_index
 from sagakit.temporal._failure import SAGA_FAILED_TYPE, STEP_FAILURES, encode
-from sagakit.temporal._operate import REPORT_QUERY, RESOLVE_UPDATE
+from sagakit.temporal._operate import REPORT_QUERY, RESOLVE_UPDATE, request_fields
 
 __all__ = ["PAYLOAD_LIMIT", "REPORT_QUERY", "TemporalExecutor"]
 
@@ -155,21 +155,19 @@ class TemporalExecutor:
                 self._report_query, lambda: saga.report().model_dump(mode="json")
             )
 
-        # Operators resolve parked undos with this update; the validator refuses a
-        # wrong seq or action before anything is written to the history.
-        def resolve(request: dict[str, Any]) -> None:
-            seq, action = request["seq"], request["action"]
+        # Operators resolve parked undos with this update. The validator checks all
+        # the handler will use (shape, types, bounds, state, the operators' own rule),
+        # so a refused request writes nothing and cannot fail the workflow task. Both
+        # take `Any`: a request the converter could not fit to a type would be
+        # refused without the validator's message.
+        def resolve(request: Any) -> None:
+            seq, action, reason, by = request_fields(request)
             park = parking_or_refuse(saga.policy, seq)
-            park.resolve(seq, action, reason=request.get("reason"), by=request.get("by"))
+            park.resolve(seq, action, reason=reason, by=by)
 
-        def validate(request: dict[str, Any]) -> None:
-            if not isinstance(request, dict) or "seq" not in request:
-                raise SagaStateError(
-                    f"{RESOLVE_UPDATE} takes {{'seq': int, 'action': 'retry' | 'skip', "
-                    f"'reason': str | None, 'by': str | None}}; got {request!r}"
-                )
-            seq = request["seq"]
-            parking_or_refuse(saga.policy, seq).check_resolution(seq, request.get("action"))
+        def validate(request: Any) -> None:
+            seq, action, reason, by = request_fields(request)
+            parking_or_refuse(saga.policy, seq).check_resolution(seq, action, reason, by)
 
         workflow.set_update_handler(RESOLVE_UPDATE, resolve, validator=validate)
         try:

@@ -7,13 +7,16 @@ parked undos through the query and resolves them through the update.
 
 from __future__ import annotations
 
+import re
 from typing import Any, Final, Literal
 
 import temporalio.client
 import temporalio.common
+import temporalio.service
 from temporalio import workflow
 
 from sagakit._exceptions import SagaStateError
+from sagakit._parking import BY_LIMIT
 from sagakit._report import ParkedUndo, SagaReport, SagaStatus
 from sagakit.temporal._private import client_identity
 
@@ -77,6 +80,35 @@ def saga_search_attributes(
     )
 
 
+_FIELDS: Final = ("seq", "action", "reason", "by")
+# What the server says of an update to a workflow that closed before taking it.
+_CLOSED: Final = re.compile(r"aborted by closing workflow|already completed", re.I)
+
+
+def request_fields(request: Any) -> tuple[Any, Any, Any, Any]:
+    """The `sagakit_resolve` request's seq, action, reason and by, unchecked.
+
+    Raises:
+        SagaStateError: it is not a dict with `seq` and `action`, or has a key
+            of its own (a misspelled `reasons` would otherwise be dropped).
+    """
+    if isinstance(request, dict) and "seq" in request and "action" in request:
+        unknown = [k for k in request if k not in _FIELDS]
+        if not unknown:
+            return request["seq"], request["action"], request.get("reason"), request.get("by")
+        what = f"unknown keys {_cut(repr(unknown), 100)}"
+    else:
+        what = f"got {_cut(repr(request), 100)}"
+    raise SagaStateError(
+        f"{RESOLVE_UPDATE} takes {{'seq': int, 'action': 'retry' | 'skip', "
+        f"'reason': str | None, 'by': str | None}}; {what}"
+    )
+
+
+def _cut(text: str, limit: int) -> str:
+    return text if len(text) <= limit else f"{text[: limit - 3]}..."
+
+
 async def parked(handle: temporalio.client.WorkflowHandle[Any, Any]) -> list[ParkedUndo]:
     """The parked undos of the workflow's (latest) saga, through the report query.
 
@@ -109,12 +141,16 @@ async def resolve(
         by: Who, kept in the report; default: the client's identity.
 
     Raises:
-        SagaStateError: the update's validator refused it (no parked undo at
-            `seq`, an unknown action, or nothing parked); nothing was written
-            to the workflow's history.
+        SagaStateError: the update's validator refused it (`seq` not an int,
+            an unknown action, `reason` or `by` not a string, `reason` over
+            4 KiB of UTF-8 or `by` over 200 characters, no parked undo at
+            `seq`, nothing parked, or `SagaOptions.resolve_check` refused it):
+            nothing was written to the workflow's history. Or the workflow
+            closed before it took the decision (another decision won a race).
     """
     if by is None:
-        by = client_identity(handle)
+        identity = client_identity(handle)
+        by = None if identity is None else identity[:BY_LIMIT]
     request = {"seq": seq, "action": action, "reason": reason, "by": by}
     try:
         await handle.execute_update(RESOLVE_UPDATE, request)
@@ -122,3 +158,13 @@ async def resolve(
         cause = e.cause
         message = getattr(cause, "message", None) or str(cause)
         raise SagaStateError(f"{handle.id}: {message}") from e
+    except temporalio.service.RPCError as e:
+        # The workflow closed before it took this decision: another decision won
+        # the race and the saga ended, or it ended on its own (park_timeout).
+        if not _CLOSED.search(e.message):
+            raise
+        raise SagaStateError(
+            f"{handle.id}: the decision {action!r} on step {seq!r} was not taken: the saga's "
+            f"workflow closed first (another decision may have won the race; see its "
+            f"report: `sagakit show {handle.id}`). Server: {e.message}"
+        ) from e

@@ -53,7 +53,7 @@ from sagakit import (
 from sagakit.inmemory import InMemoryExecutor
 from sagakit.temporal import REPORT_QUERY, SAGA_FAILED_TYPE, SagakitPlugin, parked, resolve
 
-from ._shared import ACTIVITIES, Plan, SagaCall, SagaFn, register
+from ._shared import ACTIVITIES, Plan, SagaCall, SagaFn, register, register_callables
 from ._workflow import ContractSaga
 
 __all__ = [
@@ -113,6 +113,10 @@ class Refused(Exception):
         """The refusal: its type name (`StepDefinitionError`, ...) and message."""
 
 
+_CALLABLE = ("resolve_check",)
+"""Options that hold a function: they reach the workflow through `register_callables`,
+as JSON cannot carry them."""
+
 _DEFINITION_ERRORS = frozenset(
     c.__name__ for c in (SagaDefinitionError, *SagaDefinitionError.__subclasses__())
 )
@@ -131,11 +135,16 @@ class Run(abc.ABC):
         """Wait until the saga waits for an operator; its parked undos."""
 
     @abc.abstractmethod
-    async def resolve(self, seq: int, action: str, *, reason: str | None = None) -> None:
+    async def resolve(
+        self, seq: Any, action: Any, *, reason: Any = None, by: Any = "tester"
+    ) -> None:
         """Resolve a parked undo: `executor.resolve` in memory, the update on Temporal.
 
+        Takes `Any`: the tests send what a careless script would.
+
         Raises:
-            SagaStateError: refused (unknown seq or action).
+            SagaStateError: refused (a wrong seq, action, reason or by; a
+                decision that lost a race; `resolve_check`).
         """
 
     @abc.abstractmethod
@@ -197,9 +206,11 @@ class _InMemoryRun(Run):
         async with asyncio.timeout(30):  # generous: a loaded CI machine
             return await self.executor.wait_parked()
 
-    async def resolve(self, seq: int, action: str, *, reason: str | None = None) -> None:
+    async def resolve(
+        self, seq: Any, action: Any, *, reason: Any = None, by: Any = "tester"
+    ) -> None:
         saga_id = self.executor.last_report.saga_id
-        await self.executor.resolve(saga_id, seq, action, reason=reason, by="tester")
+        await self.executor.resolve(saga_id, seq, action, reason=reason, by=by)
 
     async def pass_time(self, seconds: float) -> None:
         self.executor.clock.advance(seconds)
@@ -260,8 +271,10 @@ class _TemporalRun(Run):
                     return found
                 await asyncio.sleep(0.05)
 
-    async def resolve(self, seq: int, action: str, *, reason: str | None = None) -> None:
-        await resolve(self.handle, seq, action, reason=reason, by="tester")  # type: ignore[arg-type]
+    async def resolve(
+        self, seq: Any, action: Any, *, reason: Any = None, by: Any = "tester"
+    ) -> None:
+        await resolve(self.handle, seq, action, reason=reason, by=by)
 
     async def pass_time(self, seconds: float) -> None:
         await asyncio.sleep(seconds)
@@ -327,7 +340,14 @@ class OnTemporal(Backend):
             max_heartbeat_throttle_interval=timedelta(milliseconds=100),
         )
         async with worker:
-            call = SagaCall(saga=register(saga_fn), options=options.model_dump_json(), plan=plan)
+            call = SagaCall(
+                saga=register(saga_fn),
+                options=options.model_dump_json(exclude=set(_CALLABLE)),
+                plan=plan,
+                callables=register_callables(
+                    {f: getattr(options, f) for f in _CALLABLE if getattr(options, f) is not None}
+                ),
+            )
             handle = await self.client.start_workflow(
                 ContractSaga.run, call, id=f"contract-{uuid.uuid4()}", task_queue=task_queue
             )

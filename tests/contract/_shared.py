@@ -305,6 +305,19 @@ def register(saga_fn: SagaFn) -> str:
     return name
 
 
+CALLABLES: dict[str, dict[str, Any]] = {}
+"""Options that hold functions (`resolve_check`), by a key the generic workflow is given."""
+
+
+def register_callables(fields: dict[str, Any]) -> str | None:
+    """Make option fields that are functions findable by the generic workflow; their key."""
+    if not fields:
+        return None
+    key = str(uuid.uuid4())
+    CALLABLES[key] = fields
+    return key
+
+
 @dataclass
 class SagaCall:
     """The generic workflow's one arg: which saga, with which options, on which plan."""
@@ -312,8 +325,10 @@ class SagaCall:
     saga: str
     """The saga function's name in `SAGAS`."""
     options: str
-    """`SagaOptions` as JSON."""
+    """`SagaOptions` as JSON, but for the fields in `CALLABLES[callables]`."""
     plan: Plan
+    callables: str | None = None
+    """The key of the options' functions in `CALLABLES`, if any."""
 
 
 async def steps(saga: Saga, plan: Plan) -> list[str]:

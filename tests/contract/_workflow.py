@@ -15,14 +15,17 @@ with workflow.unsafe.imports_passed_through():
     from sagakit import SagaOptions
     from sagakit.temporal import TemporalExecutor
 
-    from ._shared import SAGAS, SagaCall
+    from ._shared import CALLABLES, SAGAS, SagaCall
 
 
 @workflow.defn
 class ContractSaga:
-    """Runs `SAGAS[call.saga]` on `call.plan` with `TemporalExecutor`."""
+    """Runs `SAGAS[call.saga]` on `call.plan` with `TemporalExecutor`, and `call.options`."""
 
     @workflow.run
     async def run(self, call: SagaCall) -> Any:
         options = SagaOptions.model_validate_json(call.options)
+        if call.callables is not None:  # functions JSON cannot carry, from the test's process
+            fields = CALLABLES[call.callables]
+            options = SagaOptions.model_validate({**options.model_dump(), **fields})
         return await TemporalExecutor(options=options).run(SAGAS[call.saga], call.plan)

@@ -20,6 +20,7 @@ SAGAKIT_ALL = [
     "PayloadTooLargeError",
     "Phase",
     "Resolution",
+    "ResolveRequest",
     "RetryPolicy",
     "Saga",
     "SagaDeadlineExceeded",
