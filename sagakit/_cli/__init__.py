@@ -7,7 +7,8 @@
 
 It talks to any Temporal cluster, with the connection flags (and environment
 variables) of the `temporal` CLI. Every failure is one line on stderr, and the
-exit status says what happened: see `ExitCode`. This module parses the command
+exit status says what happened: see `ExitCode`. A usage error too is one line,
+naming the `--help` that says the rest. This module parses the command
 line and imports no temporalio, so `--help` and usage errors answer at once;
 `_commands` talks to the cluster; `_errors` holds what both raise.
 """
@@ -22,7 +23,7 @@ import logging
 import os
 import sys
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, NoReturn
 
 from sagakit import SagaStatus, __version__
 from sagakit._cli._errors import PROG, ExitCode, Failure, one_line
@@ -40,7 +41,8 @@ _EPILOG = """\
 exit status:
   0    ok
   1    the operation failed or was rejected (no worker answered, the saga refused
-       the resolution, no report to show, no SagaStatus search attribute)
+       the resolution, the saga has ended, no report to show, no SagaStatus
+       search attribute)
   2    usage: a bad flag, argument or TLS file
   3    cannot reach the cluster or the namespace (address, TLS, API key,
        unknown namespace, no answer in time)
@@ -78,6 +80,25 @@ def _positive(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be 1 or more: {text!r}")
     return value
+
+
+_COMMAND_NAMES = ("show", "list", "parked", "resolve")
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse's parser whose usage error is one line that names `--help`.
+
+    argparse prints the whole usage block first (eight lines for `resolve`);
+    the CLI's errors are one line each. Its subcommands' parsers are of this
+    class too (argparse makes them of their parent's).
+    """
+
+    def error(self, message: str) -> NoReturn:
+        if message == "the following arguments are required: COMMAND":
+            message = f"no command: give one of {', '.join(_COMMAND_NAMES)}"
+        command = self.prog.removeprefix(PROG).strip()
+        where = f"{command}: " if command else ""
+        self.exit(ExitCode.USAGE, f"{PROG}: {where}{message}; see `{self.prog} --help`\n")
 
 
 def _add_connection_options(p: argparse.ArgumentParser, *, defaults: bool) -> None:
@@ -170,7 +191,7 @@ def _add_connection_options(p: argparse.ArgumentParser, *, defaults: bool) -> No
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = _Parser(
         prog=PROG,
         description="Operate sagakit sagas on a Temporal cluster: see a saga's timeline, "
         "list sagas by status, resolve parked undos.",

@@ -27,7 +27,7 @@ from temporalio.client import (
 )
 from temporalio.service import RPCError, RPCStatusCode
 
-from sagakit import SagaError, SagaReport
+from sagakit import SagaError, SagaReport, SagaStatus
 from sagakit._cli._connect import (
     NOT_ALLOWED,
     TIMED_OUT,
@@ -42,7 +42,6 @@ from sagakit.temporal import (
     REPORT_QUERY,
     RESOLVE_UPDATE,
     SAGA_STATUS,
-    parked,
     report_from_failure,
     resolve,
 )
@@ -272,11 +271,30 @@ async def _ask_worker(
 # -- the commands -----------------------------------------------------------------
 
 
+def _header(desc: WorkflowExecutionDescription, saga: str | None) -> str:
+    """`show`'s first line: the workflow, its run, its status and its saga's."""
+    status = f"workflow {_status_name(desc.status)}" + (f", saga {saga}" if saga else "")
+    return f"{desc.id}  {desc.workflow_type}  run {desc.run_id}  {status}"
+
+
+def _ended(desc: WorkflowExecutionDescription, saga: str | None) -> str:
+    """How a closed run stands: its saga's status (if known) and its workflow's."""
+    workflow = _status_name(desc.status)
+    return f"its saga is {saga} (workflow {workflow})" if saga else f"its workflow is {workflow}"
+
+
+def _read_report(data: Any, what: str) -> SagaReport:
+    try:
+        return SagaReport.model_validate(data)
+    except ValueError as e:  # pydantic's ValidationError
+        raise Failure(
+            ExitCode.FAILED, f"cannot read the {what}'s answer: {one_line(str(e))}"
+        ) from None
+
+
 async def _show(client: Client, conn: _Conn, args: argparse.Namespace) -> ExitCode:
     desc = await _describe(client, conn, args.workflow_id, args.run_id)
     handle: WorkflowHandle[Any, Any] = client.get_workflow_handle(desc.id, run_id=desc.run_id)
-    status = _status_name(desc.status)
-    header = f"{desc.id}  {desc.workflow_type}  run {desc.run_id}  {status}"
     link = f"Web UI: {conn.ui_link(desc.id, desc.run_id)}"
     what = f"{REPORT_QUERY} query"
     try:
@@ -287,21 +305,18 @@ async def _show(client: Client, conn: _Conn, args: argparse.Namespace) -> ExitCo
         elif desc.status == WorkflowExecutionStatus.RUNNING:
             report, why = None, "the workflow is running"
         else:
+            status = _status_name(desc.status)
             report, why = None, f"the run is {status}, so only the query has its report"
         if report is None:
-            print(header)
+            # What the saga last said of itself, if it was started to say it.
+            print(_header(desc, desc.typed_search_attributes.get(SAGA_STATUS)))
             print(link)
             raise Failure(ExitCode.FAILED, f"no timeline: {why}, and {no_worker}") from None
         source = f"from the failure of the closed run (no worker answered the {what})"
     else:
-        try:
-            report = SagaReport.model_validate(data)
-        except ValueError as e:  # pydantic's ValidationError
-            raise Failure(
-                ExitCode.FAILED, f"cannot read the {what}'s answer: {one_line(str(e))}"
-            ) from None
+        report = _read_report(data, what)
         source = f"live, from the {what}"
-    print(header)
+    print(_header(desc, report.status.value))
     print(f"report: {source}")
     print(report.timeline())
     print(link)
@@ -370,15 +385,54 @@ async def _list(client: Client, conn: _Conn, args: argparse.Namespace) -> ExitCo
     return ExitCode.OK
 
 
+async def _closed_saga_status(
+    handle: WorkflowHandle[Any, Any], conn: _Conn, desc: WorkflowExecutionDescription
+) -> str | None:
+    """The status of a closed run's saga, or `None` when nothing tells it.
+
+    The cheap sources first: the report in a failed run's failure, then a final
+    SagaStatus. A status still under way (the workflow was terminated, or timed
+    out) or none at all asks the report query, which a worker answers for a
+    closed run too, and which tells a workflow that is no saga.
+
+    Raises:
+        Failure: The workflow is not a saga (NOT_FOUND), or the query failed.
+    """
+    attribute = desc.typed_search_attributes.get(SAGA_STATUS)
+    if desc.status == WorkflowExecutionStatus.FAILED:
+        report, _ = await _report_of_failed_run(handle, conn, desc)
+        if report is not None:
+            return report.status.value
+    if attribute is not None and attribute not in _UNDER_WAY:
+        return attribute
+    what = f"{REPORT_QUERY} query"
+    try:
+        data = await _ask_worker(handle.query(REPORT_QUERY), conn, desc, what)
+    except _NoWorker:
+        # A saga's workflow that completed returned from its saga.
+        if attribute is not None and desc.status == WorkflowExecutionStatus.COMPLETED:
+            return SagaStatus.SUCCEEDED.value
+        return attribute
+    return _read_report(data, what).status.value
+
+
 async def _parked(client: Client, conn: _Conn, args: argparse.Namespace) -> ExitCode:
     desc = await _describe(client, conn, args.workflow_id, args.run_id)
     handle: WorkflowHandle[Any, Any] = client.get_workflow_handle(desc.id, run_id=desc.run_id)
+    if desc.status != WorkflowExecutionStatus.RUNNING:
+        # Only a running workflow waits for a decision; a closed one needs no worker to say so.
+        saga = await _closed_saga_status(handle, conn, desc)
+        still = " can be resolved" if saga == SagaStatus.PARKED else ""
+        print(f"no parked undo in {desc.id}{still}: {_ended(desc, saga)}")
+        return ExitCode.OK
+    what = f"{REPORT_QUERY} query"
     try:
-        undos = await _ask_worker(parked(handle), conn, desc, f"{REPORT_QUERY} query")
+        report = _read_report(await _ask_worker(handle.query(REPORT_QUERY), conn, desc, what), what)
     except _NoWorker as e:
         raise Failure(ExitCode.FAILED, str(e)) from None
+    undos = report.parked
     if not undos:
-        print(f"no parked undo in {desc.id} ({_status_name(desc.status)})")
+        print(f"no parked undo in {desc.id}: its saga is {report.status.value}")
         return ExitCode.OK
     for u in undos:
         attempts = f"{u.attempts} attempt{'s' if u.attempts != 1 else ''}" if u.attempts else ""
@@ -390,12 +444,10 @@ async def _parked(client: Client, conn: _Conn, args: argparse.Namespace) -> Exit
 
 async def _resolve(client: Client, conn: _Conn, args: argparse.Namespace) -> ExitCode:
     desc = await _describe(client, conn, args.workflow_id, args.run_id)
-    if desc.status != WorkflowExecutionStatus.RUNNING:
-        raise Failure(
-            ExitCode.FAILED,
-            f"workflow {desc.id!r} is {_status_name(desc.status)}: nothing to resolve",
-        )
     handle: WorkflowHandle[Any, Any] = client.get_workflow_handle(desc.id, run_id=desc.run_id)
+    if desc.status != WorkflowExecutionStatus.RUNNING:
+        saga = await _closed_saga_status(handle, conn, desc)
+        raise Failure(ExitCode.FAILED, f"nothing to resolve in {desc.id!r}: {_ended(desc, saga)}")
     call = resolve(handle, args.seq, args.action, reason=args.reason, by=conn.identity)
     try:
         await _ask_worker(call, conn, desc, f"{RESOLVE_UPDATE} update")

@@ -20,15 +20,16 @@ class ExitCode(IntEnum):
     """It did what was asked."""
     FAILED = 1
     """The operation failed or was rejected: no worker answered, the saga's
-    validator refused a resolution, no report could be read, the namespace
-    lacks the SagaStatus search attribute."""
+    validator refused a resolution, the saga has ended (nothing to resolve),
+    no report could be read, the namespace lacks the SagaStatus search
+    attribute."""
     USAGE = 2
     """Bad command line: a flag, an argument, a TLS file."""
     UNREACHABLE = 3
     """Cannot reach the cluster or the namespace: address, TLS, credentials,
     an unknown namespace, no answer in time."""
     NOT_FOUND = 4
-    """No such workflow (or run), or the workflow is not a saga."""
+    """No such workflow (or run), or the workflow, running or closed, is not a saga."""
     INTERRUPTED = 130
     """Ctrl-C."""
 

@@ -26,25 +26,38 @@ async def test_help_documents_the_commands_and_the_exit_statuses() -> None:
         assert text in helped.out
     for env in ("TEMPORAL_ADDRESS", "TEMPORAL_NAMESPACE", "TEMPORAL_API_KEY"):
         assert env in helped.out
-    assert bare.code == 2, bare
-    assert bare.err.splitlines()[-1] == (
-        "sagakit: error: the following arguments are required: COMMAND"
-    )
+    assert (bare.code, bare.error) == (
+        2,
+        "sagakit: no command: give one of show, list, parked, resolve; see `sagakit --help`",
+    ), bare
     assert (version.code, version.out) == (0, f"sagakit {sagakit.__version__}\n")
 
 
 async def test_usage_errors_exit_2_before_connecting() -> None:
-    runs = await asyncio.gather(
+    undo, two, *runs = await asyncio.gather(
         run_cli("resolve", "wf", "2", "undo"),
         run_cli("resolve", "wf", "two", "retry"),
         run_cli("list", "--limit", "0"),
         run_cli("list", "--status", "lost"),
         run_cli("show", "wf", "--worker-timeout", "0"),
+        run_cli("show"),
+        run_cli("lsit"),
+        run_cli("--no-such-flag", "list"),
     )
+    # One line each, not argparse's usage block, naming where the rest is.
+    assert (undo.code, undo.error) == (
+        2,
+        "sagakit: resolve: argument action: invalid choice: 'undo' (choose from 'retry', "
+        "'skip'); see `sagakit resolve --help`",
+    ), undo
+    assert (two.code, two.error) == (
+        2,
+        "sagakit: resolve: argument SEQ: not a whole number: 'two'; see `sagakit resolve --help`",
+    ), two
     for run in runs:
         assert run.code == 2, run
-        assert re.match(r"sagakit( \w+)?: error: ", run.err.splitlines()[-1]), run
-        assert "Traceback" not in run.err
+        assert re.fullmatch(r"sagakit: (\w+: )?.+; see `sagakit( \w+)? --help`", run.error), run
+        assert run.out == "", run
 
 
 def test_the_console_script_runs_main() -> None:

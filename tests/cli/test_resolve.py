@@ -72,7 +72,7 @@ async def test_an_operator_finds_reads_and_retries_a_parked_undo(cli: Cli, clien
         with pytest.raises(WorkflowFailureError):
             await handle.result()
         final = await report(handle)
-        after = await cli("show", handle.id)
+        after, ended = await asyncio.gather(cli("show", handle.id), cli("parked", handle.id))
     assert final.status == SagaStatus.COMPENSATED
     undo = final.steps[1].undo
     assert undo is not None
@@ -83,12 +83,23 @@ async def test_an_operator_finds_reads_and_retries_a_parked_undo(cli: Cli, clien
     assert decision.by.startswith("sagakit:")
     assert after.code == 0, after
     assert "COMPENSATED" in after.out
+    assert after.out.splitlines()[0].endswith("  workflow failed, saga compensated")
+    # The saga's status, not the workflow's; and, the worker gone, from the run's failure.
+    gone = await cli("parked", handle.id, "--worker-timeout", "60")
+    for run in (ended, gone):
+        assert (run.code, run.out, run.err) == (
+            0,
+            f"no parked undo in {handle.id}: its saga is compensated (workflow failed)\n",
+            "",
+        ), run
+    assert gone.seconds < 30  # no wait for a worker
 
-    closed = await cli("resolve", handle.id, "2", "retry")
+    closed = await cli("resolve", handle.id, "2", "retry", "--worker-timeout", "60")
     assert (closed.code, closed.error) == (
         1,
-        f"sagakit: workflow '{handle.id}' is failed: nothing to resolve",
-    )
+        f"sagakit: nothing to resolve in '{handle.id}': its saga is compensated (workflow failed)",
+    ), closed
+    assert closed.seconds < 30
 
 
 async def test_skip_records_who_and_why(cli: Cli, client: Client) -> None:
@@ -121,3 +132,17 @@ async def test_resolve_without_a_worker_says_so(cli: Cli, client: Client) -> Non
         f"when a worker starts: check with `sagakit parked {handle.id}`"
     )
     await handle.terminate()
+    # Terminated while parked: the saga's last word (SagaStatus), and nothing to resolve.
+    listing, resolving = await asyncio.gather(
+        cli("parked", handle.id, "--worker-timeout", "1"),
+        cli("resolve", handle.id, "2", "skip", "--worker-timeout", "1"),
+    )
+    assert (listing.code, listing.out) == (
+        0,
+        f"no parked undo in {handle.id} can be resolved: its saga is parked "
+        "(workflow terminated)\n",
+    ), listing
+    assert (resolving.code, resolving.error) == (
+        1,
+        f"sagakit: nothing to resolve in '{handle.id}': its saga is parked (workflow terminated)",
+    ), resolving

@@ -34,11 +34,13 @@ async def test_a_running_saga_live_with_its_web_ui_link(cli: Cli, client: Client
     async with worker(client, tq):
         handle = await start(client, CliOpenSaga.run, Order(new_id("open")), tq)
         await reserved(handle)
-        run = await cli("show", handle.id, "--ui-url", "https://ui.example/")
+        run, listing = await asyncio.gather(
+            cli("show", handle.id, "--ui-url", "https://ui.example/"), cli("parked", handle.id)
+        )
     run_id = (await handle.describe()).run_id
     assert run.code == 0, run
     lines = run.out.splitlines()
-    assert lines[0] == f"{handle.id}  CliOpenSaga  run {run_id}  running"
+    assert lines[0] == f"{handle.id}  CliOpenSaga  run {run_id}  workflow running, saga running"
     assert lines[1] == "report: live, from the sagakit_report query"
     assert f"saga {handle.id}/{run_id}  RUNNING" in lines[2]
     assert "1. reserve" in run.out
@@ -46,6 +48,10 @@ async def test_a_running_saga_live_with_its_web_ui_link(cli: Cli, client: Client
     ui = "https://ui.example/namespaces/default/workflows"
     assert lines[-1] == f"Web UI: {ui}/{handle.id}/{run_id}"
     assert run.err == ""
+    assert (listing.code, listing.out) == (
+        0,
+        f"no parked undo in {handle.id}: its saga is running\n",
+    )
 
 
 async def test_a_closed_failed_saga_from_its_failure_when_no_worker_answers(
@@ -61,7 +67,7 @@ async def test_a_closed_failed_saga_from_its_failure_when_no_worker_answers(
     run_id = (await handle.describe()).run_id
     assert run.code == 0, run
     assert run.out.splitlines()[:2] == [
-        f"{handle.id}  CliPlaceOrder  run {run_id}  failed",
+        f"{handle.id}  CliPlaceOrder  run {run_id}  workflow failed, saga compensated",
         "report: from the failure of the closed run (no worker answered the sagakit_report query)",
     ]
     assert f"saga {handle.id}/{run_id}  COMPENSATED" in run.out
@@ -91,7 +97,7 @@ async def test_an_open_saga_no_worker_answers_for_is_one_line_not_a_hang(
             "sagakit_report query within 1s: it needs a running worker on task queue"
         )
         assert run.seconds < 20
-        assert run.out.splitlines()[0].endswith("running")
+        assert run.out.splitlines()[0].endswith("  workflow running, saga running")
         assert f"/workflows/{handle.id}/" in run.out
 
 
@@ -100,16 +106,30 @@ async def test_a_workflow_that_is_not_a_saga(cli: Cli, client: Client) -> None:
     async with worker(client, tq):
         order = Order(new_id("plain"))
         handle = await start(client, CliNotASaga.run, order, tq, sagakit_status=False)
-        runs = await asyncio.gather(
-            cli("show", handle.id),
+        runs = list(
+            await asyncio.gather(
+                cli("show", handle.id),
+                cli("parked", handle.id),
+                cli("resolve", handle.id, "1", "skip", "--reason", "why not"),
+            )
+        )
+        await handle.terminate()
+        # Closed, it is still no saga: the worker's answer to the query says so.
+        runs += await asyncio.gather(
+            cli("resolve", handle.id, "1", "skip"),
             cli("parked", handle.id),
-            cli("resolve", handle.id, "1", "skip", "--reason", "why not"),
         )
     for run in runs:
         assert run.code == 4, run
         assert run.error.startswith(
             f"sagakit: '{handle.id}' is not a saga: its workflow CliNotASaga has no sagakit_"
         )
+    # With no worker to ask, nothing tells whether it ran a saga; it is closed all the same.
+    unknown = await cli("resolve", handle.id, "1", "skip", "--worker-timeout", "1")
+    assert (unknown.code, unknown.error) == (
+        1,
+        f"sagakit: nothing to resolve in '{handle.id}': its workflow is terminated",
+    ), unknown
 
 
 async def test_an_unknown_workflow_or_run(cli: Cli, client: Client) -> None:
