@@ -24,6 +24,8 @@ from workflows.bad_input import DONE, BadInputWorkflow, do_any, do_fail, undo_an
 from sagakit import OmittedSteps, SagaReport, SagaStatus, StepStatus, UndoStatus
 from sagakit.temporal import REPORT_QUERY, SAGA_FAILED_TYPE, SagakitPlugin, report_from_failure
 
+pytestmark = pytest.mark.temporal  # every test here runs on the dev server
+
 WORKFLOWS = [BadInputWorkflow]
 ACTIVITIES = [do_any, undo_any, do_fail]
 
