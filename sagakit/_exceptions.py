@@ -132,6 +132,7 @@ class PayloadTooLargeError(StepDefinitionError):
     """
 
     def __init__(self, what: str, size: int, limit: int) -> None:
+        self._what = what
         super().__init__(
             f"{what}: its args encode to {size / 2**20:.1f} MiB, over the payload limit of "
             f"{limit / 2**20:.1f} MiB (Temporal refuses such a payload and retries the "
@@ -142,6 +143,10 @@ class PayloadTooLargeError(StepDefinitionError):
         """The encoded size of the args, in bytes."""
         self.limit = limit
         """The limit they went over, in bytes."""
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Pickle would rebuild it from its message alone; __init__ takes what, size, limit.
+        return (type(self), (self._what, self.size, self.limit))
 
 
 class OptionsError(SagaDefinitionError, ValueError):
@@ -162,3 +167,22 @@ class StepTimeoutError(SagaError, TimeoutError):
     On Temporal the same situation surfaces as temporalio's own `TimeoutError`
     inside an `ActivityError`.
     """
+
+
+# Users import these from `sagakit`: tracebacks, reprs and pickles name them by that
+# path (`sagakit.SagaFailed`), not by this private module's. Temporal's failure
+# converter and `describe` use the class's `__name__`, which stays as it is.
+for _public in (
+    CompensationError,
+    NotInStepError,
+    OptionsError,
+    PayloadTooLargeError,
+    SagaDefinitionError,
+    SagaError,
+    SagaFailed,
+    SagaStateError,
+    StepDefinitionError,
+    StepTimeoutError,
+):
+    _public.__module__ = "sagakit"
+del _public

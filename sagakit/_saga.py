@@ -275,12 +275,23 @@ class Saga:
         return self._run.report()
 
     def _close_unstarted(self) -> list[str]:
-        """Close the step coroutines never started (no "never awaited" warning); their names."""
-        names = []
-        for coro, do in self._unstarted.values():
-            coro.close()
-            names.append(default_name(do))
+        """Stop the step coroutines never started, quietly; their names.
+
+        A bare coroutine is closed (no "never awaited" warning). One a task wraps
+        is stopped by cancelling its task: closed under it, the task would fail
+        with "cannot reuse already awaited coroutine", logged as never retrieved.
+        """
+        if not self._unstarted:
+            return []
+        names = [default_name(do) for _, do in self._unstarted.values()]
+        bare = {id(coro): coro for coro, _ in self._unstarted.values()}
         self._unstarted.clear()
+        # Every task of the loop is looked at, only on this mistake's path.
+        for task in asyncio.all_tasks(self._loop):
+            if bare.pop(id(task.get_coro()), None) is not None:
+                task.cancel()  # not started: it ends cancelled without running a line
+        for coro in bare.values():
+            coro.close()
         return names
 
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import gc
+import logging
 from datetime import timedelta
 
 import pytest
@@ -58,8 +60,34 @@ class TestStepsNeverAwaited:
             await InMemoryExecutor(options()).run(saga)
         assert isinstance(info.value.__cause__, SagaStateError)
         assert journal.done == []
-        with pytest.raises(RuntimeError):  # closed: the task can never run the step
+        with pytest.raises(asyncio.CancelledError):  # cancelled: the task never runs the step
             await started[0]
+
+    async def test_the_task_of_a_step_that_never_started_ends_quietly(
+        self, journal: Journal, caplog: pytest.LogCaptureFixture
+    ) -> None:
+        """Its task ends cancelled: no "Task exception was never retrieved" in the log."""
+        do_a, undo_a = journal.step("a")
+        do_b, undo_b = journal.step("b")
+        left: list[asyncio.Task[object]] = []
+
+        async def saga(s: Saga) -> None:
+            await s.step(do_a, undo_a)
+            left.append(asyncio.create_task(s.step(do_b, undo_b)))
+
+        with caplog.at_level(logging.DEBUG, logger="asyncio"):
+            with pytest.raises(SagaFailed) as info:
+                await InMemoryExecutor(options()).run(saga)
+            await asyncio.sleep(0)  # the task gets its turn
+            task = left.pop()
+            assert task.cancelled()  # not failed with "cannot reuse already awaited coroutine"
+            del task
+            gc.collect()  # an unretrieved task error is logged when the task is collected
+        assert isinstance(info.value.__cause__, SagaStateError)
+        assert "saga.step(b)" in str(info.value.__cause__)
+        assert journal.done == ["a"]
+        assert journal.undone == ["a"]
+        assert [r.getMessage() for r in caplog.records if r.name == "asyncio"] == []
 
 
 class TestSagaFunctions:

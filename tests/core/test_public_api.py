@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
+import pickle
 import subprocess
 import sys
+import traceback
+
+import pytest
 
 import sagakit
 import sagakit.backend
 import sagakit.inmemory
+from sagakit import CompensationError, PayloadTooLargeError, Saga, SagaFailed, SagaStatus
+from sagakit.inmemory import InMemoryExecutor
+
+from ._support import Journal, options
 
 SAGAKIT_ALL = [
     "CompensationError",
@@ -91,6 +99,72 @@ class TestExports:
             obj = getattr(sagakit, name)
             if isinstance(obj, type) and issubclass(obj, BaseException):
                 assert issubclass(obj, sagakit.SagaError), name
+
+
+async def failed_saga() -> SagaFailed:
+    """A SagaFailed as a run raises it: step b fails, then a's undo fails too."""
+    journal = Journal()
+    do_a, undo_a = journal.step("a", undo_fail=KeyError("a's undo"))
+    do_b, undo_b = journal.step("b", fail=ValueError("b fails"))
+
+    async def saga(s: Saga) -> None:
+        await s.step(do_a, undo_a)
+        await s.step(do_b, undo_b)
+
+    with pytest.raises(SagaFailed) as info:
+        await InMemoryExecutor(options()).run(saga)
+    return info.value
+
+
+class TestExceptionsByTheirPublicPath:
+    def test_every_exported_exception_is_named_from_sagakit(self) -> None:
+        """Each exception in sagakit.__all__ names `sagakit` as its module, as users import it."""
+        for name in sagakit.__all__:
+            obj = getattr(sagakit, name)
+            if isinstance(obj, type) and issubclass(obj, BaseException):
+                assert obj.__module__ == "sagakit", name
+                assert repr(obj) == f"<class 'sagakit.{name}'>"
+
+    async def test_a_traceback_names_sagakit_saga_failed(self) -> None:
+        """The traceback's last line reads `sagakit.SagaFailed: ...`, not the private module."""
+        error = await failed_saga()
+        text = "".join(traceback.format_exception(error))
+        assert text.splitlines()[-1].startswith("sagakit.SagaFailed: saga ")
+        assert "sagakit._exceptions" not in text
+
+    async def test_saga_failed_pickles_with_its_report_and_compensation_error(self) -> None:
+        """A SagaFailed round-trips through pickle: message, report, the failed undos."""
+        error = await failed_saga()
+        back = pickle.loads(pickle.dumps(error))
+        assert type(back) is SagaFailed
+        assert str(back) == str(error)
+        assert back.report == error.report
+        assert back.report.status is SagaStatus.COMPENSATION_FAILED
+        group = back.compensation_error
+        assert isinstance(group, CompensationError)
+        assert [repr(e) for e in group.exceptions] == ['KeyError("a\'s undo")']
+        assert group.report == error.report
+
+    def test_every_exported_exception_pickles(self) -> None:
+        """The others round-trip too, PayloadTooLargeError with its size and limit."""
+        too_large = pickle.loads(pickle.dumps(PayloadTooLargeError("step 'b'", 3 << 20, 2 << 20)))
+        assert (str(too_large), too_large.size, too_large.limit) == (
+            str(PayloadTooLargeError("step 'b'", 3 << 20, 2 << 20)),
+            3 << 20,
+            2 << 20,
+        )
+        for name in (
+            "SagaError",
+            "SagaDefinitionError",
+            "StepDefinitionError",
+            "OptionsError",
+            "SagaStateError",
+            "NotInStepError",
+            "StepTimeoutError",
+        ):
+            cls = getattr(sagakit, name)
+            back = pickle.loads(pickle.dumps(cls("what went wrong")))
+            assert (type(back), str(back)) == (cls, "what went wrong")
 
 
 class TestImportCost:

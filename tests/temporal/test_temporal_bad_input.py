@@ -9,6 +9,8 @@ workflow task forever; a step left in a task that never started reports success.
 from __future__ import annotations
 
 import asyncio
+import gc
+import logging
 import uuid
 from typing import Any
 
@@ -16,10 +18,13 @@ import pytest
 from conftest import new_id, saga_worker, story
 from temporalio.client import Client, WorkflowFailureError, WorkflowHandle
 from temporalio.exceptions import ApplicationError
+from temporalio.worker import Replayer
 from workflows.bad_input import DONE, BadInputWorkflow, do_any, do_fail, undo_any
 
 from sagakit import OmittedSteps, SagaReport, SagaStatus, StepStatus, UndoStatus
-from sagakit.temporal import REPORT_QUERY, SAGA_FAILED_TYPE, report_from_failure
+from sagakit.temporal import REPORT_QUERY, SAGA_FAILED_TYPE, SagakitPlugin, report_from_failure
+
+pytestmark = pytest.mark.temporal  # every test here runs on the dev server
 
 WORKFLOWS = [BadInputWorkflow]
 ACTIVITIES = [do_any, undo_any, do_fail]
@@ -127,6 +132,25 @@ class TestStepsNeverStarted:
         assert report is not None
         assert report.status is SagaStatus.COMPENSATED
         assert [p for p, r in DONE if r == run] == ["do", "undo"]
+
+    async def test_its_task_logs_nothing_in_the_worker_or_in_a_replay(
+        self, client: Client, caplog: pytest.LogCaptureFixture
+    ) -> None:
+        """The task ends cancelled: no "Task exception was never retrieved" in the worker's log."""
+        with caplog.at_level(logging.DEBUG):
+            async with saga_worker(client, workflows=WORKFLOWS, activities=ACTIVITIES) as w:
+                run, failure, handle = await run_bad(client, w.task_queue, "task_left_behind")
+            history = await handle.fetch_history()
+            replayer = Replayer(workflows=WORKFLOWS, plugins=[SagakitPlugin()])
+            await replayer.replay_workflow(history)
+            gc.collect()
+        cause = failure.cause.__cause__ if failure.cause is not None else None
+        assert isinstance(cause, ApplicationError)
+        assert cause.type == "SagaStateError"
+        assert "saga.step(do_any)" in cause.message
+        assert [p for p, r in DONE if r == run] == ["do", "undo"]
+        stray = [r.getMessage() for r in caplog.records if "never retrieved" in r.getMessage()]
+        assert stray == []
 
 
 class TestUndosThatWouldRetryForever:

@@ -53,6 +53,12 @@ async def unstarted_task(saga: Saga, run: str) -> None:
     LEFT.append(asyncio.ensure_future(saga.step(do_any, undo_any, run, "never")))
 
 
+async def task_left_behind(saga: Saga, run: str) -> None:
+    await saga.step(do_any, undo_any, run)
+    # Not kept: the task is freed once it has run, and an error it ended with is logged then.
+    asyncio.create_task(saga.step(do_any, undo_any, run, "never"))  # noqa: RUF006
+
+
 @activity.defn
 async def do_fail(run: str) -> None:
     raise ApplicationError("the second step fails", type="Boom", non_retryable=True)
@@ -82,6 +88,7 @@ SAGAS = {
     "unserializable_arg": unserializable_arg,
     "plain_function": plain_function,
     "unstarted_task": unstarted_task,
+    "task_left_behind": task_left_behind,
     "unregistered_undo": unregistered_undo,
 }
 
