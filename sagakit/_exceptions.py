@@ -177,6 +177,7 @@ for _public in (
     NotInStepError,
     OptionsError,
     PayloadTooLargeError,
+    SagaDeadlineExceeded,
     SagaDefinitionError,
     SagaError,
     SagaFailed,
