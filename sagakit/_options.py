@@ -168,13 +168,18 @@ class StepOptions(_StepFields):
     """Run the do and undo as Temporal local activities (ignored in memory)."""
     summary: str | None = Field(default=None, max_length=400)
     """One line shown next to the step in the Temporal UI (ignored in memory)."""
+    inline: bool = False
+    """Run the do or undo that is workflow code (an `async def` that is neither an
+    activity nor a workflow) inside the workflow: on Temporal such a do or undo is
+    refused without it, and a step with nothing to run inline is refused with it.
+    Accepted, and changes nothing, in memory."""
 
 
 class SagaOptions(_StepFields):
     """Saga-wide options: the two unwind knobs and the step defaults.
 
-    Every field of `StepOptions` but `name`, `local`, `summary`, `kind` and
-    `pass_result` can be set
+    Every field of `StepOptions` but `name`, `local`, `summary`, `kind`,
+    `pass_result` and `inline` can be set
     here once as a default for all steps; a step's own keyword wins.
     """
 
@@ -252,6 +257,7 @@ class StepOptionsKw(TypedDict, total=False):
     task_queue: str
     local: bool
     summary: str
+    inline: bool
 
 
 _NO_OPTIONS = StepOptions()

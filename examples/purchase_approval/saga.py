@@ -41,6 +41,9 @@ async def purchase(saga: Saga, request: PurchaseRequest, approvals: ApprovalPort
         request.request_id,
         APPROVAL_TIMEOUT,
         name="await_approval",
+        # On Temporal the port's wait is workflow code (a signal and a timer): it runs
+        # in the workflow, which a step must ask for. In memory it changes nothing.
+        inline=True,
         # In memory a step's timeout is enforced; the wait must outlast its own.
         start_to_close_timeout=APPROVAL_TIMEOUT + timedelta(hours=1),
     )

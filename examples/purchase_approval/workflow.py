@@ -19,7 +19,7 @@ class ApprovePurchase:
     """A purchase awaiting approval: send it a `decide` signal.
 
     The workflow implements the saga's `ApprovalPort`; on Temporal the wait
-    is an inline step (an `async def` run in the workflow), durable and
+    is an inline step (an `async def` run in the workflow, `inline=True`), durable and
     replay-safe, since `workflow.wait_condition` is.
     """
 

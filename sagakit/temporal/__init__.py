@@ -1,12 +1,13 @@
 """Run sagas inside Temporal workflows.
 
 `TemporalExecutor` runs a saga function in a `@workflow.run` method: each do
-and undo becomes an activity (or a local activity, a child workflow, or inline
-workflow code). `SagakitPlugin` goes on every worker: it carries
-`sagakit.idempotency_key()` to activities and child workflows, and passes
-`sagakit` through the workflow sandbox. `report_from_failure` reads the report
-back from a failed saga's workflow failure. `parked` and `resolve` let an
-operator finish a saga whose undos parked (`SagaOptions(on_undo_failure="park")`).
+and undo becomes an activity (or a local activity, a child workflow, or
+workflow code run inline in a step said `inline=True`). `SagakitPlugin` goes
+on every worker: it carries `sagakit.idempotency_key()` to activities and
+child workflows, and passes `sagakit` through the workflow sandbox.
+`report_from_failure` reads the report back from a failed saga's workflow
+failure. `parked` and `resolve` let an operator finish a saga whose undos
+parked (`SagaOptions(on_undo_failure="park")`).
 """
 
 from sagakit.temporal._executor import PAYLOAD_LIMIT, REPORT_QUERY, TemporalExecutor

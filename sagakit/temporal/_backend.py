@@ -2,9 +2,9 @@
 
 The core (`sagakit._saga`) decides what runs and in which order; this module
 only translates a `StepCall` into temporalio: an activity, a local activity, a
-child workflow, or an inline `async def` run in the workflow itself. It also
-shows where the saga stands (current details, the `SagaStatus` search
-attribute, metrics), which the core leaves to adapters.
+child workflow, or an `async def` run in the workflow itself (in a step that
+says `inline=True`). It also shows where the saga stands (current details, the
+`SagaStatus` search attribute, metrics), which the core leaves to adapters.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from typing import Any
 import temporalio.common
 from temporalio import workflow
 
+from sagakit._alert import HOOK_NAME
 from sagakit._backend import Backend, StepCall
 from sagakit._checks import check_payload_size, is_async_callable
 from sagakit._context import Phase, _activity_id
@@ -43,9 +44,9 @@ __all__ = ["Interrupted", "TemporalBackend", "check_deadline", "next_index"]
 
 
 class _Kind(Enum):
-    ACTIVITY = "activity"
-    CHILD = "child workflow"
-    INLINE = "inline"
+    ACTIVITY = "an activity"
+    CHILD = "a child workflow"
+    INLINE = "inline workflow code"
 
 
 class _Target:
@@ -88,15 +89,15 @@ def _resolve(fn: Any) -> _Target:
         raise StepDefinitionError(
             "a lambda cannot be a step on Temporal: a workflow may not do I/O itself; "
             "make it an @activity.defn function registered on the worker (or an "
-            "`async def` to run inline in the workflow)"
+            "`async def` run inline in the workflow with inline=True)"
         )
     if is_async_callable(fn):
         return _Target(_Kind.INLINE, fn)
     raise StepDefinitionError(
         f"{_describe(fn)} is a plain sync function, which a Temporal workflow cannot "
         f"run: decorate it with @activity.defn and register it on the worker (it then "
-        f"runs as an activity), or make it `async def` to run inline in the workflow "
-        f"(for workflow code only: waiting for a signal, a nested saga)"
+        f"runs as an activity), or make it `async def` and pass inline=True to run it "
+        f"in the workflow (for workflow code only: waiting for a signal, a nested saga)"
     )
 
 
@@ -240,6 +241,10 @@ class TemporalBackend(Backend):
         count_status(SagaStatus.RUNNING)
         self.saga: Saga | None = None
         """The saga this backend serves, for what the UI shows of it."""
+        # Steps said inline=True whose do is not workflow code, by id of their options:
+        # the check of their undo (or, with no undo, the call of their do) refuses them
+        # unless the undo is workflow code. The core checks the do, then the undo.
+        self._nothing_inline: dict[int, tuple[StepOptions, str]] = {}
 
     def saga_id(self) -> str:
         """`workflow_id/run_id`, plus `/n` for the n-th saga (n >= 2) of the run."""
@@ -288,7 +293,16 @@ class TemporalBackend(Backend):
         return workflow.time()
 
     def check(self, fn: Any, phase: Phase, options: StepOptions) -> None:
-        """Accept activities, child workflows and inline `async def`s; require activity timeouts."""
+        """Accept activities, child workflows and, said `inline=True`, workflow code.
+
+        An `async def` that is neither an activity nor a workflow runs inside the
+        workflow only when its step says `inline=True` (a forgotten
+        `@activity.defn` would otherwise run I/O and clocks in the workflow,
+        silently). A step said `inline=True` needs its do or its undo to be such
+        code: the core checks the do, then the undo (if any), so that is decided
+        at the undo's check, or with no undo when the do is called (before it is
+        scheduled: `attempts` stays 0).
+        """
 
         def what() -> str:  # made only for an error: check runs for every do and undo
             return f"the {phase.value} {_describe(fn)}" + (
@@ -305,6 +319,15 @@ class TemporalBackend(Backend):
                 + (", or None when the step has nothing to undo" if phase is Phase.UNDO else "")
             )
         target = _target(fn)
+        if phase is Phase.UNDO:
+            unclaimed = self._nothing_inline.pop(id(options), None)
+            if unclaimed is not None and target.kind is not _Kind.INLINE:
+                raise StepDefinitionError(
+                    f"{unclaimed[1]} and the undo {_describe(fn)} is {target.kind.value}: "
+                    f"nothing would run inline; drop inline=True"
+                )
+        if target.kind is _Kind.INLINE and not options.inline:
+            raise StepDefinitionError(self._not_said_inline(fn, phase, options, what()))
         if target.kind is _Kind.ACTIVITY:
             if options.start_to_close_timeout is None and options.schedule_to_close_timeout is None:
                 raise OptionsError(
@@ -314,15 +337,45 @@ class TemporalBackend(Backend):
                 )
         elif options.local:
             raise OptionsError(
-                f"{what()} is a {target.kind.value}, but local=True applies only to "
+                f"{what()} is {target.kind.value}, but local=True applies only to "
                 f"activities: drop local=True for this step"
             )
+        if phase is Phase.DO and options.inline and target.kind is not _Kind.INLINE:
+            # Last, so a do refused above leaves nothing behind for its undo's check.
+            self._nothing_inline[id(options)] = (
+                options,
+                f"step {options.name or _describe(fn)!r} says inline=True, but its do "
+                f"{_describe(fn)} is {target.kind.value}",
+            )
+
+    @staticmethod
+    def _not_said_inline(fn: Any, phase: Phase, options: StepOptions, what: str) -> str:
+        """Why an `async def` neither activity nor workflow is refused, naming the fixes."""
+        if phase is Phase.UNDO and options.name == HOOK_NAME:
+            return (
+                f"the {HOOK_NAME} hook {_describe(fn)} is an `async def` that is neither an "
+                f"activity nor a workflow: on Temporal the hook runs as an activity; decorate "
+                f"it with @activity.defn and register it on the worker"
+            )
+        return (
+            f"{what} is an `async def` that is neither an activity nor a workflow: decorate "
+            f"it with @activity.defn and register it on the worker to run it as an activity, "
+            f"or, if it is workflow code (waiting for a signal, a nested saga), pass "
+            f"inline=True to saga.step(...) to run it inside the workflow"
+        )
 
     async def call(self, call: StepCall) -> Any:
         """Run the do or undo as an activity, local activity, child workflow or inline."""
         target = _target(call.fn)
         opts = call.options
         ctx = call.context
+        if self._nothing_inline and ctx.phase is Phase.DO:
+            unclaimed = self._nothing_inline.pop(id(opts), None)
+            if unclaimed is not None:  # said inline=True, no undo, and the do is not inline
+                call.attempts = 0  # refused before it was scheduled: nothing to undo
+                raise StepDefinitionError(
+                    f"{unclaimed[1]} and it has no undo: nothing would run inline; drop inline=True"
+                )
         if ctx.seq:  # not the alert hook (seq 0)
             if ctx.phase is Phase.DO:
                 self.show(SagaStatus.RUNNING, f"step {ctx.seq} {ctx.name}")

@@ -41,7 +41,9 @@ class TemporalExecutor:
       or a `ChildWorkflowRef`. `schedule_to_close_timeout` becomes its
       execution timeout and `start_to_close_timeout` its run timeout.
     * inline workflow code: an `async def` (waiting for a signal, a nested
-      saga). Timeouts and retry policies do not apply to it.
+      saga) in a step said `inline=True`; without it such a function is
+      refused (a forgotten `@activity.defn`). Timeouts and retry policies do
+      not apply to it.
 
     A failed saga fails the workflow run with an `ApplicationError` of type
     `SagaFailed` (non-retryable) whose details are the report, every step

@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+import sagakit
 from sagakit import DoOutcome, Phase, Saga, SagaStatus, StepStatus, UndoStatus
 
 from ._runner import ONE_ATTEMPT, Backend, options
@@ -44,6 +45,24 @@ async def do_not_callable(saga: Saga, plan: Plan) -> None:
 async def undo_cannot_take_the_args(saga: Saga, plan: Plan) -> None:
     await saga.step(DO["a"], UNDO["a"], plan)
     await saga.step(DO["b"], undo_nothing, plan)
+
+
+async def tally(plan: Plan, n: int) -> str:
+    """Workflow code, not an activity: on Temporal it runs in the workflow itself."""
+    step = sagakit.current_step()
+    return f"{step.name} {step.seq} {step.phase.value} {n}"
+
+
+async def forget_a(plan: Plan) -> None:
+    """An undo that is workflow code (on Temporal it could wait for a signal)."""
+
+
+async def inline_steps(saga: Saga, plan: Plan) -> list[str]:
+    # An activity do with an inline undo, then an inline do with no undo.
+    a = await saga.step(DO["a"], forget_a, plan, inline=True)
+    t = await saga.step(tally, None, plan, 3, inline=True)
+    b = await saga.step(DO["b"], UNDO["b"], plan)
+    return [a, t, b]
 
 
 class TestRegisteredBeforeDo:
@@ -163,6 +182,33 @@ class TestCurrentStep:
             (2, "do_b", Phase.UNDO, DoOutcome.SUCCEEDED),
             (1, "do_a", Phase.UNDO, DoOutcome.SUCCEEDED),
         ]
+
+
+class TestInline:
+    async def test_steps_said_inline_run_on_every_backend(self, backend: Backend) -> None:
+        """`inline=True` runs workflow code inline on Temporal; in memory it changes nothing."""
+        plan = Plan()
+        outcome = await backend.run(inline_steps, plan, options=options())
+        assert outcome.error is None
+        assert outcome.result == ["did a", "tally 2 do 3", "did b"]
+        assert ran(plan) == ["do:a", "do:b"]
+        assert outcome.report.status is SagaStatus.SUCCEEDED
+
+    async def test_an_inline_undo_of_an_activity_do_runs_in_the_unwind(
+        self, backend: Backend
+    ) -> None:
+        """The undo said inline runs when the saga unwinds, in its LIFO place."""
+        plan = Plan(fail=["b"])
+        outcome = await backend.run(inline_steps, plan, options=options())
+        assert outcome.error == "SagaFailed"
+        assert outcome.cause is not None
+        assert outcome.cause.type == "Boom"
+        assert ran(plan) == ["do:a", "do:b", "undo:b"]
+        undo_a = outcome.report.step("do_a").undo
+        assert undo_a is not None
+        assert undo_a.name == "forget_a"
+        assert undo_a.status is UndoStatus.COMPENSATED
+        assert outcome.report.compensation_order == ["do_b", "do_a"]
 
 
 class TestRefusedBeforeAnythingRuns:

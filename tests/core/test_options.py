@@ -6,7 +6,15 @@ from datetime import timedelta
 
 import pytest
 
-from sagakit import RetryPolicy, Saga, SagaFailed, SagaOptions, StepOptions, StepTimeoutError
+from sagakit import (
+    OptionsError,
+    RetryPolicy,
+    Saga,
+    SagaFailed,
+    SagaOptions,
+    StepOptions,
+    StepTimeoutError,
+)
 from sagakit.inmemory import Fault, InMemoryExecutor
 
 from ._support import Journal, options
@@ -112,7 +120,15 @@ class TestOptionNames:
             "summary",
             "kind",
             "pass_result",
+            "inline",
         }
+
+    def test_inline_is_a_step_option_only(self) -> None:
+        """Workflow code is said inline step by step: no saga-wide default would say which."""
+        assert StepOptions(inline=True).inline is True
+        assert StepOptions().inline is False
+        with pytest.raises(OptionsError, match="unknown option 'inline'"):
+            SagaOptions(inline=True)  # type: ignore[call-arg]
 
     def test_saga_options_have_the_two_unwind_knobs(self) -> None:
         """SagaOptions defaults: LIFO compensation that continues past a failed undo."""

@@ -34,6 +34,8 @@ from workflows.sagas import (
     ChildDo,
     ChildStepWorkflow,
     ChildUndo,
+    InlineHookWorkflow,
+    InlineUndoWorkflow,
     InlineWorkflow,
     LocalStepsWorkflow,
     SlowRetryWorkflow,
@@ -54,6 +56,8 @@ WORKFLOWS = [
     ChildDo,
     ChildUndo,
     InlineWorkflow,
+    InlineUndoWorkflow,
+    InlineHookWorkflow,
     BadStepWorkflow,
     SyncActivityWorkflow,
     LocalStepsWorkflow,
@@ -321,6 +325,122 @@ class TestInlineStep:
         assert isinstance(ei.value.cause, ApplicationError)
         assert ei.value.cause.type == SAGA_FAILED_TYPE
         assert "rejected" in str(ei.value.cause.cause)
+
+    async def test_an_activity_do_with_an_inline_undo_that_waits_for_a_signal(
+        self, client: Client
+    ) -> None:
+        """The do is an activity; its undo, said inline, waits in the unwind for a signal."""
+        job = Job(run=new_id("run"), fail=["b"])
+        async with saga_worker(client, workflows=WORKFLOWS, activities=ALL) as w:
+            handle = await client.start_workflow(
+                InlineUndoWorkflow.run, job, id=new_id(), task_queue=w.task_queue
+            )
+
+            async def undo_a_waits() -> bool:
+                report = SagaReport.model_validate(await handle.query(REPORT_QUERY))
+                undo = report.step("do_a").undo
+                return undo is not None and undo.status is UndoStatus.RUNNING
+
+            async with asyncio.timeout(10):
+                while not await undo_a_waits():  # noqa: ASYNC110 - only the query tells
+                    await asyncio.sleep(0.05)
+            await handle.signal(InlineUndoWorkflow.release)
+            with pytest.raises(WorkflowFailureError) as ei:
+                await handle.result()
+            types = await event_types(handle)
+        err = ei.value.cause
+        assert isinstance(err, ApplicationError)
+        assert err.type == SAGA_FAILED_TYPE
+        report = report_of(err)
+        assert report.status is SagaStatus.COMPENSATED
+        assert report.compensation_order == ["do_b", "do_a"]
+        undo_a = report.step("do_a").undo
+        assert undo_a is not None
+        assert undo_a.name == "wait_for_release"
+        assert undo_a.status is UndoStatus.COMPENSATED
+        # Three activities (do a, do b, undo b): the undo of a ran in the workflow.
+        assert types.count(EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED) == 3
+        assert events(job.run) == ["do:a", "do:b", "undo:b"]
+
+    async def refused(
+        self, client: Client, which: str
+    ) -> tuple[ApplicationError, SagaReport, list[EventType.ValueType], Job]:
+        """Run `BAD[which]`, which must be refused; its refusal, full report, history, job."""
+        job = Job(run=new_id("run"), fail=["c"])
+        async with saga_worker(client, workflows=WORKFLOWS, activities=ALL) as w:
+            handle = await client.start_workflow(
+                BadStepWorkflow.run, args=[job, which], id=new_id(), task_queue=w.task_queue
+            )
+            with pytest.raises(WorkflowFailureError) as ei:
+                await handle.result()
+            types = await event_types(handle)
+            full = SagaReport.model_validate(await handle.query(REPORT_QUERY))
+        err = ei.value.cause
+        assert isinstance(err, ApplicationError)
+        assert err.type == SAGA_FAILED_TYPE
+        cause = err.__cause__
+        assert isinstance(cause, ApplicationError)
+        assert cause.type == "StepDefinitionError"
+        return cause, full, types, job
+
+    async def test_an_async_def_not_said_inline_is_refused_naming_both_fixes(
+        self, client: Client
+    ) -> None:
+        """A forgotten `@activity.defn` no longer runs in the workflow: nothing runs at all."""
+        cause, full, types, job = await self.refused(client, "not_inline")
+        assert "the do stamp is an `async def` that is neither an activity" in cause.message
+        assert "@activity.defn" in cause.message
+        assert "inline=True" in cause.message
+        assert EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED not in types
+        assert full.steps == []
+        assert JOURNAL[job.run] == []
+
+    async def test_an_undo_not_said_inline_is_refused_and_unwinds(self, client: Client) -> None:
+        """Refused at its step, before its do: the step before it is undone."""
+        cause, full, _, job = await self.refused(client, "not_inline_undo")
+        assert "the undo release_nothing" in cause.message
+        assert "@activity.defn" in cause.message
+        assert "inline=True" in cause.message
+        assert events(job.run) == ["do:a", "undo:a"]
+        assert [s.name for s in full.steps] == ["do_a"]
+
+    async def test_an_async_def_alert_hook_is_refused_before_the_saga_runs(
+        self, client: Client
+    ) -> None:
+        """The hook runs as an activity on Temporal: workflow code there is refused up front."""
+        job = Job(run=new_id("run"))
+        async with saga_worker(client, workflows=WORKFLOWS, activities=ALL) as w:
+            handle = await client.start_workflow(
+                InlineHookWorkflow.run, job, id=new_id(), task_queue=w.task_queue
+            )
+            with pytest.raises(WorkflowFailureError) as ei:
+                await handle.result()
+            types = await event_types(handle)
+        err = ei.value.cause
+        assert isinstance(err, ApplicationError)
+        assert err.type == "StepDefinitionError"
+        assert "the on_compensation_failed hook alert_inline" in err.message
+        assert "@activity.defn" in err.message
+        assert EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED not in types
+        assert JOURNAL[job.run] == []
+
+    @pytest.mark.parametrize(
+        ("which", "reason"),
+        [
+            ("nothing_inline", "and the undo undo_a is an activity"),
+            ("nothing_inline_no_undo", "and it has no undo"),
+        ],
+    )
+    async def test_inline_with_nothing_to_run_inline_is_refused(
+        self, client: Client, which: str, reason: str
+    ) -> None:
+        """`inline=True` on a step of activities only is refused, with the reason."""
+        cause, _, types, job = await self.refused(client, which)
+        assert "says inline=True, but its do do_a is an activity" in cause.message
+        assert reason in cause.message
+        assert "nothing would run inline; drop inline=True" in cause.message
+        assert EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED not in types
+        assert JOURNAL[job.run] == []
 
 
 class TestRetries:

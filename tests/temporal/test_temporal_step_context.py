@@ -228,7 +228,7 @@ async def inner_inline(path: str) -> None:
 
 
 async def nested(saga: Saga, path: str) -> None:
-    await saga.step(inner_inline, None, path)
+    await saga.step(inner_inline, None, path, inline=True)
 
 
 async def outer_inline(path: str) -> str:
@@ -240,7 +240,7 @@ async def outer_inline(path: str) -> str:
 
 
 async def nesting(saga: Saga, path: str) -> str:
-    return await saga.step(outer_inline, None, path, name="outer")
+    return await saga.step(outer_inline, None, path, name="outer", inline=True)
 
 
 @workflow.defn

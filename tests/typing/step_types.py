@@ -143,7 +143,10 @@ async def right(saga: Saga) -> None:
         local=False,
         summary="open the account",
         kind="compensatable",
+        inline=False,
     )
+    # Workflow code run inline on Temporal (a signal, a nested saga) says so.
+    _account = await saga.step(open_account, close_account, 1, "EUR", inline=True)
     _account = await saga.step(open_account, None, 1, "EUR", kind="pivot")
     _card = await saga.step(issue_card, None, "acc-1", kind="retriable")
     _account = await saga.step(open_account, None, 1, "EUR", kind=StepKind.PIVOT)
@@ -203,6 +206,7 @@ async def wrong(saga: Saga) -> None:
     await saga.step(open_account, close_account, 1, "EUR", nmae="open")  # type: ignore[call-overload]
     await saga.step(open_account, close_account, 1, "EUR", start_to_close_timeout=10)  # type: ignore[call-arg, call-overload]
     await saga.step(open_account, close_account, 1, "EUR", kind="pivott")  # type: ignore[call-arg, call-overload]
+    await saga.step(open_account, close_account, 1, "EUR", inline="yes")  # type: ignore[call-arg, call-overload]
     # A forgotten await: the step would never run.
     saga.step(open_account, close_account, 1, "EUR")  # type: ignore[unused-coroutine]
     # The result has the do's type.

@@ -36,7 +36,7 @@ async def interrupt(job: Job, which: str) -> str:
 
 async def in_step(saga: Saga, job: Job, which: str) -> list[str]:
     a = await saga.step(DO["a"], UNDO["a"], job)
-    b = await saga.step(interrupt, None, job, which, name="interrupt")
+    b = await saga.step(interrupt, None, job, which, name="interrupt", inline=True)
     return [a, b]
 
 
@@ -49,7 +49,7 @@ async def in_gather(saga: Saga, job: Job, which: str) -> list[str]:
     """The inline step runs in a task of its own, beside an activity step."""
     a = await saga.step(DO["a"], UNDO["a"], job)
     await saga.gather(
-        saga.step(interrupt, None, job, which, name="interrupt"),
+        saga.step(interrupt, None, job, which, name="interrupt", inline=True),
         saga.step(DO["b"], UNDO["b"], job),
     )
     return [a]

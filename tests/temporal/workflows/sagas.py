@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from temporalio import workflow
@@ -132,7 +132,7 @@ class InlineWorkflow:
 
     async def saga(self, saga: Saga, job: Job) -> list[str]:
         a = await saga.step(DO["a"], UNDO["a"], job)
-        ok = await saga.step(self.approval, None, job)
+        ok = await saga.step(self.approval, None, job, inline=True)
         b = await saga.step(DO["b"], UNDO["b"], job)
         return [a, ok, b]
 
@@ -141,11 +141,74 @@ class InlineWorkflow:
         return await TemporalExecutor(options=options(job)).run(self.saga, job)
 
 
+@workflow.defn
+class InlineUndoWorkflow:
+    """An activity do whose undo is workflow code: it waits for a `release` signal."""
+
+    def __init__(self) -> None:
+        self.released = False
+
+    @workflow.signal
+    def release(self) -> None:
+        self.released = True
+
+    async def wait_for_release(self, job: Job) -> None:
+        await workflow.wait_condition(lambda: self.released)
+
+    async def saga(self, saga: Saga, job: Job) -> list[str]:
+        a = await saga.step(DO["a"], self.wait_for_release, job, inline=True)
+        b = await saga.step(DO["b"], UNDO["b"], job)
+        return [a, b]
+
+    @workflow.run
+    async def run(self, job: Job) -> list[str]:
+        return await TemporalExecutor(options=options(job)).run(self.saga, job)
+
+
+async def alert_inline(report: Any) -> None:
+    """An alert hook that is not an activity: the hook has no `inline=True` to say."""
+
+
+@workflow.defn
+class InlineHookWorkflow:
+    @workflow.run
+    async def run(self, job: Job) -> list[str]:
+        opts = options(job, on_compensation_failed=alert_inline)
+        return await TemporalExecutor(options=opts).run(steps, job)
+
+
 # -- refused before anything runs ----------------------------------------------------
 
 
 async def bad_sync(saga: Saga, job: Job) -> None:
     await saga.step(not_an_activity, None, job)
+
+
+async def stamp(job: Job) -> str:
+    """An activity that forgot its `@activity.defn`: inline, it would read the wall clock."""
+    return datetime.now().isoformat()
+
+
+async def release_nothing(job: Job) -> None:
+    """An undo that forgot its `@activity.defn` too."""
+
+
+async def bad_not_inline(saga: Saga, job: Job) -> None:
+    await saga.step(stamp, None, job)
+
+
+async def bad_not_inline_undo(saga: Saga, job: Job) -> None:
+    await after_a(saga, job, DO["b"], release_nothing)
+
+
+async def bad_nothing_inline(saga: Saga, job: Job) -> None:
+    timeout = timedelta(seconds=10)
+    await saga.step(DO["a"], UNDO["a"], job, start_to_close_timeout=timeout, inline=True)
+
+
+async def bad_nothing_inline_no_undo(saga: Saga, job: Job) -> None:
+    timeout = timedelta(seconds=10)
+    await saga.step(DO["a"], None, job, start_to_close_timeout=timeout, inline=True)
 
 
 async def bad_timeout(saga: Saga, job: Job) -> None:
@@ -186,6 +249,10 @@ BAD = {
     "empty_undo": bad_empty_undo,
     "blank_undo": bad_blank_undo,
     "empty_do": bad_empty_do,
+    "not_inline": bad_not_inline,
+    "not_inline_undo": bad_not_inline_undo,
+    "nothing_inline": bad_nothing_inline,
+    "nothing_inline_no_undo": bad_nothing_inline_no_undo,
 }
 
 
