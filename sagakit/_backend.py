@@ -112,12 +112,14 @@ class Backend(abc.ABC):
     async def wait(self, event: asyncio.Event, seconds: float | None) -> bool:
         """Wait until `event` is set (True), or `seconds` pass on this clock (False).
 
-        The one timer of the seam: what the core and its policies wait on (a
-        parked undo waits for an operator's decision; the core sets `event`
-        when one arrives). `None` waits for the event alone. On a durable
-        backend it must survive restarts (Temporal: a workflow condition, one
-        timer in history only with `seconds`); in memory it runs on the
-        virtual clock. A cancel of the waiting task propagates.
+        The one timer of the seam: what the core and its policies wait on (the
+        deadline waits for the saga function to settle, a parked undo for an
+        operator's decision; the core sets `event`). `None` waits for the
+        event alone. On a durable backend it must survive restarts (Temporal:
+        a workflow condition, one timer in history only with `seconds`); in
+        memory it runs on the virtual clock. It may answer False though the
+        event was set in the same turn: the core looks again. A cancel of the
+        waiting task propagates.
         """
 
     def describe_error(self, exc: BaseException) -> tuple[str, str]:

@@ -135,5 +135,4 @@ def idempotency_key() -> str:
     Raises:
         NotInStepError: outside a do or undo run by a sagakit executor.
     """
-    ctx = _require("idempotency_key")
-    return f"{ctx.saga_id}#{ctx.seq}"
+    return _require("idempotency_key").idempotency_key

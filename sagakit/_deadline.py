@@ -20,32 +20,39 @@ from sagakit._report import StepStatus, to_datetime
 __all__ = ["by_deadline", "deadline_exceeded", "watch_deadline"]
 
 
-async def watch_deadline(run: Run, task: asyncio.Task[Any] | None) -> None:
-    """Cancel `task` (the saga function's) if the deadline passes while it runs."""
+async def watch_deadline(run: Run, task: asyncio.Task[Any]) -> None:
+    """Cancel `task` (the saga function's) if the deadline passes while it runs.
+
+    One timer: the wait ends at the deadline, or earlier when the function
+    settles (returns or raises). A pivot still running then is waited for
+    with no timer.
+    """
     assert run.deadline is not None
-    assert task is not None
-    while run.state is State.OPEN and not run.committed:
-        left = run.deadline - run.backend.time()
-        if left > 0 and await run.backend.wait(run.settled, left):
-            run.settled.clear()  # the function ended, or the pivot did: look again
-            continue
-        pivot = run.pivot
-        if pivot is not None and pivot.status is StepStatus.RUNNING:
-            await run.backend.wait(run.settled, None)  # a pivot in flight decides
-            run.settled.clear()
-            continue
-        run.deadline_passed = True
-        task.cancel()
+    left = run.deadline - run.backend.time()
+    if left > 0:
+        await run.backend.wait(run.settled, left)
+    # A backend may report the timeout though the saga settled in the same turn
+    # (temporalio fires due timers before it checks conditions): look, don't trust.
+    pivot = run.pivot
+    if run.state is State.OPEN and pivot is not None and pivot.status is StepStatus.RUNNING:
+        await run.backend.wait(run.pivot_ended, None)  # a pivot in flight decides
+    if run.state is not State.OPEN or run.committed:
         return
+    run.deadline_passed = True
+    task.cancel()
 
 
-def by_deadline(run: Run, raised: BaseException) -> bool:
-    """Whether `raised` is the cancel the deadline sent (then it is taken back)."""
-    if not run.deadline_passed or not isinstance(raised, asyncio.CancelledError):
+def by_deadline(run: Run) -> bool:
+    """Whether the deadline cancelled the saga function's task; its cancel is taken back.
+
+    Called once, when the function raised. The cancel is taken back whatever
+    the function raised (a step may have turned it into an error of its own);
+    the deadline is the saga's cause unless a cancel from outside is pending too.
+    """
+    if not run.deadline_passed:
         return False
     task = asyncio.current_task()
-    # Cancelled from outside too (more cancels pending): that cancel wins.
-    return task is None or task.uncancel() == 0
+    return task is None or task.uncancel() <= run.cancels_before
 
 
 def deadline_exceeded(run: Run) -> SagaDeadlineExceeded:

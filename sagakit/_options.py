@@ -234,7 +234,7 @@ class SagaOptions(_StepFields):
         if self.park_timeout is not None and self.on_undo_failure != "park":
             raise ValueError('park_timeout applies only with on_undo_failure="park"')
         if self.resolve_check is not None:
-            if self.on_undo_failure != "park":
+            if self.on_undo_failure == "fail":  # "park", or a policy of one's own (a Park?)
                 raise ValueError('resolve_check applies only with on_undo_failure="park"')
             if inspect.iscoroutinefunction(self.resolve_check):
                 raise ValueError(

@@ -163,8 +163,15 @@ class Run:
         self.deadline_passed = False
         """The deadline passed before the saga function returned."""
         self.settled = asyncio.Event()
-        """Set when the saga function has returned or raised, and when the pivot ended:
-        what the deadline's timer waits on besides the time."""
+        """Set when the saga function has returned or raised: the deadline's timer
+        waits on it besides the time."""
+        self.pivot_ended = asyncio.Event()
+        """Set when the pivot's do ended: a deadline that passed meanwhile waits on it."""
+        self.watch: asyncio.Task[None] | None = None
+        """The deadline's task (held here: the loop keeps only weak references)."""
+        self.cancels_before = 0
+        """The saga function's task's pending cancels when the saga started
+        (`Task.cancelling()`): the deadline's own cancel comes on top."""
 
     @property
     def committed(self) -> bool:

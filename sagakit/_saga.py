@@ -11,6 +11,7 @@ step through these modules.
 from __future__ import annotations
 
 import asyncio
+import inspect
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, Literal, TypeVar, TypeVarTuple, Unpack, overload
 
@@ -251,7 +252,7 @@ class Saga:
         if record.stopped is not None and not record.stopped.done():
             record.stopped.set_result(None)
         if record is self._run.pivot:
-            self._run.settled.set()  # a deadline that passed meanwhile may act now
+            self._run.pivot_ended.set()  # a deadline that passed meanwhile may act now
 
     async def gather(self, *steps: Awaitable[R]) -> list[R]:
         """Run steps concurrently; on the first failure cancel the rest, await them, re-raise.
@@ -284,14 +285,15 @@ class Saga:
         if not self._unstarted:
             return []
         names = [default_name(do) for _, do in self._unstarted.values()]
-        bare = {id(coro): coro for coro, _ in self._unstarted.values()}
-        self._unstarted.clear()
         # Every task of the loop is looked at, only on this mistake's path.
-        for task in asyncio.all_tasks(self._loop):
-            if bare.pop(id(task.get_coro()), None) is not None:
+        tasks = {id(task.get_coro()): task for task in asyncio.all_tasks(self._loop)}
+        for coro, _ in self._unstarted.values():  # in step order: the same in a replay
+            task = tasks.get(id(coro))
+            if task is not None:
                 task.cancel()  # not started: it ends cancelled without running a line
-        for coro in bare.values():
-            coro.close()
+            else:
+                coro.close()
+        self._unstarted.clear()
         return names
 
 
@@ -324,11 +326,13 @@ async def run_saga(
             f"`async def book_trip(saga: Saga, trip): ...`; {fn!r} cannot be called as "
             f"fn(saga, {', '.join(type(a).__name__ for a in args)}): {e}"
         ) from None
-    watch = None
-    if run.deadline is not None:
-        watch = loop.create_task(watch_deadline(run, asyncio.current_task()))
-        await asyncio.sleep(0)  # its timer is set before the first step starts
+    task = asyncio.current_task()
+    if run.deadline is not None and task is not None:
+        run.cancels_before = task.cancelling()
+        run.watch = loop.create_task(watch_deadline(run, task))
     try:
+        if run.deadline is not None:
+            await asyncio.sleep(0)  # the deadline's timer is set before the first step starts
         result = await body
         never = saga._close_unstarted()
         if never:
@@ -348,8 +352,10 @@ async def run_saga(
     except BaseException as error:
         if run.backend.passes_through(error):
             raise
+        if inspect.getcoroutinestate(body) == inspect.CORO_CREATED:
+            body.close()  # cancelled before it started
         # A fresh error (never raised: no traceback holds this frame) when the deadline passed.
-        deadline = deadline_exceeded(run) if by_deadline(run, error) else None
+        deadline = deadline_exceeded(run) if by_deadline(run) else None
         saga._close_unstarted()
         run.state = State.UNWINDING
         run.settled.set()  # the deadline no longer applies: undos are not cut short
@@ -358,8 +364,6 @@ async def run_saga(
         comp_error = await unwind(run, saga.policy)
         run.state = State.CLOSED
         run.ended = run.backend.time()
-        if watch is not None:
-            await watch  # ended by now: `settled` woke it
         if deadline is None and not isinstance(error, Exception):
             # Cancellation, KeyboardInterrupt, SystemExit: unwound, then re-raised as they
             # are. Wrapped in SagaFailed (an Exception) they could be caught and ignored.
@@ -376,9 +380,7 @@ async def run_saga(
         raise SagaFailed(failure_message(run), run.report, None) from deadline or error
     run.state = State.CLOSED
     run.ended = run.backend.time()
-    if watch is not None:
-        run.settled.set()
-        await watch
+    run.settled.set()  # the deadline's timer ends (not awaited: a cancel here must not land)
     return result
 
 

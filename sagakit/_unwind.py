@@ -71,7 +71,11 @@ class UndoFailurePolicy:
         return errors
 
     def interrupt(self) -> None:
-        """The saga was cancelled during the unwind: stop waiting (undos keep running)."""
+        """The saga was cancelled during the unwind: stop waiting (undos keep running).
+
+        A policy whose `settle` waits must end that wait here (a cancelled
+        workflow would otherwise hang); an undo it still holds then ends failed.
+        """
 
 
 async def unwind(run: Run, policy: UndoFailurePolicy) -> CompensationError | None:
@@ -126,6 +130,9 @@ class Unwind:
                     errors.append(e)
         run.unwound = True
         errors = await self._policy.settle(self, errors)
+        for r in todo:  # held, and neither resolved nor given back by the policy: failed
+            if r.undo_status is UndoStatus.PARKED:
+                r.undo_status = UndoStatus.FAILED
         if not errors:
             return None
         names = [r.name for r in todo if r.undo_status is UndoStatus.FAILED]

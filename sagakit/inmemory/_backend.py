@@ -105,7 +105,7 @@ class InMemoryBackend(Backend):
         _kind_of(fn)
 
     async def wait(self, event: asyncio.Event, seconds: float | None) -> bool:
-        """Wait for an operator on the virtual clock; tell `wait_parked` callers first."""
+        """Wait on the virtual clock (for operators, or the deadline); wake `wait_parked` first."""
         ex = self._executor
         self._changed.set()
         return await ex.clock.wait(event, seconds)

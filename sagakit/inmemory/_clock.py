@@ -67,8 +67,9 @@ class VirtualClock:
         """Wait for `event` (True) until `seconds` pass on this clock (False), without moving it.
 
         Unlike `sleep`, this waits for someone else: the clock reaches the
-        deadline only when a test `advance`s it (or, following real time, when
-        that much real time passes).
+        timeout when a test `advance`s it, when a `sleep` (an injected delay, a
+        retry backoff) passes it (the sleep stops there first), or, following
+        real time, when that much real time passes.
         """
         deadline = None if seconds is None else self.time() + seconds
         if deadline is not None:
@@ -109,7 +110,7 @@ class VirtualClock:
         target = self.time() + seconds
         while due := [a for a in self._alarms if self.time() < a <= target]:
             alarm = min(due)
-            self.advance(alarm - self.time())
+            self.advance(max(alarm - self.time(), 0.0))
             # Until that wait has returned (and its caller acted, in the same step),
             # then once more: a cancel it sent this task is raised here.
             for _ in range(_MOST_TURNS):

@@ -187,14 +187,14 @@ def check_deadline(options: SagaOptions) -> None:
     if deadline is None:
         return
     info = workflow.info()
-    now = workflow.now()
+    # Both from this run's start event: exact for a first run; after a
+    # continue-as-new or a retry the execution began earlier, so less is left
+    # of its timeout than this says (docs/temporal.md: keep a margin).
+    elapsed = workflow.now() - info.workflow_start_time
+    run, execution = info.run_timeout, info.execution_timeout
     left = {
-        "run timeout": None
-        if info.run_timeout is None
-        else info.run_timeout - (now - info.start_time),
-        "execution timeout": None
-        if info.execution_timeout is None
-        else info.execution_timeout - (now - info.workflow_start_time),
+        "run timeout": None if run is None else run - elapsed,
+        "execution timeout": None if execution is None else execution - elapsed,
     }
     short = {k: v for k, v in left.items() if v is not None and deadline >= v}
     if short:

@@ -145,8 +145,10 @@ class TemporalExecutor:
                 "plain Python and unit tests)"
             )
         backend = TemporalBackend(next_index(), self._payload_limit)
-        saga = backend.saga = Saga(backend, self._options)
         try:
+            # Options a policy factory or the workflow's timeouts refuse: fail the run
+            # now; raised out of the workflow task, it would be retried forever.
+            saga = backend.saga = Saga(backend, self._options)
             check_deadline(self._options)
         except SagaDefinitionError as e:
             raise temporalio.exceptions.ApplicationError(

@@ -8,6 +8,7 @@ never runs (its undo does: the step counts as started).
 
 from __future__ import annotations
 
+import asyncio
 from datetime import timedelta
 
 import pytest
@@ -25,6 +26,7 @@ from sagakit import (
 )
 from sagakit.inmemory import Fault, InMemoryExecutor
 
+from ._fake_backend import FakeBackend, run_saga
 from ._support import NO_RETRY
 
 
@@ -92,8 +94,6 @@ class TestBadInput:
 
     async def test_a_cancel_during_the_deadline_wait_is_a_cancel(self) -> None:
         """Cancelled from outside before its deadline, the saga ends cancelled, not failed."""
-        import asyncio
-
         started = asyncio.Event()
 
         async def hang(n: int) -> None:
@@ -111,3 +111,42 @@ class TestBadInput:
             await task
         assert ex.last_report.cancelled
         assert not ex.last_report.deadline_passed
+
+
+class TimerFirstBackend(FakeBackend):
+    """Reports a timeout whenever the time is up, even if the event was set in the same turn.
+
+    As temporalio does when a timer and the saga's last step complete in one
+    activation: it fires due timers before it checks conditions.
+    """
+
+    async def wait(self, event: asyncio.Event, seconds: float | None) -> bool:
+        until = None if seconds is None else self.now + seconds
+        while True:
+            if until is not None and self.now >= until:
+                return False
+            if event.is_set():
+                return True
+            await asyncio.sleep(0)
+
+
+class TestTheTimerAndTheSagaEndingTogether:
+    async def test_a_saga_that_ended_is_not_cancelled_by_a_late_timer(self) -> None:
+        """The last step ends past the deadline, in the turn the timer fires: it succeeded."""
+        backend = TimerFirstBackend()
+
+        async def slow(n: int) -> int:
+            await asyncio.sleep(0)
+            backend.now += 120  # the step took two minutes
+            return n
+
+        async def two(saga: Saga) -> list[int]:
+            return [await saga.step(slow, None, 1), await saga.step(slow, None, 2)]
+
+        saga = Saga(backend, SagaOptions(deadline=timedelta(minutes=3)))
+        assert await run_saga(saga, two, ()) == [1, 2]
+        assert saga.status is SagaStatus.SUCCEEDED
+        assert not saga.report().deadline_passed
+        await asyncio.sleep(0.01)  # the deadline's task has ended, and cancelled nothing
+        assert saga._run.watch is not None
+        assert saga._run.watch.done()
