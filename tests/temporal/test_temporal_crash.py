@@ -20,13 +20,14 @@ from typing import Any
 
 import pytest
 from conftest import new_id
+from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client, WorkflowFailureError, WorkflowHandle
 from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
 from workflows.crash import STEPS, CrashJob, CrashWorkflow
 
-from sagakit import SagaStatus
+from sagakit import ParkedUndo, SagaStateError, SagaStatus, UndoStatus
 from sagakit.temporal import parked, report_from_failure, resolve
 
 pytestmark = [pytest.mark.temporal, pytest.mark.slow]
@@ -150,6 +151,148 @@ class TestParkedSagaSurvivesAKill:
         assert effects == [("do", n) for n in STEPS] + [("undo", n) for n in reversed(STEPS)]
         assert undo_b == (2,)  # failed once, parked; retried once on the fresh worker
         assert alerts == [("parked", "2")]  # the hook ran once, told what parked
+
+
+class TestManyParkedSagasSurviveAKill:
+    async def test_fifty_parked_sagas_are_resolved_on_a_fresh_worker(
+        self, temporal_env: WorkflowEnvironment, tmp_path: Path
+    ) -> None:
+        """50 parked, the worker killed: 25 retried, 25 skipped at once, 5 of them raced; all end.
+
+        One ledger for all (keyed `<workflow id>/<run id>#<seq>`: the saga id and
+        step); a gates dir per saga, so only the retried ones have their undo
+        fixed. 5 sagas also get a second decision (same action, another
+        operator) at the same time: one of the two is taken, the other refused
+        with `SagaStateError`.
+        """
+        client: Client = temporal_env.client
+        db = tmp_path / "effects.sqlite3"
+        n, retried = 50, 25
+        raced = {0, 1, 2, 25, 26}  # 3 retries, 2 skips get a rival decision
+        task_queue = f"park50-{uuid.uuid4()}"
+        first = start_worker(temporal_env, task_queue, alerts=db)
+        second = None
+        try:
+            gates = [tmp_path / f"gates-{i}" for i in range(n)]
+            for g in gates:
+                g.mkdir()
+            handles = await asyncio.gather(
+                *(
+                    client.start_workflow(
+                        CrashWorkflow.run,
+                        CrashJob(db=str(db), gates=str(g), fail=["d"], fail_undo=["b"], park=True),
+                        id=new_id(f"park50-{i:02}"),
+                        task_queue=task_queue,
+                    )
+                    for i, g in enumerate(gates)
+                )
+            )
+            waiting = await all_parked(handles, 90)
+            assert {tuple((p.seq, p.undo) for p in w) for w in waiting} == {((2, "crash_undo_b"),)}
+            kill(first)
+            second = start_worker(temporal_env, task_queue, alerts=db)
+            for g in gates[:retried]:
+                (g / "fixed-b").touch()
+
+            def decide(i: int, by: str) -> Any:
+                action = "retry" if i < retried else "skip"
+                reason = f"refunded by hand, ticket {i}" if action == "skip" else "refunds back"
+                return resolve(handles[i], 2, action, reason=reason, by=by)
+
+            decisions = [(i, "ops-1") for i in range(n)] + [(i, "ops-2") for i in sorted(raced)]
+            outcomes = await asyncio.gather(
+                *(decide(i, by) for i, by in decisions), return_exceptions=True
+            )
+            ends = await asyncio.gather(
+                *(asyncio.wait_for(h.result(), 60) for h in handles), return_exceptions=True
+            )
+        finally:
+            for proc in (first, second):
+                if proc is not None and proc.poll() is None:
+                    kill(proc)
+
+        # Every decision returned, but in each race exactly one: the other was refused.
+        by_saga: dict[int, dict[str, BaseException | None]] = {}
+        for (i, by), outcome in zip(decisions, outcomes, strict=True):
+            assert outcome is None or isinstance(outcome, SagaStateError), (i, by, outcome)
+            by_saga.setdefault(i, {})[by] = outcome
+        winners = {}
+        for i, told in by_saga.items():
+            taken = [by for by, outcome in told.items() if outcome is None]
+            assert len(taken) == 1, (i, told)
+            winners[i] = taken[0]
+
+        assert second is not None
+        with sqlite3.connect(db) as conn:
+            rows = conn.execute("SELECT key, phase, name FROM effects").fetchall()
+            # Attempts of undo b on the fresh worker. On the first one it may have
+            # more than one: under load an attempt can miss the 2 s heartbeat
+            # timeout before its failure is reported, and is run again.
+            undo_b = dict(
+                conn.execute(
+                    "SELECT key, COUNT(*) FROM attempts"
+                    " WHERE phase = 'undo' AND name = 'b' AND pid = ? GROUP BY key",
+                    (second.pid,),
+                ).fetchall()
+            )
+            alerts = conn.execute("SELECT saga_id, status, parked FROM alerts").fetchall()
+        effects: dict[str, list[tuple[str, str]]] = {}
+        for key, phase, name in rows:
+            effects.setdefault(key.rsplit("#", 1)[0], []).append((phase, name))
+
+        for i, (handle, end) in enumerate(zip(handles, ends, strict=True)):
+            assert isinstance(end, WorkflowFailureError), (i, end)
+            report = report_from_failure(end)
+            assert report is not None
+            assert report.status is SagaStatus.COMPENSATED, (i, report.status)
+            undo = report.steps[1].undo
+            assert undo is not None
+            assert len(undo.resolutions) == 1, (i, undo.resolutions)
+            taken = undo.resolutions[0]
+            assert taken.by == winners[i]
+            # Every do and undo took effect exactly once (undo b before it failed).
+            run = f"{handle.id}/{handle.result_run_id}"
+            assert sorted(effects[run]) == [(p, s) for p in ("do", "undo") for s in STEPS], i
+            if i < retried:
+                assert undo.status is UndoStatus.COMPENSATED, (i, undo)
+                assert (taken.action, taken.reason) == ("retry", "refunds back")
+                # Parked on the first worker, run again on the fresh one.
+                assert undo_b.get(f"{run}#2", 0) >= 1, i
+            else:
+                assert undo.status is UndoStatus.DONE_BY_HAND, (i, undo)
+                assert (taken.action, taken.reason) == ("skip", f"refunded by hand, ticket {i}")
+                assert f"{run}#2" not in undo_b, i  # a skipped undo never runs again
+            # One decision written per saga (a refused one writes nothing), and no
+            # workflow task failed, before the kill or after it.
+            kinds = [e.event_type async for e in handle.fetch_history_events()]
+            assert EventType.EVENT_TYPE_WORKFLOW_TASK_FAILED not in kinds, i
+            accepted = kinds.count(EventType.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_ACCEPTED)
+            assert accepted == 1, (i, accepted)
+        # Each saga alerted that it parked (twice if the kill cut the alert short).
+        assert {f"{h.id}/{h.result_run_id}" for h in handles} == {saga for saga, _, _ in alerts}
+        assert {(status, seqs) for _, status, seqs in alerts} == {("parked", "2")}
+
+
+async def all_parked(
+    handles: list[WorkflowHandle[Any, Any]], seconds: float
+) -> list[list[ParkedUndo]]:
+    """Once every saga waits for a decision: what each has parked."""
+    waiting: dict[int, list[ParkedUndo]] = {}
+    async with asyncio.timeout(seconds):
+        while len(waiting) < len(handles):
+            todo = [i for i in range(len(handles)) if i not in waiting]
+            found = await asyncio.gather(*(parked_or_none(handles[i]) for i in todo))
+            waiting.update((i, p) for i, p in zip(todo, found, strict=True) if p)
+            if len(waiting) < len(handles):
+                await asyncio.sleep(0.2)
+    return [waiting[i] for i in range(len(handles))]
+
+
+async def parked_or_none(handle: WorkflowHandle[Any, Any]) -> list[ParkedUndo] | None:
+    try:
+        return await parked(handle)
+    except RPCError:  # the worker has not taken the workflow's first task yet
+        return None
 
 
 async def parked_now(handle: WorkflowHandle[Any, Any]) -> bool:
