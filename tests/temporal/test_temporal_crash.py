@@ -35,6 +35,8 @@ from sagakit.temporal import parked, report_from_failure, resolve
 pytestmark = [pytest.mark.temporal, pytest.mark.slow]
 
 HERE = Path(__file__).parent
+# The worker imports the checkout's sagakit, as the tests do, not an installed copy.
+ROOT = HERE.parent.parent
 
 
 def start_worker(
@@ -48,7 +50,7 @@ def start_worker(
         env={
             **os.environ,
             **extra,
-            "PYTHONPATH": f"{HERE}{os.pathsep}{os.environ.get('PYTHONPATH', '')}",
+            "PYTHONPATH": os.pathsep.join([str(HERE), str(ROOT), os.environ.get("PYTHONPATH", "")]),
         },
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
