@@ -3,7 +3,8 @@
 The worker runs in a subprocess; activities apply their effect to sqlite keyed
 by the idempotency key, then wait at a gate where the test kills the worker.
 The attempt is retried on a fresh worker, re-applies its effect, and the key's
-unique constraint keeps it applied once.
+unique constraint keeps it applied once. A saga's deadline is a durable timer:
+it fires on the server with no worker, and the next worker compensates.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import sqlite3
 import subprocess
 import sys
 import uuid
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -27,12 +29,14 @@ from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
 from workflows.crash import STEPS, CrashJob, CrashWorkflow
 
-from sagakit import ParkedUndo, SagaStateError, SagaStatus, UndoStatus
+from sagakit import ParkedUndo, SagaStateError, SagaStatus, StepStatus, UndoStatus
 from sagakit.temporal import parked, report_from_failure, resolve
 
 pytestmark = [pytest.mark.temporal, pytest.mark.slow]
 
 HERE = Path(__file__).parent
+# The worker imports the checkout's sagakit, as the tests do, not an installed copy.
+ROOT = HERE.parent.parent
 
 
 def start_worker(
@@ -46,7 +50,7 @@ def start_worker(
         env={
             **os.environ,
             **extra,
-            "PYTHONPATH": f"{HERE}{os.pathsep}{os.environ.get('PYTHONPATH', '')}",
+            "PYTHONPATH": os.pathsep.join([str(HERE), str(ROOT), os.environ.get("PYTHONPATH", "")]),
         },
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
@@ -300,3 +304,84 @@ async def parked_now(handle: WorkflowHandle[Any, Any]) -> bool:
         return bool(await parked(handle))
     except RPCError:  # the worker has not taken the workflow's first task yet
         return False
+
+
+class TestDeadlinePassesWithNoWorker:
+    async def test_the_next_worker_compensates_and_runs_no_later_step(
+        self, temporal_env: WorkflowEnvironment, tmp_path: Path
+    ) -> None:
+        """The deadline fires with no worker; the next worker unwinds, each undo once.
+
+        Step b hangs, the worker is killed, the 3 s deadline's timer fires on the
+        server, then a fresh worker starts: b is cancelled, b and a are undone
+        once each, and c and d never start.
+        """
+        client: Client = temporal_env.client
+        db = tmp_path / "effects.sqlite3"
+        deadline = timedelta(seconds=3)
+        job = CrashJob(db=str(db), gates=str(tmp_path), deadline=deadline.total_seconds())
+        (tmp_path / "hold-do-b").touch()  # b hangs until cancelled: the deadline falls in it
+        task_queue = f"deadline-{uuid.uuid4()}"
+        first = start_worker(temporal_env, task_queue)
+        second = None
+        try:
+            handle = await client.start_workflow(
+                CrashWorkflow.run, job, id=new_id("deadline"), task_queue=task_queue
+            )
+            await wait_file(tmp_path / "reached-do-b")
+            kill(first)
+            killed = len(await history(handle))
+            # No worker now: wait for the server to fire the deadline's timer by itself.
+            async with asyncio.timeout(30):
+                while not fired(await history(handle)):  # noqa: ASYNC110 - polls the server
+                    await asyncio.sleep(0.2)
+            second = start_worker(temporal_env, task_queue)
+            with pytest.raises(WorkflowFailureError) as ei:
+                await asyncio.wait_for(handle.result(), 60)
+            events = await history(handle)
+        finally:
+            for proc in (first, second):
+                if proc is not None and proc.poll() is None:
+                    kill(proc)
+        failure = ei.value.cause
+        assert isinstance(failure, ApplicationError)
+        assert failure.type == "SagaFailed"
+        assert isinstance(failure.cause, ApplicationError)
+        assert failure.cause.type == "SagaDeadlineExceeded"
+        report = report_from_failure(ei.value)
+        assert report is not None
+        assert report.status is SagaStatus.COMPENSATED
+        assert report.deadline_passed
+        assert report.step("crash_do_b").status is StepStatus.CANCELLED
+        # The timer was set once, by the first worker, and fired after it was killed.
+        kinds = [e.event_type for e in events]
+        assert kinds.count(EventType.EVENT_TYPE_TIMER_STARTED) == 1
+        assert kinds.index(EventType.EVENT_TYPE_TIMER_STARTED) < killed
+        assert kinds.index(EventType.EVENT_TYPE_TIMER_FIRED) >= killed
+        scheduled = [
+            e.activity_task_scheduled_event_attributes.activity_type.name
+            for e in events
+            if e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED
+        ]
+        assert scheduled == ["crash_do_a", "crash_do_b", "crash_undo_b", "crash_undo_a"]
+        assert second is not None
+        with sqlite3.connect(db) as conn:
+            effects = conn.execute("SELECT phase, name FROM effects ORDER BY rowid").fetchall()
+            undos = conn.execute(
+                "SELECT name, pid FROM attempts WHERE phase = 'undo' ORDER BY rowid"
+            ).fetchall()
+            later = conn.execute(
+                "SELECT COUNT(*) FROM attempts WHERE phase = 'do' AND name IN ('c', 'd')"
+            ).fetchone()
+        assert effects == [("do", "a"), ("do", "b"), ("undo", "b"), ("undo", "a")]
+        # Each undo ran once, on the worker that came back; no step after b ever started.
+        assert undos == [("b", second.pid), ("a", second.pid)]
+        assert later == (0,)
+
+
+async def history(handle: WorkflowHandle[Any, Any]) -> list[Any]:
+    return [e async for e in handle.fetch_history_events()]
+
+
+def fired(events: list[Any]) -> bool:
+    return any(e.event_type == EventType.EVENT_TYPE_TIMER_FIRED for e in events)

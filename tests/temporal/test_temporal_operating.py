@@ -24,6 +24,7 @@ from temporalio.api.operatorservice.v1 import (
 )
 from temporalio.client import (
     Client,
+    WorkflowExecutionStatus,
     WorkflowFailureError,
     WorkflowHandle,
     WorkflowUpdateFailedError,
@@ -31,7 +32,9 @@ from temporalio.client import (
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.runtime import MetricBuffer, Runtime, TelemetryConfig
 from temporalio.testing import WorkflowEnvironment
+from workflows.activities import ALL, STARTED, Job
 from workflows.operating import ACTIVITIES, ALERTS, FIXED, OperatedOrder, Order
+from workflows.sagas import DeadlineWorkflow, StepsWorkflow
 
 from sagakit import SagaStateError, SagaStatus, UndoStatus
 from sagakit.temporal import (
@@ -185,6 +188,37 @@ class TestVisibleFromOutside:
         assert "CardDeclined" in str(details)
         await resolve(handle, 2, "skip")
         await failure(handle)
+
+    @pytest.mark.parametrize(
+        ("deadline", "shown"),
+        [(90.0, "step 2 do_b; deadline in 1m"), (0.0, "step 2 do_b")],
+        ids=["with a deadline", "without one"],
+    )
+    async def test_current_details_count_down_to_the_deadline(
+        self, temporal_env: WorkflowEnvironment, deadline: float, shown: str
+    ) -> None:
+        """While b runs under a 90 s deadline the details say "deadline in 1m"; at the end, not."""
+        client = temporal_env.client
+        job = Job(run=new_id("run"), steps=["a", "b"], block=["b"], deadline=deadline)
+        workflow = DeadlineWorkflow if deadline else StepsWorkflow
+        async with saga_worker(client, workflows=[workflow], activities=ALL) as w:
+            handle = await client.start_workflow(
+                workflow.run, job, id=new_id(), task_queue=w.task_queue
+            )
+            await asyncio.wait_for(STARTED[job.run].wait(), 20)
+            desc = await handle.describe()
+            assert desc.status is WorkflowExecutionStatus.RUNNING
+            assert await current_details(handle) == shown
+            await handle.cancel()
+            with pytest.raises(WorkflowFailureError):
+                await asyncio.wait_for(handle.result(), 30)
+            assert "deadline" not in await current_details(handle)
+
+
+async def current_details(handle: WorkflowHandle[Any, Any]) -> str:
+    """What the UI shows as the workflow's current details (`workflow.set_current_details`)."""
+    metadata = await handle.query("__temporal_workflow_metadata")
+    return str(metadata.current_details if hasattr(metadata, "current_details") else metadata)
 
 
 class TestTheHook:

@@ -5,11 +5,13 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import os
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 from conftest import new_id, saga_worker
+from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client, WorkflowFailureError, WorkflowHistory
 from temporalio.testing import ActivityEnvironment
 from temporalio.worker import (
@@ -28,6 +30,8 @@ from workflows.sagas import (
     ChildDo,
     ChildStepWorkflow,
     ChildUndo,
+    DeadlineDropped,
+    DeadlineWorkflow,
     StepsWorkflow,
     TeardownWorkflow,
     TwoSagasWorkflow,
@@ -51,6 +55,11 @@ RECORDED = {
     "steps_fail_at_c.json": (StepsWorkflow, Job(run="recorded", fail=["c"])),
     "steps_success.json": (StepsWorkflow, Job(run="recorded", steps=["a", "b"])),
     "child_step_fail_at_c.json": (ChildStepWorkflow, Job(run="recorded", steps=[], fail=["c"])),
+    # The 2 s deadline passed while b's do hung: b cancelled, b and a undone.
+    "deadline_mid_step.json": (
+        DeadlineWorkflow,
+        Job(run="recorded", steps=["a", "b", "c"], block=["b"], deadline=2.0),
+    ),
 }
 # Recorded before sagakit stopped sending the `sagakit` header with every activity
 # (#12): every scheduled activity carries it. Never re-recorded: they stand for the
@@ -192,6 +201,59 @@ class TestHistoriesFromBeforeStepIds:
             outcomes.add(old.do_outcome)
         if "fail" in name:  # the fixture holds an undo of each outcome
             assert outcomes >= {DoOutcome.SUCCEEDED, DoOutcome.FAILED, DoOutcome.UNKNOWN}
+
+
+def count(history: WorkflowHistory, kind: EventType.ValueType) -> int:
+    return sum(e.event_type == kind for e in history.events)
+
+
+class TestTheDeadlineTimer:
+    """API.md §12: on Temporal a deadline is one durable timer, and none without one."""
+
+    def test_the_recorded_deadline_is_one_timer_that_fired_mid_step(self) -> None:
+        """One 2 s timer, fired while b ran; then b cancelled, b and a undone, nothing more."""
+        history = load("deadline_mid_step.json")
+        timers = [
+            e.timer_started_event_attributes
+            for e in history.events
+            if e.HasField("timer_started_event_attributes")
+        ]
+        assert len(timers) == 1
+        assert timers[0].start_to_fire_timeout.ToTimedelta() == timedelta(seconds=2)
+        assert count(history, EventType.EVENT_TYPE_TIMER_FIRED) == 1
+        story = []
+        for e in history.events:
+            if e.HasField("activity_task_scheduled_event_attributes"):
+                story.append(e.activity_task_scheduled_event_attributes.activity_type.name)
+            elif e.event_type == EventType.EVENT_TYPE_TIMER_FIRED:
+                story.append("deadline")
+            elif e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_CANCEL_REQUESTED:
+                story.append("cancel do_b")
+        assert story == ["do_a", "do_b", "deadline", "cancel do_b", "undo_b", "undo_a"]
+        failure = history.events[-1].workflow_execution_failed_event_attributes.failure
+        assert failure.application_failure_info.type == "SagaFailed"
+        assert failure.cause.application_failure_info.type == "SagaDeadlineExceeded"
+
+    async def test_replay_checks_the_timer(self) -> None:
+        """The same workflow without its deadline does not replay it: the test above means it."""
+        with pytest.raises(NondeterminismError):
+            await replayer(DeadlineDropped).replay_workflow(load("deadline_mid_step.json"))
+
+    async def test_a_saga_without_a_deadline_sets_no_timer(self, client: Client) -> None:
+        """Neither the recorded histories nor a run of this build start a timer."""
+        fresh = await run_to_history(client, StepsWorkflow, Job(run=new_id("run"), fail=["c"]))
+        for history in (fresh, load("steps_fail_at_c.json"), load("steps_success.json")):
+            assert count(history, EventType.EVENT_TYPE_TIMER_STARTED) == 0
+
+    async def test_a_saga_that_ends_in_time_cancels_its_timer(self, client: Client) -> None:
+        """Succeeded under a 60 s deadline: its one timer is cancelled, and the run replays."""
+        job = Job(run=new_id("run"), steps=["a", "b"], deadline=60.0)
+        history = await run_to_history(client, DeadlineWorkflow, job)
+        assert count(history, EventType.EVENT_TYPE_WORKFLOW_EXECUTION_COMPLETED) == 1
+        assert count(history, EventType.EVENT_TYPE_TIMER_STARTED) == 1
+        assert count(history, EventType.EVENT_TYPE_TIMER_CANCELED) == 1
+        assert count(history, EventType.EVENT_TYPE_TIMER_FIRED) == 0
+        await replayer(DeadlineWorkflow).replay_workflow(history)
 
 
 class _SeeWhatIsScheduled(Interceptor):

@@ -45,6 +45,8 @@ class Job:
     """Seconds every undo takes, to land a cancel while undos run."""
     secret: str = ""
     """A value that must never reach the history in plaintext (codec test)."""
+    deadline: float = 0.0
+    """`DeadlineWorkflow`'s deadline, in seconds."""
 
 
 @dataclass(frozen=True)

@@ -41,6 +41,8 @@ class CrashJob:
     """Undos that fail for good (non-retryable) until a `fixed-<name>` file is in `gates`."""
     park: bool = False
     """Park undos that fail for good, and alert `crash_alert` when one does."""
+    deadline: float = 0.0
+    """`SagaOptions.deadline` in seconds; 0: none."""
 
 
 def connect(db: str) -> sqlite3.Connection:
@@ -112,6 +114,7 @@ class CrashWorkflow:
             retry_policy=RetryPolicy(initial_interval=timedelta(milliseconds=100)),
             on_undo_failure="park" if job.park else "fail",
             on_compensation_failed=crash_alert if job.park else None,
+            deadline=timedelta(seconds=job.deadline) if job.deadline else None,
         )
         return await TemporalExecutor(options=options).run(crash_saga, job)
 

@@ -110,6 +110,25 @@ class ChildStepWorkflow:
         return await TemporalExecutor(options=options(job)).run(with_child, job)
 
 
+@workflow.defn
+class DeadlineWorkflow:
+    """`job.steps` under `job.deadline`: a blocked do is cancelled when it passes."""
+
+    @workflow.run
+    async def run(self, job: Job) -> list[str]:
+        deadline = timedelta(seconds=job.deadline)
+        return await TemporalExecutor(options=options(job, deadline=deadline)).run(steps, job)
+
+
+@workflow.defn(name="DeadlineWorkflow")
+class DeadlineDropped:
+    """`DeadlineWorkflow` with its deadline taken out: replay must catch the missing timer."""
+
+    @workflow.run
+    async def run(self, job: Job) -> list[str]:
+        return await TemporalExecutor(options=options(job)).run(steps, job)
+
+
 # -- inline async steps -----------------------------------------------------------
 
 
