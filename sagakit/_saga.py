@@ -28,7 +28,7 @@ from sagakit._exceptions import (
 from sagakit._options import SagaOptions, StepOptions, StepOptionsKw, merge
 from sagakit._parking import Park
 from sagakit._record import Record, Run, State
-from sagakit._report import SagaReport, SagaStatus, StepKind, StepStatus, UndoStatus
+from sagakit._report import ErrorInfo, SagaReport, SagaStatus, StepKind, StepStatus, UndoStatus
 from sagakit._tasks import gather
 from sagakit._unwind import UndoFailurePolicy, unwind
 
@@ -245,10 +245,14 @@ class Saga:
         return check_kind(name, undo, opts, own, pivot.name, pivot.status, running)
 
     def _do_ended(self, record: Record, status: StepStatus, error: BaseException | None) -> None:
+        run = self._run
         record.status = status
-        record.ended = self._run.backend.time()
+        record.ended = run.backend.time()
         if error is not None:
-            record.error = self._run.describe(error)
+            record.error = run.describe(error)
+            if status is StepStatus.CANCELLED and not record.error.message:
+                why = "the saga's deadline passed" if run.deadline_passed else "in flight"
+                record.error = ErrorInfo(type=record.error.type, message=f"cancelled: {why}")
         if record.stopped is not None and not record.stopped.done():
             record.stopped.set_result(None)
         if record is self._run.pivot:
