@@ -50,7 +50,7 @@ class Alert:
             policy = RetryPolicy(maximum_attempts=5)
         update["retry_policy"] = policy
         opts = opts.model_copy(update=update)
-        run.backend.check(self._hook, Phase.UNDO, opts)
+        run.backend.check(self._hook, None, opts)
         self._options = opts
 
     async def __call__(self) -> None:

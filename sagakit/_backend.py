@@ -80,12 +80,13 @@ class Backend(abc.ABC):
         """
 
     @abc.abstractmethod
-    def check(self, fn: Any, phase: Phase, options: StepOptions) -> None:
-        """Refuse, before anything runs, a do or undo this backend cannot run.
+    def check(self, do: Any, undo: Any, options: StepOptions) -> None:
+        """Refuse, before anything runs, a step this backend cannot run.
 
-        The core has already refused non-callables and coroutine objects and
-        checked the arity; this adds what the backend alone knows. It runs for
-        every do and undo of every step, before the step is registered: a
+        `undo` is `None` for a step with nothing to undo (and for the alert
+        hook, checked as a do). The core has already refused non-callables and
+        coroutine objects and checked the arity; this adds what the backend
+        alone knows. It runs for every step, before the step is registered: a
         refusal fails the saga at that step, whose do never ran.
 
         Raises:

@@ -227,10 +227,7 @@ class Saga:
             raise
         name = opts.name or name
         opts = self._check_kind(name, undo, opts, own)
-        backend = self._run.backend
-        backend.check(do, Phase.DO, opts)
-        if undo is not None:
-            backend.check(undo, Phase.UNDO, opts)
+        self._run.backend.check(do, undo, opts)
         return name, opts
 
     def _check_kind(

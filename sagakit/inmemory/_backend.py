@@ -27,7 +27,7 @@ from tenacity.stop import stop_base
 
 from sagakit._backend import Backend, StepCall
 from sagakit._checks import check_payload_size
-from sagakit._context import Phase, StepContext, _activity_id
+from sagakit._context import StepContext, _activity_id
 from sagakit._exceptions import StepDefinitionError, StepTimeoutError, describe
 from sagakit._options import RetryPolicy, StepOptions
 from sagakit.inmemory._clock import VirtualClock
@@ -101,8 +101,10 @@ class InMemoryBackend(Backend):
     def time(self) -> float:
         return self._executor.clock.time()
 
-    def check(self, fn: Any, phase: Phase, options: StepOptions) -> None:
-        _kind_of(fn)
+    def check(self, do: Any, undo: Any, options: StepOptions) -> None:
+        _kind_of(do)
+        if undo is not None:
+            _kind_of(undo)
 
     async def wait(self, event: asyncio.Event, seconds: float | None) -> bool:
         """Wait on the virtual clock (for operators, or the deadline); wake `wait_parked` first."""

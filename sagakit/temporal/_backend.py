@@ -241,10 +241,6 @@ class TemporalBackend(Backend):
         count_status(SagaStatus.RUNNING)
         self.saga: Saga | None = None
         """The saga this backend serves, for what the UI shows of it."""
-        # Steps said inline=True whose do is not workflow code, by id of their options:
-        # the check of their undo (or, with no undo, the call of their do) refuses them
-        # unless the undo is workflow code. The core checks the do, then the undo.
-        self._nothing_inline: dict[int, tuple[StepOptions, str]] = {}
 
     def saga_id(self) -> str:
         """`workflow_id/run_id`, plus `/n` for the n-th saga (n >= 2) of the run."""
@@ -292,18 +288,31 @@ class TemporalBackend(Backend):
         """`workflow.time()`: deterministic, the time of the current workflow task."""
         return workflow.time()
 
-    def check(self, fn: Any, phase: Phase, options: StepOptions) -> None:
+    def check(self, do: Any, undo: Any, options: StepOptions) -> None:
         """Accept activities, child workflows and, said `inline=True`, workflow code.
 
         An `async def` that is neither an activity nor a workflow runs inside the
         workflow only when its step says `inline=True` (a forgotten
         `@activity.defn` would otherwise run I/O and clocks in the workflow,
-        silently). A step said `inline=True` needs its do or its undo to be such
-        code: the core checks the do, then the undo (if any), so that is decided
-        at the undo's check, or with no undo when the do is called (before it is
-        scheduled: `attempts` stays 0).
+        silently); a step said `inline=True` needs its do or its undo to be such
+        code. Activities need a timeout.
         """
+        kinds = [self._check_one(do, Phase.DO, options)]
+        if undo is not None:
+            kinds.append(self._check_one(undo, Phase.UNDO, options))
+        if options.inline and _Kind.INLINE not in kinds:
+            told = (
+                f"the undo {_describe(undo)} is {kinds[1].value}"
+                if undo is not None
+                else "it has no undo"
+            )
+            raise StepDefinitionError(
+                f"step {options.name or _describe(do)!r} says inline=True, but its do "
+                f"{_describe(do)} is {kinds[0].value} and {told}: nothing would run inline; "
+                f"drop inline=True"
+            )
 
+    def _check_one(self, fn: Any, phase: Phase, options: StepOptions) -> _Kind:
         def what() -> str:  # made only for an error: check runs for every do and undo
             return f"the {phase.value} {_describe(fn)}" + (
                 f" of step {options.name!r}" if options.name else ""
@@ -319,13 +328,6 @@ class TemporalBackend(Backend):
                 + (", or None when the step has nothing to undo" if phase is Phase.UNDO else "")
             )
         target = _target(fn)
-        if phase is Phase.UNDO:
-            unclaimed = self._nothing_inline.pop(id(options), None)
-            if unclaimed is not None and target.kind is not _Kind.INLINE:
-                raise StepDefinitionError(
-                    f"{unclaimed[1]} and the undo {_describe(fn)} is {target.kind.value}: "
-                    f"nothing would run inline; drop inline=True"
-                )
         if target.kind is _Kind.INLINE and not options.inline:
             raise StepDefinitionError(self._not_said_inline(fn, phase, options, what()))
         if target.kind is _Kind.ACTIVITY:
@@ -340,18 +342,12 @@ class TemporalBackend(Backend):
                 f"{what()} is {target.kind.value}, but local=True applies only to "
                 f"activities: drop local=True for this step"
             )
-        if phase is Phase.DO and options.inline and target.kind is not _Kind.INLINE:
-            # Last, so a do refused above leaves nothing behind for its undo's check.
-            self._nothing_inline[id(options)] = (
-                options,
-                f"step {options.name or _describe(fn)!r} says inline=True, but its do "
-                f"{_describe(fn)} is {target.kind.value}",
-            )
+        return target.kind
 
     @staticmethod
     def _not_said_inline(fn: Any, phase: Phase, options: StepOptions, what: str) -> str:
         """Why an `async def` neither activity nor workflow is refused, naming the fixes."""
-        if phase is Phase.UNDO and options.name == HOOK_NAME:
+        if options.name == HOOK_NAME:
             return (
                 f"the {HOOK_NAME} hook {_describe(fn)} is an `async def` that is neither an "
                 f"activity nor a workflow: on Temporal the hook runs as an activity; decorate "
@@ -369,13 +365,6 @@ class TemporalBackend(Backend):
         target = _target(call.fn)
         opts = call.options
         ctx = call.context
-        if self._nothing_inline and ctx.phase is Phase.DO:
-            unclaimed = self._nothing_inline.pop(id(opts), None)
-            if unclaimed is not None:  # said inline=True, no undo, and the do is not inline
-                call.attempts = 0  # refused before it was scheduled: nothing to undo
-                raise StepDefinitionError(
-                    f"{unclaimed[1]} and it has no undo: nothing would run inline; drop inline=True"
-                )
         if ctx.seq:  # not the alert hook (seq 0)
             if ctx.phase is Phase.DO:
                 self.show(SagaStatus.RUNNING, f"step {ctx.seq} {ctx.name}")

@@ -53,8 +53,10 @@ class FakeBackend(Backend):
     def time(self) -> float:
         return self.now
 
-    def check(self, fn: Any, phase: Phase, options: StepOptions) -> None:
-        self.checked.append((fn, phase))
+    def check(self, do: Any, undo: Any, options: StepOptions) -> None:
+        self.checked.append((do, Phase.DO))
+        if undo is not None:
+            self.checked.append((undo, Phase.UNDO))
 
     async def call(self, call: StepCall) -> Any:
         self.seen.append(

@@ -369,10 +369,10 @@ class TestBackendHooks:
         """A StepDefinitionError from `check` fails the step before its do; earlier steps unwind."""
 
         class Refusing(FakeBackend):
-            def check(self, fn: Any, phase: Phase, options: Any) -> None:
-                if fn is hang:
+            def check(self, do: Any, undo: Any, options: Any) -> None:
+                if do is hang:
                     raise StepDefinitionError("hang cannot run here")
-                super().check(fn, phase, options)
+                super().check(do, undo, options)
 
         backend = Refusing()
 
