@@ -28,6 +28,8 @@ async def watch_deadline(run: Run, task: asyncio.Task[Any]) -> None:
     with no timer.
     """
     assert run.deadline is not None
+    assert run.settled is not None
+    assert run.pivot_ended is not None
     left = run.deadline - run.backend.time()
     if left > 0:
         await run.backend.wait(run.settled, left)

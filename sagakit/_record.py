@@ -162,10 +162,13 @@ class Run:
         """When the deadline is due, on the backend's clock; `None` without one."""
         self.deadline_passed = False
         """The deadline passed before the saga function returned."""
-        self.settled = asyncio.Event()
+        # Only with a deadline, which waits on them: an Event weighs 861 B (tracemalloc),
+        # two of them a fifth of what a cached workflow's saga adds to its heap
+        # (bench/temporal_history.py, heap per cached workflow).
+        self.settled = asyncio.Event() if deadline is not None else None
         """Set when the saga function has returned or raised: the deadline's timer
         waits on it besides the time."""
-        self.pivot_ended = asyncio.Event()
+        self.pivot_ended = asyncio.Event() if deadline is not None else None
         """Set when the pivot's do ended: a deadline that passed meanwhile waits on it."""
         self.watch: asyncio.Task[None] | None = None
         """The deadline's task (held here: the loop keeps only weak references)."""

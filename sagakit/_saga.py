@@ -252,8 +252,8 @@ class Saga:
                 record.error = ErrorInfo(type=record.error.type, message=f"cancelled: {why}")
         if record.stopped is not None and not record.stopped.done():
             record.stopped.set_result(None)
-        if record is self._run.pivot:
-            self._run.pivot_ended.set()  # a deadline that passed meanwhile may act now
+        if record is run.pivot and run.pivot_ended is not None:
+            run.pivot_ended.set()  # a deadline that passed meanwhile may act now
 
     async def gather(self, *steps: Awaitable[R]) -> list[R]:
         """Run steps concurrently; on the first failure cancel the rest, await them, re-raise.
@@ -359,7 +359,8 @@ async def run_saga(
         deadline = deadline_exceeded(run) if by_deadline(run) else None
         saga._close_unstarted()
         run.state = State.UNWINDING
-        run.settled.set()  # the deadline no longer applies: undos are not cut short
+        if run.settled is not None:
+            run.settled.set()  # the deadline no longer applies: undos are not cut short
         run.error = run.describe(deadline or error)
         run.cancelled = deadline is None and isinstance(error, asyncio.CancelledError)
         comp_error = await unwind(run, saga.policy)
@@ -381,7 +382,8 @@ async def run_saga(
         raise SagaFailed(failure_message(run), run.report, None) from deadline or error
     run.state = State.CLOSED
     run.ended = run.backend.time()
-    run.settled.set()  # the deadline's timer ends (not awaited: a cancel here must not land)
+    if run.settled is not None:
+        run.settled.set()  # the deadline's timer ends (not awaited: a cancel here must not land)
     return result
 
 
