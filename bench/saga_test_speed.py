@@ -36,8 +36,9 @@ Temporal). Not timed: the server's start-up and the client's connection (a sessi
 fixture's work), and one warm-up test per case and backend (the first test of a
 session imports and validates the workflow in the sandbox; printed apart).
 
-Budget: the in-memory test is >= 100x faster than the time-skipping one (ratio of the
-median per-test times, per case; exit status 1 if missed).
+Budget (issue 18): the in-memory test is >= 100x faster than the time-skipping one on the
+success path (ratio of the median per-test times; exit status 1 if missed). The failure
+case's ratio is printed, informational.
 """
 
 from __future__ import annotations
@@ -240,10 +241,11 @@ async def main() -> int:
         ratio = statistics.median(times[case, "temporal"]) / statistics.median(
             times[case, "memory"]
         )
-        ok &= ratio >= BUDGET
+        if case == "success":  # the budget is the success path's; failure: informational
+            ok &= ratio >= BUDGET
         ratios.append(f"{case} {ratio:,.0f}x")
     print(f"\nin memory faster than time-skipping (median / median): {', '.join(ratios)}")
-    print(f"budget: >= {BUDGET:g}x on every case: {'ok' if ok else 'MISSED'}")
+    print(f"budget: >= {BUDGET:g}x on the success case: {'ok' if ok else 'MISSED'}")
     return 0 if ok else 1
 
 

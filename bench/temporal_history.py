@@ -58,6 +58,9 @@ from sagakit.temporal import SagakitPlugin
 HERE = Path(__file__).parent
 KINDS: dict[str, Any] = {"hand": HandWritten, "saga": WithSagakit}
 RUNNERS = ("sandboxed", "unsandboxed")
+# Heap per cached workflow: <= +400 B per step + 5 KiB over the hand-written saga; the
+# parked workflows have done 5 steps (`_temporal_worker.py`), so +6.95 KiB.
+HEAP_GOAL = f"diff<={(400 * 5 + 5 * 1024) / 1024}"
 
 
 @dataclass
@@ -66,7 +69,7 @@ class Row:
     hand: float
     saga: float
     unit: str
-    goal: str  # "ratio<=1.05", "ratio<=1.00", "diff<=10"
+    goal: str  # "ratio<=1.12", "ratio<=1.00", "diff<=10"
 
     @property
     def ratio(self) -> float:
@@ -127,7 +130,9 @@ async def histories(
         ev = {k: statistics.median(e for e, _ in v) for k, v in sizes.items()}
         by = {k: statistics.median(b for _, b in v) for k, v in sizes.items()}
         what = f"{steps} steps failing at {steps}"
-        goal = "ratio<=1.05" if steps == 5 else "ratio<=1.03"
+        # Issue 18: the header on every activity and the whole report in the failure
+        # (the former 1.05x / 1.03x goals are retired).
+        goal = "ratio<=1.12" if steps == 5 else "ratio<=1.10"
         rows.append(Row(f"history events, {what}", ev["hand"], ev["saga"], "", "ratio<=1.00"))
         rows.append(Row(f"history bytes, {what}", by["hand"], by["saga"], "B", goal))
     success: dict[int, dict[str, WorkflowHistory]] = {}
@@ -207,7 +212,7 @@ async def replay_cpu(success: dict[int, dict[str, WorkflowHistory]], rounds: int
                     med["hand"],
                     med["saga"],
                     "µs",
-                    "ratio<=1.05",
+                    "ratio<=1.35",
                 )
             )
     executor.shutdown()
@@ -250,7 +255,7 @@ def heap(address: str, count: int, rounds: int) -> list[Row]:
                 med["hand"],
                 med["saga"],
                 "KiB",
-                "ratio<=1.05",
+                HEAP_GOAL,
             )
         )
     return rows
@@ -297,7 +302,7 @@ async def worker_cpu(client: Client, address: str, concurrent: int, rounds: int)
             med["hand"],
             med["saga"],
             "ms",
-            "ratio<=1.02",
+            "ratio<=1.07",
         )
     ]
 
