@@ -150,3 +150,36 @@ class TestTheTimerAndTheSagaEndingTogether:
         await asyncio.sleep(0.01)  # the deadline's task has ended, and cancelled nothing
         assert saga._run.watch is not None
         assert saga._run.watch.done()
+
+
+class TestAnUnwindingSaga:
+    async def test_its_deadline_changes_nothing(self) -> None:
+        """An undo taking 20 min past a 10 min deadline runs to its end; the cause stays."""
+        ran: list[str] = []
+
+        def reserve(n: int) -> None:
+            ran.append("do:reserve")
+
+        def release(n: int) -> None:
+            ran.append("undo:release")
+
+        def ship(n: int) -> None:
+            raise ValueError("no truck")
+
+        async def two(saga: Saga) -> None:
+            await saga.step(reserve, release, 1)
+            await saga.step(ship, None, 1)
+
+        ex = InMemoryExecutor(
+            SagaOptions(retry_policy=NO_RETRY, deadline=timedelta(minutes=10)),
+            faults=[Fault.delay("reserve", timedelta(minutes=20), undo=True)],
+        )
+        with pytest.raises(SagaFailed) as ei:
+            await ex.run(two)
+        assert isinstance(ei.value.__cause__, ValueError)
+        assert ran == ["do:reserve", "undo:release"]
+        report = ei.value.report
+        assert report.status is SagaStatus.COMPENSATED
+        assert not report.deadline_passed
+        assert report.ended_at is not None
+        assert report.ended_at - report.started_at >= timedelta(minutes=20)
