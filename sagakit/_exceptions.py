@@ -172,18 +172,7 @@ class StepTimeoutError(SagaError, TimeoutError):
 # Users import these from `sagakit`: tracebacks, reprs and pickles name them by that
 # path (`sagakit.SagaFailed`), not by this private module's. Temporal's failure
 # converter and `describe` use the class's `__name__`, which stays as it is.
-for _public in (
-    CompensationError,
-    NotInStepError,
-    OptionsError,
-    PayloadTooLargeError,
-    SagaDeadlineExceeded,
-    SagaDefinitionError,
-    SagaError,
-    SagaFailed,
-    SagaStateError,
-    StepDefinitionError,
-    StepTimeoutError,
-):
-    _public.__module__ = "sagakit"
+for _public in [v for v in list(globals().values()) if isinstance(v, type)]:
+    if issubclass(_public, SagaError):  # every one is exported from `sagakit`
+        _public.__module__ = "sagakit"
 del _public
