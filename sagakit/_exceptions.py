@@ -26,6 +26,14 @@ if TYPE_CHECKING:
     from sagakit._report import SagaReport
 
 
+def cut(text: str, limit: int) -> str:
+    """`text` cut to `limit` characters, ending in `...` when cut.
+
+    An error or a report must not carry back out a megabyte it was handed.
+    """
+    return text if len(text) <= limit else f"{text[: limit - 3]}..."
+
+
 def describe(exc: BaseException) -> tuple[str, str]:
     """(type name, message) of an error, as reports and retry policies name it.
 

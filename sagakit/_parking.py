@@ -16,7 +16,7 @@ import asyncio
 from datetime import timedelta
 from typing import Any, Final
 
-from sagakit._exceptions import SagaStateError
+from sagakit._exceptions import SagaStateError, cut
 from sagakit._record import Record
 from sagakit._report import ParkedUndo, Resolution, ResolveRequest, UndoStatus, to_datetime
 from sagakit._unwind import UndoFailurePolicy, Unwind
@@ -132,7 +132,7 @@ class Park(UndoFailurePolicy):
                 raise SagaStateError(
                     f"step {request.seq} of saga {self.run.saga_id}: the decision "
                     f"{request.action!r} by {request.by!r} was refused by "
-                    f"SagaOptions.resolve_check: {_cut(why, 500)}"
+                    f"SagaOptions.resolve_check: {cut(why, 500)}"
                 ) from None
         return request
 
@@ -195,11 +195,11 @@ def check_request(saga_id: str, seq: Any, action: Any, reason: Any, by: Any) -> 
     if not isinstance(seq, int) or isinstance(seq, bool):
         raise SagaStateError(
             f"seq must be a step's number, an int (ParkedUndo.seq), not "
-            f"{type(seq).__name__} {_cut(repr(seq), 60)}"
+            f"{type(seq).__name__} {cut(repr(seq), 60)}"
         )
     if not isinstance(action, str) or action not in ("retry", "skip"):
         raise SagaStateError(
-            f"unknown action {_cut(repr(action), 60)} for a parked undo: 'retry' runs it "
+            f"unknown action {cut(repr(action), 60)} for a parked undo: 'retry' runs it "
             f"again by its retry policy, 'skip' records that it was undone by hand"
         )
     if reason is not None:
@@ -231,7 +231,7 @@ def _utf8_size(field: str, value: Any) -> int:
     """The size of a `reason` or `by` in UTF-8, refusing what is not text."""
     if not isinstance(value, str):
         raise SagaStateError(
-            f"{field} must be a string or None, not {type(value).__name__} {_cut(repr(value), 60)}"
+            f"{field} must be a string or None, not {type(value).__name__} {cut(repr(value), 60)}"
         )
     try:
         return len(value.encode("utf-8"))
@@ -239,11 +239,6 @@ def _utf8_size(field: str, value: Any) -> int:
         raise SagaStateError(
             f"{field} is not valid text (it holds a lone surrogate): send it as UTF-8"
         ) from None
-
-
-def _cut(text: str, limit: int) -> str:
-    """`text`, cut to `limit` characters: an error must not carry a 1 MB request back."""
-    return text if len(text) <= limit else f"{text[: limit - 3]}..."
 
 
 def parking(policy: UndoFailurePolicy) -> Park | None:
@@ -260,6 +255,6 @@ def parking_or_refuse(policy: UndoFailurePolicy, seq: Any) -> Park:
     if isinstance(policy, Park):
         return policy
     raise SagaStateError(
-        f"step {_cut(repr(seq), 60)} of saga {policy.run.saga_id} has no parked undo: its "
+        f"step {cut(repr(seq), 60)} of saga {policy.run.saga_id} has no parked undo: its "
         f"undos do not park (SagaOptions(on_undo_failure='park') makes them wait for a decision)"
     )

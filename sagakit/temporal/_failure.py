@@ -41,7 +41,7 @@ from typing import Any, Final
 
 import temporalio.exceptions
 
-from sagakit._exceptions import describe
+from sagakit._exceptions import cut, describe
 from sagakit._report import (
     ErrorInfo,
     OmittedSteps,
@@ -311,7 +311,7 @@ def decode(
             at = next(i for i, s in enumerate(steps) if s.seq == raw)
             saga_error = steps[at].error
             if saga_error is None and error is not None:  # left out: given back here
-                saga_error = ErrorInfo(type=error.type, message=_cut(error.message))
+                saga_error = ErrorInfo(type=error.type, message=cut(error.message, MESSAGE_CAP))
                 steps[at] = steps[at].model_copy(update={"error": saga_error})
         elif raw is not None:
             raise ValueError(f"'e' is neither [type, message] nor a step's seq: {raw!r}")
@@ -445,12 +445,8 @@ def _ms(t: datetime) -> int:
     return round(t.timestamp() * 1000)
 
 
-def _cut(message: str) -> str:
-    return message if len(message) <= MESSAGE_CAP else message[: MESSAGE_CAP - 3] + "..."
-
-
 def _error(error: ErrorInfo | None) -> list[str] | None:
-    return None if error is None else [error.type, _cut(error.message)]
+    return None if error is None else [error.type, cut(error.message, MESSAGE_CAP)]
 
 
 def _error_info(raw: list[str] | None) -> ErrorInfo | None:

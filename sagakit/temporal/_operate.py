@@ -15,7 +15,7 @@ import temporalio.common
 import temporalio.service
 from temporalio import workflow
 
-from sagakit._exceptions import SagaStateError
+from sagakit._exceptions import SagaStateError, cut
 from sagakit._parking import BY_LIMIT
 from sagakit._report import ParkedUndo, SagaReport, SagaStatus
 from sagakit.temporal._private import client_identity
@@ -96,17 +96,13 @@ def request_fields(request: Any) -> tuple[Any, Any, Any, Any]:
         unknown = [k for k in request if k not in _FIELDS]
         if not unknown:
             return request["seq"], request["action"], request.get("reason"), request.get("by")
-        what = f"unknown keys {_cut(repr(unknown), 100)}"
+        what = f"unknown keys {cut(repr(unknown), 100)}"
     else:
-        what = f"got {_cut(repr(request), 100)}"
+        what = f"got {cut(repr(request), 100)}"
     raise SagaStateError(
         f"{RESOLVE_UPDATE} takes {{'seq': int, 'action': 'retry' | 'skip', "
         f"'reason': str | None, 'by': str | None}}; {what}"
     )
-
-
-def _cut(text: str, limit: int) -> str:
-    return text if len(text) <= limit else f"{text[: limit - 3]}..."
 
 
 async def parked(handle: temporalio.client.WorkflowHandle[Any, Any]) -> list[ParkedUndo]:
