@@ -300,6 +300,29 @@ class TestChildWorkflowStep:
         assert events(job.run) == ["do:a", "undo:b", "undo:a"]
 
 
+async def run_refused(
+    client: Client, job: Job, which: str
+) -> tuple[ApplicationError, SagaReport, list[EventType.ValueType]]:
+    """Run `BAD[which]`, which must fail the saga: the refusal, the full report, the history.
+
+    The refusal is the `SagaFailed` failure's cause.
+    """
+    async with saga_worker(client, workflows=WORKFLOWS, activities=ALL) as w:
+        handle = await client.start_workflow(
+            BadStepWorkflow.run, args=[job, which], id=new_id(), task_queue=w.task_queue
+        )
+        with pytest.raises(WorkflowFailureError) as ei:
+            await handle.result()
+        types = await event_types(handle)
+        full = SagaReport.model_validate(await handle.query(REPORT_QUERY))
+    err = ei.value.cause
+    assert isinstance(err, ApplicationError)
+    assert err.type == SAGA_FAILED_TYPE
+    cause = err.__cause__
+    assert isinstance(cause, ApplicationError)
+    return cause, full, types
+
+
 class TestInlineStep:
     async def test_inline_step_waits_for_a_signal(self, client: Client) -> None:
         """An `async def` step runs in the workflow: here it waits for a signal."""
@@ -367,19 +390,7 @@ class TestInlineStep:
     ) -> tuple[ApplicationError, SagaReport, list[EventType.ValueType], Job]:
         """Run `BAD[which]`, which must be refused; its refusal, full report, history, job."""
         job = Job(run=new_id("run"), fail=["c"])
-        async with saga_worker(client, workflows=WORKFLOWS, activities=ALL) as w:
-            handle = await client.start_workflow(
-                BadStepWorkflow.run, args=[job, which], id=new_id(), task_queue=w.task_queue
-            )
-            with pytest.raises(WorkflowFailureError) as ei:
-                await handle.result()
-            types = await event_types(handle)
-            full = SagaReport.model_validate(await handle.query(REPORT_QUERY))
-        err = ei.value.cause
-        assert isinstance(err, ApplicationError)
-        assert err.type == SAGA_FAILED_TYPE
-        cause = err.__cause__
-        assert isinstance(cause, ApplicationError)
+        cause, full, types = await run_refused(client, job, which)
         assert cause.type == "StepDefinitionError"
         return cause, full, types, job
 
@@ -565,18 +576,7 @@ class TestRefusedBeforeScheduling:
     ) -> None:
         """A step the backend cannot run fails the saga before anything is scheduled."""
         job = Job(run=new_id("run"))
-        async with saga_worker(client, workflows=WORKFLOWS, activities=ALL) as w:
-            handle = await client.start_workflow(
-                BadStepWorkflow.run, args=[job, which], id=new_id(), task_queue=w.task_queue
-            )
-            with pytest.raises(WorkflowFailureError) as ei:
-                await handle.result()
-            types = await event_types(handle)
-        err = ei.value.cause
-        assert isinstance(err, ApplicationError)
-        assert err.type == SAGA_FAILED_TYPE
-        cause = err.__cause__
-        assert isinstance(cause, ApplicationError)
+        cause, _, types = await run_refused(client, job, which)
         assert cause.type == error_type
         assert message in cause.message
         assert EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED not in types
