@@ -27,6 +27,7 @@ from sagakit._exceptions import (
     StepTimeoutError,
 )
 from sagakit._options import RetryPolicy, SagaOptions, StepOptions
+from sagakit._plan import PlannedUndo, UndoPlan
 from sagakit._report import (
     ErrorInfo,
     OmittedSteps,
@@ -56,6 +57,7 @@ __all__ = [
     "ParkedUndo",
     "PayloadTooLargeError",
     "Phase",
+    "PlannedUndo",
     "Resolution",
     "ResolveRequest",
     "RetryPolicy",
@@ -75,6 +77,7 @@ __all__ = [
     "StepReport",
     "StepStatus",
     "StepTimeoutError",
+    "UndoPlan",
     "UndoReport",
     "UndoStatus",
     "__version__",

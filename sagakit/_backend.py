@@ -1,13 +1,15 @@
-"""The seam between the core and a backend: seven members, each duty checked.
+"""The seam between the core and a backend: five duties, four members with defaults.
 
 The core (`_saga.py`, `_unwind.py`) owns registration, ordering, unwinding,
 error collection and the report. A backend answers five questions: what is
 this saga run called (`saga_id`), what time is it (`time`), can you run this
 callable (`check`), run this one with its retries and timeouts (`call`), and
-wait for this event or this long (`wait`). Two more have defaults: how an
-error reads in the report (`describe_error`) and which errors end the saga's
-task without compensation (`passes_through`). Adapters translate; they never
-decide what to compensate.
+wait for this event or this long (`wait`). Four more have defaults: how an
+error reads in the report (`describe_error`), which errors end the saga's
+task without compensation (`passes_through`), how an undo plan travels
+(`pack_plan`, `unpack_undo`), and which sub-saga runs apart (`sub_apart`:
+Temporal's child workflows). Adapters translate; they never decide what to
+compensate.
 
 Every duty below is checked on every backend by `tests/contract/test_backend_duties.py`.
 """
@@ -17,11 +19,14 @@ from __future__ import annotations
 import abc
 import asyncio
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sagakit._context import Phase, StepContext
 from sagakit._exceptions import describe
 from sagakit._options import RetryPolicy, StepOptions
+
+if TYPE_CHECKING:  # the plan module builds on this one
+    from sagakit._plan import PlannedUndo, UndoPlan
 
 __all__ = ["Backend", "StepCall"]
 
@@ -141,3 +146,30 @@ class Backend(abc.ABC):
         saga that is still alive in the server's history.
         """
         return False
+
+    def pack_plan(self, plan: UndoPlan) -> UndoPlan:
+        """`saga.undo_plan()`'s plan, made ready to travel to another run; as it is by default.
+
+        The core hands it over with each undo and its args as registered. A
+        backend whose plans leave the process packs them (Temporal: each undo
+        by activity name, its args as payloads) and refuses, naming the fix,
+        an undo that cannot travel or a plan past its size limit.
+
+        Raises:
+            StepDefinitionError: an undo that cannot travel.
+            SagaStateError: the plan is too large to travel.
+        """
+        return plan
+
+    def unpack_undo(self, undo: PlannedUndo) -> tuple[Any, tuple[Any, ...]]:
+        """What to call for a planned undo given to `run(..., resume=plan)`: (undo, args)."""
+        return undo.undo, tuple(undo.args)
+
+    def sub_apart(self, fn: Any) -> Any:
+        """A sub-saga this backend runs apart (Temporal: a child workflow), or `None`.
+
+        `None` (the default) runs `fn` inline, on this run's builder. Otherwise
+        an `async (saga, fn, args, name) -> result` that runs it and joins its
+        undo plan to `saga`'s run (or raises `SagaFailed` once it unwound itself).
+        """
+        return None

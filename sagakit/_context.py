@@ -61,11 +61,17 @@ class StepContext(NamedTuple):
     """Whether the do or the undo is running."""
     do_outcome: DoOutcome = DoOutcome.PENDING
     """How the do ended, as known when the undo was scheduled."""
+    key: str = ""
+    """The idempotency key of a step carried from another run (an undo plan, a
+    child workflow's sub-saga); empty for a step of this run."""
 
     @property
     def idempotency_key(self) -> str:
-        """Shared by the step's do and undo; unique per saga run and step."""
-        return f"{self.saga_id}#{self.seq}"
+        """Shared by the step's do and undo; unique per saga run and step.
+
+        `saga_id#seq`, or for a carried step the key its do saw in its own run.
+        """
+        return self.key or f"{self.saga_id}#{self.seq}"
 
 
 _current: ContextVar[StepContext | None] = ContextVar("sagakit_current_step", default=None)

@@ -30,7 +30,7 @@ from sagakit._report import (
     to_datetime,
 )
 
-__all__ = ["OUTCOME", "Record", "Run", "State"]
+__all__ = ["OUTCOME", "Record", "Run", "State", "unwound_status"]
 
 # What an undo is told of its do, by how the do ended (or had not, when the unwind began).
 OUTCOME = {
@@ -58,6 +58,7 @@ class Record:
         "started",
         "status",
         "stopped",
+        "sub",
         "task",
         "undo",
         "undo_call",
@@ -68,10 +69,14 @@ class Record:
         "undo_status",
     )
 
-    def __init__(self, call: StepCall, undo: Any, started: float, task: Any) -> None:
+    def __init__(
+        self, call: StepCall, undo: Any, started: float | None, task: Any, sub: str | None = None
+    ) -> None:
         self.call = call
         self.undo = undo
         self.started = started
+        self.sub = sub
+        """The sub-saga the step belongs to (its path), or `None`."""
         self.task: asyncio.Task[Any] | None = task
         """The task the do runs in: the unwind cancels it if the do is still in flight."""
         self.status = StepStatus.RUNNING
@@ -124,6 +129,8 @@ class Record:
             error=self.error,
             result=result,
             undo=undo,
+            sub=self.sub,
+            carried=self.call.context.key or None,
         )
 
 
@@ -175,6 +182,15 @@ class Run:
         self.cancels_before = 0
         """The saga function's task's pending cancels when the saga started
         (`Task.cancelling()`): the deadline's own cancel comes on top."""
+        self.subs: dict[str, int] | None = None
+        """How many sub-sagas of each path began (made at the first): names repeat."""
+
+    def carry_deadline(self, deadline: float) -> None:
+        """Take the deadline an undo plan carries: it counts from the first run's start."""
+        self.deadline = deadline
+        if self.settled is None:
+            self.settled = asyncio.Event()
+            self.pivot_ended = asyncio.Event()
 
     @property
     def committed(self) -> bool:
@@ -195,14 +211,7 @@ class Run:
             return SagaStatus.SUCCEEDED
         if self.committed:
             return SagaStatus.COMMITTED_FAILED
-        undos = {r.undo_status for r in self.records}
-        if not self.unwound or UndoStatus.RUNNING in undos:
-            return SagaStatus.COMPENSATING
-        if UndoStatus.PARKED in undos:
-            return SagaStatus.PARKED
-        if UndoStatus.FAILED in undos or UndoStatus.SKIPPED in undos:
-            return SagaStatus.COMPENSATION_FAILED
-        return SagaStatus.COMPENSATED
+        return unwound_status(self.records, self.unwound)
 
     def report(self) -> SagaReport:
         """The pydantic report of the run so far, every step in registration order."""
@@ -218,3 +227,15 @@ class Run:
             deadline_passed=self.deadline_passed,
             steps=[r.to_report(record_values) for r in self.records],
         )
+
+
+def unwound_status(records: list[Record], unwound: bool) -> SagaStatus:
+    """How the unwind of `records` stands (a saga's or a failed sub-saga's)."""
+    undos = {r.undo_status for r in records}
+    if not unwound or UndoStatus.RUNNING in undos:
+        return SagaStatus.COMPENSATING
+    if UndoStatus.PARKED in undos:
+        return SagaStatus.PARKED
+    if UndoStatus.FAILED in undos or UndoStatus.SKIPPED in undos:
+        return SagaStatus.COMPENSATION_FAILED
+    return SagaStatus.COMPENSATED

@@ -70,6 +70,8 @@ class StepView(Protocol):
     attempts: int | None
     started_at: datetime | None
     ended_at: datetime | None
+    sub: str | None
+    carried: str | None
 
     @property
     def error(self) -> ErrorView | None: ...
@@ -181,7 +183,7 @@ def render_timeline(report: ReportView, *, color: bool = False) -> str:
     width = max(
         [24]
         + [len(_kind_label(s)) for s in report.steps]
-        + [len(_undo_label(s.name, s.undo.name)) for s in report.steps if s.undo is not None]
+        + [len(_undo_label(s)) for s in report.steps if s.undo is not None]
     )
     rows: list[tuple[datetime, int, str]] = []
     for s in report.steps:
@@ -194,6 +196,7 @@ def render_timeline(report: ReportView, *, color: bool = False) -> str:
             f"{s.seq:>3}. {_kind_label(s):<{width}} {paint(f'{s.status.value:<11}', colour)} "
             f"{duration}{_attempts(s.attempts)}"
             f"{paint(err, _RED) if err else ''}"
+            f"{paint(f'  carried: {s.carried}', _DIM) if s.carried else ''}"
         )
         rows.append((start, 2 * s.seq, line.rstrip()))
         u = s.undo
@@ -205,7 +208,7 @@ def render_timeline(report: ReportView, *, color: bool = False) -> str:
         offset, duration = when(u.started_at or ustart, u.ended_at)
         line = (
             f"{offset}{paint(mark, colour)} undo "
-            f"{s.seq:>3}. {_undo_label(s.name, u.name):<{width}} "
+            f"{s.seq:>3}. {_undo_label(s):<{width}} "
             f"{paint(f'{u.status.value:<11}', colour)} "
             f"{duration}{_attempts(u.attempts)}"
             f"{paint(err, _RED) if err else ''}"
@@ -221,7 +224,7 @@ def render_timeline(report: ReportView, *, color: bool = False) -> str:
             what = paint(f"parked, then {r.action}", _YELLOW)
             line = (
                 f"{offset}{paint('‖', _YELLOW)} undo {s.seq:>3}. "
-                f"{_undo_label(s.name, u.name):<{width}} {what}"
+                f"{_undo_label(s):<{width}} {what}"
                 + (f" by {r.by}" if r.by else "")
                 + (f": {r.reason}" if r.reason else "")
             )
@@ -286,12 +289,22 @@ _OMITTED_LABEL = {
 }
 
 
+def _sub_label(step: StepView) -> str:
+    """A sub-saga's step indented by its depth and named by its sub-saga (`  hotels: `)."""
+    if step.sub is None:
+        return ""
+    return "  " * step.sub.count("/") + f"  {step.sub.rpartition('/')[2]}: "
+
+
 def _kind_label(step: StepView) -> str:
-    return step.name if step.kind is StepKind.COMPENSATABLE else f"{step.name} [{step.kind.value}]"
+    label = _sub_label(step) + step.name
+    return label if step.kind is StepKind.COMPENSATABLE else f"{label} [{step.kind.value}]"
 
 
-def _undo_label(step: str, undo: str) -> str:
-    return step if undo == step else f"{step} ({undo})"
+def _undo_label(step: StepView) -> str:
+    assert step.undo is not None
+    label = _sub_label(step) + step.name
+    return label if step.undo.name == step.name else f"{label} ({step.undo.name})"
 
 
 def _offset(t0: datetime, t: datetime) -> str:

@@ -186,6 +186,13 @@ class StepReport(_Timed):
     """The do's result, only with `SagaOptions(record_values=True)`."""
     undo: UndoReport | None = None
     """The undo, or `None` when the step registered none."""
+    sub: str | None = None
+    """The sub-saga the step belongs to (`saga.sub(fn, name=...)`), nested ones
+    joined by "/" (`"hotels/rooms"`); `None` for a step of the saga itself."""
+    carried: str | None = None
+    """For a step carried from another run, whose do ran there (an undo plan
+    given to `run(..., resume=plan)`, a child workflow's sub-saga): the
+    idempotency key its do saw, which its undo sees too. `None` otherwise."""
 
 
 class SagaReport(BaseModel):

@@ -21,14 +21,24 @@ from sagakit._context import Phase, StepContext, _current, _reset
 from sagakit._deadline import by_deadline, deadline_exceeded, watch_deadline
 from sagakit._exceptions import (
     OptionsError,
+    SagaDefinitionError,
     SagaFailed,
     SagaStateError,
     StepDefinitionError,
 )
 from sagakit._options import SagaOptions, StepOptions, StepOptionsKw, merge
 from sagakit._parking import Park
-from sagakit._record import Record, Run, State
-from sagakit._report import ErrorInfo, SagaReport, SagaStatus, StepKind, StepStatus, UndoStatus
+from sagakit._plan import UndoPlan, carry, check_plan, take
+from sagakit._record import Record, Run, State, unwound_status
+from sagakit._report import (
+    ErrorInfo,
+    SagaReport,
+    SagaStatus,
+    StepKind,
+    StepStatus,
+    UndoStatus,
+    to_datetime,
+)
 from sagakit._tasks import gather
 from sagakit._unwind import UndoFailurePolicy, unwind
 
@@ -52,6 +62,7 @@ class Saga:
         self._created = 0
         self._unstarted: dict[int, tuple[Coroutine[Any, Any, Any], Any]] = {}
         self._loop: asyncio.AbstractEventLoop | None = None  # set by run_saga
+        self._sub: str | None = None  # the path of a sub-saga's builder
         choice = options.on_undo_failure
         policy = (
             UndoFailurePolicy()
@@ -187,7 +198,7 @@ class Saga:
         name, opts = self._prepare(do, undo, len(args), options)
         context = StepContext(run.saga_id, len(run.records) + 1, name, Phase.DO)
         call = StepCall(do, args, opts, opts.retry_policy, context)
-        record = Record(call, undo, run.backend.time(), asyncio.current_task(self._loop))
+        record = Record(call, undo, run.backend.time(), asyncio.current_task(self._loop), self._sub)
         run.records.append(record)  # the undo is registered from here on
         if opts.kind is StepKind.PIVOT:
             run.pivot = record
@@ -226,6 +237,12 @@ class Saga:
             self._check_kind(opts.name or default_name(do), undo, opts, own)
             raise
         name = opts.name or name
+        if self._sub is not None and opts.kind is StepKind.PIVOT:
+            raise StepDefinitionError(
+                f"step {name!r} is a pivot inside sub-saga {self._sub!r}: a sub-saga that "
+                f"fails undoes its own steps, which a pivot forbids; run the pivot in the "
+                f"saga itself, after saga.sub(...) returned"
+            )
         opts = self._check_kind(name, undo, opts, own)
         self._run.backend.check(do, undo, opts)
         return name, opts
@@ -255,6 +272,119 @@ class Saga:
         if record is run.pivot and run.pivot_ended is not None:
             run.pivot_ended.set()  # a deadline that passed meanwhile may act now
 
+    async def sub(
+        self, fn: Callable[..., Coroutine[Any, Any, R]], /, *args: Any, name: str | None = None
+    ) -> R:
+        """Run `fn(sub, *args)`, a saga inside this one, as part of this run (API.md §10).
+
+        Its steps are steps of the run (their own `seq` and idempotency key; the
+        report names the sub-saga). If `fn` raises, its own undos run first, last
+        registered first, and `SagaFailed` is raised: catch it to try something
+        else, those undos never run again. If it returns, its undos stay
+        registered and run, in LIFO order among the others, if the saga unwinds.
+
+        Args:
+            fn: an `async def` taking the sub-saga's `Saga` first (on Temporal,
+                also a child workflow's run method: see `sagakit.temporal`).
+            *args: `fn`'s own args.
+            name: the sub-saga's name in the report (default: `fn`'s name);
+                a repeated name is numbered (`hotels[2]`).
+
+        Raises:
+            SagaFailed: `fn` raised and its steps were undone; `__cause__` is
+                the error, `.report` the sub-saga's steps.
+            StepDefinitionError: `fn` is not an `async def` taking the saga, or
+                `name` holds a "/" (it joins nested names).
+            SagaStateError: the saga has ended or is unwinding.
+        """
+        run = self._run
+        label = name if name is not None else default_name(fn)
+        if run.state is not State.OPEN:
+            raise SagaStateError(
+                f"saga.sub({label}) after the saga "
+                + ("started unwinding" if run.state is State.UNWINDING else "ended")
+                + ": await every sub-saga inside the saga function, before it returns"
+            )
+        apart = run.backend.sub_apart(fn)
+        if apart is not None:  # a child workflow (Temporal): it unwinds itself
+            return await apart(self, fn, args, label)  # type: ignore[no-any-return]
+        if not is_async_callable(fn):
+            raise StepDefinitionError(
+                f"a sub-saga must be an `async def` that takes the Saga first, like "
+                f"`async def book_hotels(saga: Saga, trip): ...`; got {fn!r}"
+            )
+        if "/" in label or not label:
+            raise StepDefinitionError(
+                f"sub-saga name {label!r}: give a non-empty name without '/' "
+                f"('/' joins the names of nested sub-saga in the report)"
+            )
+        path = label if self._sub is None else f"{self._sub}/{label}"
+        subs = run.subs if run.subs is not None else {}
+        run.subs = subs
+        n = subs[path] = subs.get(path, 0) + 1
+        child = Saga.__new__(Saga)
+        child._run, child._defaults, child.policy = run, self._defaults, self.policy
+        child._created, child._unstarted, child._loop = 0, {}, self._loop
+        child._sub = path if n == 1 else f"{path}[{n}]"
+        started = run.backend.time()
+        try:
+            body = fn(child, *args)
+        except TypeError as e:  # an `async def` raises here only when the args do not bind
+            raise StepDefinitionError(
+                f"a sub-saga function takes the Saga first, then its own args; {fn!r} "
+                f"cannot be called as fn(saga, {', '.join(type(a).__name__ for a in args)}): {e}"
+            ) from None
+        try:
+            result = await body
+            child._check_ended()
+        except SagaDefinitionError:
+            raise  # a mistake in the code, not a failure to fall back from: the saga unwinds
+        except Exception as error:
+            child._close_unstarted()
+            raise await child._unwind_sub(error, started) from error
+        return result
+
+    async def _unwind_sub(self, error: Exception, started: float) -> BaseException:
+        """Undo this sub-saga's steps after `error`; what `saga.sub` raises then."""
+        run = self._run
+        path = self._sub
+        assert path is not None
+        inside = path + "/"
+        records = [r for r in run.records if r.sub == path or (r.sub or "").startswith(inside)]
+        cancelled = run.cancelled
+        comp_error = await unwind(run, self.policy, records)
+        if run.cancelled and not cancelled:  # a cancel arrived meanwhile: the saga unwinds on
+            return asyncio.CancelledError()
+        report = SagaReport(
+            saga_id=run.saga_id,
+            status=unwound_status(records, True),
+            started_at=to_datetime(started),  # type: ignore[arg-type]
+            ended_at=to_datetime(run.backend.time()),
+            error=run.describe(error),
+            steps=[r.to_report(run.options.record_values) for r in records],
+        )
+        message = failure_message(run, records, report.error, f"sub-saga {path!r} of ")
+        if comp_error is not None:
+            comp_error.report = report
+        failed = SagaFailed(message, report, comp_error)
+        failed._sub_of = run  # type: ignore[attr-defined]  # uncaught, the saga fails with its cause
+        return failed
+
+    def undo_plan(self) -> UndoPlan:
+        """The undos registered and not yet run, in registration order, as data (API.md §11).
+
+        Give it to the next run, `executor.run(fn, *args, resume=plan)` (on
+        Temporal, as a `workflow.continue_as_new` arg): if that run unwinds,
+        these undos run last, LIFO, each with the idempotency key it had here.
+
+        Raises:
+            SagaStateError: a step is in flight; or (on Temporal) the plan is
+                past the payload limit, naming its size and the limit.
+            StepDefinitionError: an undo that cannot travel (on Temporal,
+                anything but an activity), named.
+        """
+        return self._run.backend.pack_plan(take(self._run))
+
     async def gather(self, *steps: Awaitable[R]) -> list[R]:
         """Run steps concurrently; on the first failure cancel the rest, await them, re-raise.
 
@@ -275,6 +405,24 @@ class Saga:
     def report(self) -> SagaReport:
         """A snapshot of the run so far (cheap enough to serve a query)."""
         return self._run.report()
+
+    def _check_ended(self) -> None:
+        """The saga function returned: refuse a step it never awaited, or left running."""
+        never = self._close_unstarted()
+        if never:
+            raise SagaStateError(
+                f"the saga function returned without awaiting saga.step({never[0]}) "
+                f"(steps never run: {never}): await every saga.step(...), or pass them "
+                f"to saga.gather"
+            )
+        run = self._run
+        mine = [r for r in run.records if r.sub == self._sub] if self._sub else run.records
+        stray = [r.name for r in mine if r.status is StepStatus.RUNNING]
+        if stray:
+            raise SagaStateError(
+                f"the saga function returned while steps {stray} were still running: "
+                f"await every saga.step(...) (use saga.gather for concurrent steps)"
+            )
 
     def _close_unstarted(self) -> list[str]:
         """Stop the step coroutines never started, quietly; their names.
@@ -299,12 +447,19 @@ class Saga:
 
 
 async def run_saga(
-    saga: Saga, fn: Callable[..., Coroutine[Any, Any, R]], args: tuple[Any, ...]
+    saga: Saga,
+    fn: Callable[..., Coroutine[Any, Any, R]],
+    args: tuple[Any, ...],
+    resume: UndoPlan | Any = None,
 ) -> R:
     """Run a saga function to its end on `saga`'s backend; the heart of every executor.
 
+    `resume`, an `UndoPlan` (or its JSON as a dict), puts its undos at the
+    bottom of the run's stack before `fn` runs (API.md §11).
+
     Raises:
         StepDefinitionError: `fn` is not an `async def` taking the saga first.
+        SagaDefinitionError: `resume` is not a plan, or a malformed one.
         SagaFailed: the saga raised and was unwound; `__cause__` is the error.
         asyncio.CancelledError: the saga was cancelled, and was unwound first.
         BaseException: a `KeyboardInterrupt`, `SystemExit` (any non-`Exception`)
@@ -316,6 +471,8 @@ async def run_saga(
             f"`async def book_trip(saga: Saga, trip): ...`; got {fn!r}"
         )
     run = saga._run
+    if resume is not None:
+        carry(run, check_plan(resume), run.backend.unpack_undo)
     saga.policy.prepare(run)
     # Named when asking for a step's task: asyncio then skips finding the running loop.
     saga._loop = loop = asyncio.get_running_loop()
@@ -335,19 +492,7 @@ async def run_saga(
         if run.deadline is not None:
             await asyncio.sleep(0)  # the deadline's timer is set before the first step starts
         result = await body
-        never = saga._close_unstarted()
-        if never:
-            raise SagaStateError(
-                f"the saga function returned without awaiting saga.step({never[0]}) "
-                f"(steps never run: {never}): await every saga.step(...), or pass them "
-                f"to saga.gather"
-            )
-        stray = [r.name for r in run.records if r.status is StepStatus.RUNNING]
-        if stray:
-            raise SagaStateError(
-                f"the saga function returned while steps {stray} were still running: "
-                f"await every saga.step(...) (use saga.gather for concurrent steps)"
-            )
+        saga._check_ended()
     except GeneratorExit:
         raise  # closed by the garbage collector (a worker shut down): touch nothing
     except BaseException as error:
@@ -357,6 +502,9 @@ async def run_saga(
             body.close()  # cancelled before it started
         # A fresh error (never raised: no traceback holds this frame) when the deadline passed.
         deadline = deadline_exceeded(run) if by_deadline(run) else None
+        # A sub-saga's failure left uncaught: the saga fails with what failed there.
+        while getattr(error, "_sub_of", None) is run and error.__cause__ is not None:
+            error = error.__cause__
         saga._close_unstarted()
         run.state = State.UNWINDING
         if run.settled is not None:
@@ -387,21 +535,33 @@ async def run_saga(
     return result
 
 
-def failure_message(run: Run) -> str:
-    """The one-line summary of a failed saga, once it is unwound."""
-    failed = next((r for r in run.records if r.status is StepStatus.FAILED), None)
+def failure_message(
+    run: Run,
+    records: list[Record] | None = None,
+    error: ErrorInfo | None = None,
+    what: str = "",
+) -> str:
+    """The one-line summary of a failed saga (or of `what`, a sub-saga of it), once unwound."""
+    records = run.records if records is None else records
+    error = run.error if error is None else error
+    # The step whose error failed the saga: the last that failed so (an earlier one's
+    # failure may have been caught, by the saga or around a sub-saga).
+    failed = next(
+        (r for r in reversed(records) if r.status is StepStatus.FAILED and r.error == error), None
+    )
     where = f"at step {failed.seq} {failed.name!r}" if failed else "in the saga body"
-    error = run.error
-    what = f"{error.type}: {error.message}" if error is not None else "?"
+    why = f"{error.type}: {error.message}" if error is not None else "?"
     if run.committed:
         assert run.pivot is not None
         return (
-            f"saga {run.saga_id} failed {where} ({what}) after its pivot "
+            f"saga {run.saga_id} failed {where} ({why}) after its pivot "
             f"{run.pivot.name!r} committed it; no undo ran"
         )
-    undos = [r.undo_status for r in run.records if r.undo is not None]
+    undos = [r.undo_status for r in records if r.undo is not None]
     ok = undos.count(UndoStatus.COMPENSATED)
     total = len(undos) - undos.count(UndoStatus.NOT_NEEDED)
     by_hand = undos.count(UndoStatus.DONE_BY_HAND)
     also = f", {by_hand} done by hand" if by_hand else ""
-    return f"saga {run.saga_id} failed {where} ({what}); {ok} of {total} undo(s) succeeded{also}"
+    return (
+        f"{what}saga {run.saga_id} failed {where} ({why}); {ok} of {total} undo(s) succeeded{also}"
+    )

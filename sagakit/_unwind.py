@@ -78,9 +78,14 @@ class UndoFailurePolicy:
         """
 
 
-async def unwind(run: Run, policy: UndoFailurePolicy) -> CompensationError | None:
-    """Compensate `run` in a task of its own, and wait for it through any further cancel."""
-    task = asyncio.get_running_loop().create_task(Unwind(run, policy).run_all())
+async def unwind(
+    run: Run, policy: UndoFailurePolicy, records: list[Record] | None = None
+) -> CompensationError | None:
+    """Compensate `run`, or only `records` (a failed sub-saga's), through any further cancel.
+
+    The undos run in a task of their own, which this waits for.
+    """
+    task = asyncio.get_running_loop().create_task(Unwind(run, policy, records).run_all())
     # Waiting on the task, rather than `asyncio.shield`ing it, leaves the
     # compensation untouched by a cancel of this task, and logs no "exception
     # in shielded future" when it ends (temporalio sdk-python #1600).
@@ -96,9 +101,13 @@ async def unwind(run: Run, policy: UndoFailurePolicy) -> CompensationError | Non
 class Unwind:
     """One run's unwind; what a policy is handed to run an undo again."""
 
-    def __init__(self, run: Run, policy: UndoFailurePolicy) -> None:
+    def __init__(
+        self, run: Run, policy: UndoFailurePolicy, records: list[Record] | None = None
+    ) -> None:
         self.run = run
         """The run being unwound."""
+        self.records = run.records if records is None else records
+        """The steps this unwind undoes: the run's, or a failed sub-saga's."""
         self._policy = policy
         self._started = 0  # undos started so far: each one's `order`
 
@@ -109,8 +118,9 @@ class Unwind:
         # Undo what was registered, last registered first (or all at once); nothing
         # once the pivot has succeeded: the saga is committed.
         todo: list[Record] = []
-        for r in reversed(run.records):
-            if r.undo is None or run.committed:
+        for r in reversed(self.records):
+            # Not pending: undone already, by the unwind of a sub-saga that failed.
+            if r.undo_status is not UndoStatus.PENDING or run.committed:
                 continue
             if r.call.attempts == 0:  # the backend never started the do: nothing to undo
                 r.undo_status = UndoStatus.NOT_NEEDED
@@ -128,7 +138,8 @@ class Unwind:
                 e = await self.undo(r)
                 if e is not None:
                     errors.append(e)
-        run.unwound = True
+        if self.records is run.records:
+            run.unwound = True
         errors = await self._policy.settle(self, errors)
         for r in todo:  # held, and neither resolved nor given back by the policy: failed
             if r.undo_status is UndoStatus.PARKED:
@@ -143,7 +154,7 @@ class Unwind:
         me = asyncio.current_task()
         stopping: list[asyncio.Future[None]] = []
         cancelled: set[asyncio.Task[Any]] = set()
-        for r in self.run.records:
+        for r in self.records:
             if r.status is StepStatus.RUNNING and r.task is not None and r.task is not me:
                 r.stopped = asyncio.get_running_loop().create_future()
                 stopping.append(r.stopped)
@@ -170,7 +181,9 @@ class Unwind:
         args = r.call.args
         if opts.pass_result:  # the do's result, or None: it failed, or its outcome is unknown
             args = (*args, r.result if r.status is StepStatus.SUCCEEDED else None)
-        context = StepContext(run.saga_id, r.seq, r.name, Phase.UNDO, OUTCOME[r.status])
+        context = StepContext(
+            run.saga_id, r.seq, r.name, Phase.UNDO, OUTCOME[r.status], r.call.context.key
+        )
         policy = opts.undo_retry_policy or bounded_for_undo(opts.retry_policy, opts)
         call = r.undo_call = StepCall(r.undo, args, opts, policy, context)
         token = _current.set(context)

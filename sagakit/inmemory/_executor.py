@@ -15,6 +15,7 @@ from sagakit._context import Phase, StepContext
 from sagakit._exceptions import SagaStateError
 from sagakit._options import RetryPolicy, SagaOptions
 from sagakit._parking import parking, parking_or_refuse
+from sagakit._plan import UndoPlan
 from sagakit._report import ParkedUndo, SagaReport
 from sagakit._saga import Saga, run_saga
 from sagakit.inmemory._backend import InMemoryBackend
@@ -167,6 +168,7 @@ class InMemoryExecutor:
         saga_fn: Callable[..., Coroutine[Any, Any, R]],
         *args: Any,
         saga_id: str | None = None,
+        resume: UndoPlan | None = None,
     ) -> R:
         """Run `saga_fn(saga, *args)` to its end and return its result.
 
@@ -174,6 +176,9 @@ class InMemoryExecutor:
             saga_fn: an `async def` taking the `Saga` first.
             *args: the saga function's own args.
             saga_id: name of this run (default: unique per run); keys derive from it.
+            resume: an `UndoPlan` from `saga.undo_plan()` of an earlier run: its
+                undos sit below this run's steps and run last if it unwinds,
+                each with the idempotency key it had.
 
         Raises:
             SagaFailed: the saga raised and was unwound; `__cause__` is the error.
@@ -185,7 +190,7 @@ class InMemoryExecutor:
         self._sagas.append(saga)
         self._live[sid] = saga
         try:
-            return await run_saga(saga, saga_fn, args)
+            return await run_saga(saga, saga_fn, args, resume)
         finally:
             if self._live.get(sid) is saga:
                 del self._live[sid]

@@ -18,6 +18,7 @@ from sagakit._checks import PAYLOAD_LIMIT
 from sagakit._exceptions import SagaDefinitionError, SagaFailed, SagaStateError
 from sagakit._options import SagaOptions
 from sagakit._parking import parking_or_refuse
+from sagakit._plan import UndoPlan
 from sagakit._report import SagaReport
 from sagakit._saga import Saga, failure_message, run_saga
 from sagakit.temporal._backend import Interrupted, TemporalBackend, check_deadline, next_index
@@ -99,8 +100,19 @@ class TemporalExecutor:
         """The saga-wide options of every run."""
         return self._options
 
-    async def run(self, saga_fn: Callable[..., Coroutine[Any, Any, R]], /, *args: Any) -> R:
+    async def run(
+        self,
+        saga_fn: Callable[..., Coroutine[Any, Any, R]],
+        /,
+        *args: Any,
+        resume: UndoPlan | None = None,
+    ) -> R:
         """Run `saga_fn(saga, *args)` in the current workflow and return its result.
+
+        `resume`: an `UndoPlan` from `saga.undo_plan()` of an earlier run (passed
+        through `workflow.continue_as_new`); its undos sit below this run's steps
+        and run last if it unwinds, each with the idempotency key it had. A
+        malformed one fails the run before any step, like a bad saga function.
 
         Raises:
             temporalio.exceptions.ApplicationError: type `SagaFailed`, the saga
@@ -175,7 +187,7 @@ class TemporalExecutor:
 
         workflow.set_update_handler(RESOLVE_UPDATE, resolve, validator=validate)
         try:
-            return await run_saga(saga, saga_fn, args)
+            return await run_saga(saga, saga_fn, args, resume)
         except SagaDefinitionError as e:
             # Raised before the saga started (a saga function that cannot take the
             # Saga): nothing to unwind, and retrying the workflow task cannot help.

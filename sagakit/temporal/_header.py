@@ -7,7 +7,8 @@ workflow interceptor puts the step in a header (`encode_step`) of every
 activity and child workflow scheduled while a step is current, and the
 activity (or child) reads it back (`decode_step`). The header is a JSON array
 `[seq, name, phase, outcome]` plus, when the saga is not the run's first, its
-`n`, or, from another run (a child workflow run as a step), its whole saga id.
+`n`, or, from another run (a child workflow run as a step), its whole saga id;
+then, for a step carried from another run (an undo plan), its idempotency key.
 
 `step_from_id` reads the step off an activity id (`sagakit._context._activity_id`)
 only when there is no header: for the workflows started by earlier builds,
@@ -88,6 +89,8 @@ def encode_step(ctx: StepContext, base: str) -> Payload:
             tail = f",{int(rest)}"
         else:
             tail = f",{_quote(ctx.saga_id)}"
+    if ctx.key:
+        tail = f"{tail or ',1'},{_quote(ctx.key)}"
     body = (
         f'[{ctx.seq},{_quote(ctx.name)},"{ctx.phase.value[0]}","{ctx.do_outcome.value[0]}"{tail}]'
     )
@@ -112,6 +115,7 @@ def decode_step(payload: Payload, base: str) -> StepContext | None:
             saga_id = base if saga == 1 else f"{base}/{saga}"
         else:
             return None
-        return StepContext(saga_id, int(seq), str(name), _PHASES[phase], _OUTCOMES[outcome])
+        key = str(body[5]) if len(body) > 5 else ""
+        return StepContext(saga_id, int(seq), str(name), _PHASES[phase], _OUTCOMES[outcome], key)
     except (ValueError, TypeError, KeyError, IndexError):
         return None

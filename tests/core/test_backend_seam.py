@@ -188,8 +188,8 @@ class TestWhatTheBackendReads:
 
         await run_saga(Saga(backend, SagaOptions()), saga, ())
         assert [tuple(s.context) for s in backend.seen] == [
-            ("trip-9", 1, "ok", Phase.DO, DoOutcome.PENDING),
-            ("trip-9", 2, "second", Phase.DO, DoOutcome.PENDING),
+            ("trip-9", 1, "ok", Phase.DO, DoOutcome.PENDING, ""),
+            ("trip-9", 2, "second", Phase.DO, DoOutcome.PENDING, ""),
         ]
         assert [s.context.idempotency_key for s in backend.seen] == ["trip-9#1", "trip-9#2"]
 
