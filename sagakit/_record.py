@@ -163,6 +163,8 @@ class Run:
         """The saga was cancelled (before or during its unwind)."""
         self.unwound = False
         """The unwind pass has run every undo once."""
+        self.undos_started = 0
+        """Undos started so far (by the saga's unwind or a sub-saga's): each one's `order`."""
         self.pivot: Record | None = None
         deadline = options.deadline
         self.deadline = None if deadline is None else self.started + deadline.total_seconds()
@@ -182,6 +184,8 @@ class Run:
         self.cancels_before = 0
         """The saga function's task's pending cancels when the saga started
         (`Task.cancelling()`): the deadline's own cancel comes on top."""
+        self.sub_unwinds = 0
+        """Failed sub-sagas being unwound now (while the saga function runs)."""
         self.subs: dict[str, int] | None = None
         """How many sub-sagas of each path began (made at the first): names repeat."""
 
@@ -206,6 +210,9 @@ class Run:
     def status(self) -> SagaStatus:
         """Where the run stands now (cheaper than `report().status`)."""
         if self.state is State.OPEN:
+            # A failed sub-saga whose undo parked waits for operators, as a saga would.
+            if self.sub_unwinds and any(r.undo_status is UndoStatus.PARKED for r in self.records):
+                return SagaStatus.PARKED
             return SagaStatus.RUNNING
         if self.error is None:
             return SagaStatus.SUCCEEDED

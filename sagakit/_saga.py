@@ -352,7 +352,11 @@ class Saga:
         inside = path + "/"
         records = [r for r in run.records if r.sub == path or (r.sub or "").startswith(inside)]
         cancelled = run.cancelled
-        comp_error = await unwind(run, self.policy, records)
+        run.sub_unwinds += 1
+        try:
+            comp_error = await unwind(run, self.policy, records)
+        finally:
+            run.sub_unwinds -= 1
         if run.cancelled and not cancelled:  # a cancel arrived meanwhile: the saga unwinds on
             return asyncio.CancelledError()
         report = SagaReport(

@@ -109,7 +109,6 @@ class Unwind:
         self.records = run.records if records is None else records
         """The steps this unwind undoes: the run's, or a failed sub-saga's."""
         self._policy = policy
-        self._started = 0  # undos started so far: each one's `order`
 
     async def run_all(self) -> CompensationError | None:
         """Stop the steps in flight, run the undos, ask the policy; the undos that failed."""
@@ -172,8 +171,8 @@ class Unwind:
         run = self.run
         backend = run.backend
         if r.undo_order is None:  # a retried undo keeps its place
-            self._started += 1
-            r.undo_order = self._started
+            run.undos_started += 1  # counted per run: a sub-saga's unwind comes first
+            r.undo_order = run.undos_started
         r.undo_status = UndoStatus.RUNNING
         r.undo_started = backend.time()
         r.undo_ended = r.undo_error = None
