@@ -337,14 +337,21 @@ class Saga:
         try:
             result = await body
             child._check_ended()
-        except SagaDefinitionError:
-            raise  # a mistake in the code, not a failure to fall back from: the saga unwinds
-        except Exception as error:
+        except (SagaDefinitionError, GeneratorExit):
+            raise  # a mistake in the code (the saga unwinds), or a worker shut down
+        except BaseException as error:
+            if run.backend.passes_through(error):
+                raise
             child._close_unstarted()
-            raise await child._unwind_sub(error, started) from error
+            failed = await child._unwind_sub(error, started)
+            if isinstance(error, Exception):
+                raise failed from error
+            # Cancelled (by the saga's cancel, its deadline, or a sibling's failure in a
+            # gather): its own steps are undone, and the cancel goes on.
+            raise
         return result
 
-    async def _unwind_sub(self, error: Exception, started: float) -> BaseException:
+    async def _unwind_sub(self, error: BaseException, started: float) -> BaseException:
         """Undo this sub-saga's steps after `error`; what `saga.sub` raises then."""
         run = self._run
         path = self._sub

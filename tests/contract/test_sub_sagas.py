@@ -6,6 +6,9 @@ Steps `b` and `c` are the hotel package (`hotels`), `d` the fallback (`hostel`);
 
 from __future__ import annotations
 
+import contextlib
+from datetime import timedelta
+
 from sagakit import Saga, SagaFailed, StepKind, UndoStatus
 
 from ._runner import Backend, Outcome, options
@@ -63,6 +66,14 @@ async def outer(saga: Saga, plan: Plan) -> str:
 
 async def nested(saga: Saga, plan: Plan) -> None:
     await saga.sub(outer, plan, name="trip")
+    await saga.step(DO["e"], UNDO["e"], plan)
+
+
+async def two_at_once(saga: Saga, plan: Plan) -> None:
+    """The hotels and the hostel at once; if either fails, go on without them."""
+    await saga.step(DO["a"], UNDO["a"], plan)
+    with contextlib.suppress(SagaFailed):
+        await saga.gather(saga.sub(hotels, plan), saga.sub(hostel, plan))
     await saga.step(DO["e"], UNDO["e"], plan)
 
 
@@ -222,6 +233,32 @@ class TestParkingInASubSaga:
 
 
 class TestCancel:
+    async def test_a_sub_saga_cancelled_by_its_siblings_failure_undoes_its_own_steps(
+        self, backend: Backend
+    ) -> None:
+        """In saga.gather, the hotels fail at c while the hostel's d hangs: both undone."""
+        plan = Plan(fail=["c"], hang=["d"], wait_for={"c": "do:d"})
+        outcome = await backend.run(two_at_once, plan, options=options())
+        assert outcome.error is None
+        undone = [x for x in ran(plan) if x.startswith("undo")]
+        assert sorted(undone) == ["undo:b", "undo:c", "undo:d"]
+        assert undone.index("undo:c") < undone.index("undo:b")
+        assert ran(plan)[-1] == "do:e"
+        assert outcome.report.step("do_d").undo.status is UndoStatus.COMPENSATED  # type: ignore[union-attr]
+
+    async def test_a_deadline_that_passes_in_a_sub_saga_undoes_everything_once(
+        self, backend: Backend
+    ) -> None:
+        plan = Plan(hang=["c"])
+        deadline = timedelta(seconds=2)
+        async with backend.start(with_fallback, plan, options=options(deadline=deadline)) as run:
+            assert await until(lambda: "do:c" in ran(plan), seconds=10)
+            await run.pass_time(deadline.total_seconds() + 0.5)
+            outcome = await run.outcome()
+        assert cause_of(outcome) == "SagaDeadlineExceeded"
+        assert [x for x in ran(plan) if x.startswith("undo")] == ["undo:c", "undo:b", "undo:a"]
+        assert "do:d" not in ran(plan)  # no fallback: the saga is out of time
+
     async def test_a_saga_cancelled_in_a_sub_saga_undoes_everything_once(
         self, backend: Backend
     ) -> None:
