@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import weakref
 from enum import Enum
 from typing import Any
@@ -241,6 +242,8 @@ class TemporalBackend(Backend):
         count_status(SagaStatus.RUNNING)
         self.saga: Saga | None = None
         """The saga this backend serves, for what the UI shows of it."""
+        self.sub: str | None = None
+        """In a child workflow run as a sub-saga (`saga.sub`), its name: undos must travel."""
 
     def saga_id(self) -> str:
         """`workflow_id/run_id`, plus `/n` for the n-th saga (n >= 2) of the run."""
@@ -300,6 +303,11 @@ class TemporalBackend(Backend):
         kinds = [self._check_one(do, Phase.DO, options)]
         if undo is not None:
             kinds.append(self._check_one(undo, Phase.UNDO, options))
+            if self.sub is not None and kinds[1] is not _Kind.ACTIVITY:
+                from sagakit.temporal._child import untravelled  # it builds on this module
+
+                step = options.name or _describe(do)
+                raise untravelled(self.sub, step, _describe(undo), kinds[1].value)
         if options.inline and _Kind.INLINE not in kinds:
             told = (
                 f"the undo {_describe(undo)} is {kinds[1].value}"
@@ -464,6 +472,18 @@ class TemporalBackend(Backend):
                 await _stop(start.result())
             raise
         return await _settle(handle)
+
+    def sub_apart(self, fn: Any) -> Any:
+        """A child workflow's `@workflow.run` method runs apart, as a child workflow saga.
+
+        See `sagakit.temporal._child`: its undo plan comes back with its result
+        and joins this saga's stack.
+        """
+        if not is_workflow_run_fn(fn):
+            return None
+        from sagakit.temporal._child import run_child  # it builds on this module
+
+        return functools.partial(run_child, self)
 
     def describe_error(self, exc: BaseException) -> tuple[str, str]:
         """See through `ActivityError` / `ChildWorkflowError` to the error inside."""

@@ -22,6 +22,7 @@ from sagakit._plan import UndoPlan
 from sagakit._report import SagaReport
 from sagakit._saga import Saga, failure_message, run_saga
 from sagakit.temporal._backend import Interrupted, TemporalBackend, check_deadline, next_index
+from sagakit.temporal._child import as_sub_saga
 from sagakit.temporal._failure import SAGA_FAILED_TYPE, STEP_FAILURES, encode
 from sagakit.temporal._operate import REPORT_QUERY, RESOLVE_UPDATE, request_fields
 
@@ -162,6 +163,9 @@ class TemporalExecutor:
             # now; raised out of the workflow task, it would be retried forever.
             saga = backend.saga = Saga(backend, self._options)
             check_deadline(self._options)
+            # In a child workflow run as a sub-saga: refuse undos that cannot travel,
+            # and hand the undo plan back with the result (sagakit.temporal._child).
+            saga_fn = as_sub_saga(backend, saga_fn, args)
         except SagaDefinitionError as e:
             raise temporalio.exceptions.ApplicationError(
                 str(e), type=type(e).__name__, non_retryable=True
