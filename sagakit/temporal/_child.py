@@ -89,7 +89,8 @@ class _SubRun:
 
     def __init__(self, path: str) -> None:
         self.path = path
-        self.plans: list[UndoPlan] = []
+        self.plans: list[tuple[UndoPlan, str]] = []
+        """Each saga's plan, and its JSON."""
 
 
 # Set by the interceptor in the workflow's main task; the executor's task is it, or a
@@ -132,14 +133,16 @@ async def _hand_back(run: Coroutine[Any, Any, Any], sub: _SubRun) -> Any:
     )
     out = Payload()
     out.CopyFrom(payload)
-    out.metadata[PLAN_METADATA] = _merge(sub.plans).model_dump_json(exclude_defaults=True).encode()
+    if len(sub.plans) == 1:
+        packed = sub.plans[0][1]
+    else:  # a child that ran several sagas, each of which succeeded
+        packed = _merge([plan for plan, _ in sub.plans]).model_dump_json(exclude_defaults=True)
+    out.metadata[PLAN_METADATA] = packed.encode()
     return temporalio.common.RawValue(out)
 
 
 def _merge(plans: list[UndoPlan]) -> UndoPlan:
     """One plan of several sagas' (a child that ran more than one saga), in the order they ran."""
-    if len(plans) == 1:
-        return plans[0]
     runs: list[str] = []
     options: list[Any] = []
     undos = []
@@ -183,8 +186,11 @@ def as_sub_saga(
 
     async def sub_saga(saga: Saga, *args: Any) -> Any:
         result = await saga_fn(saga, *args)
-        # In the saga function: a plan that cannot travel fails the saga, which unwinds.
-        sub.plans.append(saga.undo_plan())
+        # Taken and encoded in the saga function: a plan that cannot travel (an undo
+        # that is not an activity, a plan past the payload limit) fails the saga, which
+        # then undoes its own steps.
+        plan = saga.undo_plan()
+        sub.plans.append((plan, plan.model_dump_json(exclude_defaults=True)))
         return result
 
     return sub_saga
@@ -236,10 +242,12 @@ async def run_child(
             has ended.
     """
     run = saga._run
-    path = _path(saga, label)
     named = workflow_type(fn)
     assert named is not None  # sub_apart checked it
     wf_type, result_type = named
+    if label == getattr(fn, "__name__", None):
+        label = wf_type  # not named: "Hotels" tells more than its run method's "run"
+    path = _path(saga, label)
     raw_args = _encode(args, path, backend._payload_limit)
     index = "" if backend._index == 1 else f"{backend._index}/"
     child_id = f"{backend._workflow_id}.{index}sub.{path}"
@@ -273,7 +281,7 @@ async def run_child(
         raise asyncio.CancelledError()
     error = handle.exception()
     if error is not None:
-        raise child.failed(error) from error
+        raise child.failed(error)  # its cause set: the child's original error
     return child.join(handle.result())
 
 
@@ -368,7 +376,9 @@ class _Child:
         if mistake is not None and cause is not None:
             # A mistake in the code (an undo that cannot travel): not a failure to fall
             # back from, so not a SagaFailed; the saga unwinds, as for an inline one.
-            return mistake(f"sub-saga {self.path!r} (child workflow {self.child_id}): {cause}")
+            refused = mistake(f"sub-saga {self.path!r} (child workflow {self.child_id}): {cause}")
+            refused.__cause__ = error
+            return refused
         run_id = getattr(error, "run_id", None)
         report = report_from_failure(
             error, saga_id=f"{self.child_id}/{run_id}" if run_id else self.child_id

@@ -1,0 +1,190 @@
+"""A child workflow's run method given to `saga.sub` runs as a child workflow saga (API.md §10.5).
+
+On the real dev server: its undo plan comes back with its result and joins
+the parent's stack, each undo with the key its do saw in the child; a child
+that failed undid its own steps and the parent falls back; a cancelled parent
+waits for the child to compensate itself before it unwinds; a child run as a
+sub-saga refuses an undo that could not travel before the do runs; and a
+recorded history of all this replays.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import new_id, saga_worker
+from temporalio.client import Client, WorkflowExecutionStatus, WorkflowFailureError, WorkflowHistory
+from temporalio.exceptions import ApplicationError, CancelledError
+from temporalio.worker import Replayer
+from workflows.activities import ALL, JOURNAL, STARTED, Job, events
+from workflows.subsagas import SUB_WORKFLOWS, Hotels, Trip, TripUntravelled, UntravelledChild
+
+from sagakit import SagaReport, SagaStatus, UndoStatus
+from sagakit.temporal import REPORT_QUERY, SagakitPlugin, report_from_failure
+
+pytestmark = pytest.mark.temporal
+
+HISTORIES = Path(__file__).parent / "histories"
+RECORD = os.environ.get("SAGAKIT_RECORD_HISTORIES") == "1"
+
+
+def keys(run: str) -> dict[str, str]:
+    """`phase:name` -> the idempotency key that do or undo saw."""
+    return {f"{e.phase}:{e.name}": e.key for e in JOURNAL[run] if e.event == "ran"}
+
+
+def steps(report: SagaReport) -> list[tuple[Any, ...]]:
+    return [
+        (s.seq, s.name, s.sub, s.carried is not None, s.undo and s.undo.status)
+        for s in report.steps
+    ]
+
+
+class TestChildSucceeded:
+    async def test_its_undos_run_in_the_parents_unwind_with_their_keys(
+        self, client: Client
+    ) -> None:
+        """A child's undos run LIFO in the parent's later unwind, each with its do's key."""
+        job = Job(run=new_id("run"), steps=["b", "c"], fail=["e"])
+        wf_id = new_id()
+        async with saga_worker(client, workflows=SUB_WORKFLOWS, activities=ALL) as w:
+            handle = await client.start_workflow(Trip.run, job, id=wf_id, task_queue=w.task_queue)
+            with pytest.raises(WorkflowFailureError) as failure:
+                await handle.result()
+            report = SagaReport.model_validate(await handle.query(REPORT_QUERY))
+
+        assert events(job.run) == [
+            *["do:a", "do:b", "do:c", "do:e"],
+            *["undo:e", "undo:c", "undo:b", "undo:a"],
+        ]
+        seen = keys(job.run)
+        child = await client.get_workflow_handle(f"{wf_id}.sub.hotels").describe()
+        for n in ("b", "c"):
+            assert seen[f"undo:{n}"] == seen[f"do:{n}"]
+            assert seen[f"do:{n}"].startswith(f"{wf_id}.sub.hotels/{child.run_id}#")
+        assert seen["undo:a"] == seen["do:a"] != seen["do:b"]
+
+        done = UndoStatus.COMPENSATED
+        assert steps(report) == [
+            (1, "do_a", None, False, done),
+            (2, "do_b", "hotels", True, done),
+            (3, "do_c", "hotels", True, done),
+            (4, "do_e", None, False, done),
+        ]
+        assert [report.steps[i].carried for i in (1, 2)] == [seen["do:b"], seen["do:c"]]
+        assert report.status is SagaStatus.COMPENSATED
+        assert "  hotels: do_b" in report.timeline()
+        # The parent failed with e's error; the child's steps are among its undone ones.
+        from_failure = report_from_failure(failure.value)
+        assert from_failure is not None
+        assert [s.name for s in from_failure.steps] == ["do_a", "do_b", "do_c", "do_e"]
+
+    async def test_its_result_comes_back_decoded_by_the_run_methods_type(
+        self, client: Client
+    ) -> None:
+        """The child's result reaches the parent decoded by its type; the plan rides beside."""
+        job = Job(run=new_id("run"), steps=["b", "c"])
+        async with saga_worker(client, workflows=SUB_WORKFLOWS, activities=ALL) as w:
+            out = await client.execute_workflow(Trip.run, job, id=new_id(), task_queue=w.task_queue)
+        assert out == {"result": ["do-a", "do-b", "do-c", "do-e"], "caught": None}
+        assert events(job.run) == ["do:a", "do:b", "do:c", "do:e"]
+
+
+class TestChildFailed:
+    async def test_the_parent_catches_sagafailed_and_falls_back(self, client: Client) -> None:
+        """A child that failed undid its steps; the parent catches SagaFailed and goes on."""
+        job = Job(run=new_id("run"), steps=["b", "c"], fail=["c"])
+        async with saga_worker(client, workflows=SUB_WORKFLOWS, activities=ALL) as w:
+            out = await client.execute_workflow(Trip.run, job, id=new_id(), task_queue=w.task_queue)
+
+        assert events(job.run) == ["do:a", "do:b", "do:c", "undo:c", "undo:b", "do:d", "do:e"]
+        assert out["result"] == ["do-a", "do-d", "do-e"]
+        caught = out["caught"]
+        assert caught["cause"] == "ActivityError"
+        assert caught["cause_message"] == "Boom: do c failed"
+        assert caught["status"] == "compensated"
+        assert caught["steps"] == [
+            [1, "do_b", "hotels", "compensated"],
+            [2, "do_c", "hotels", "compensated"],
+        ]
+        assert caught["message"].startswith("sub-saga 'hotels' of saga ")
+
+
+class TestParentCancelled:
+    async def test_the_child_compensates_itself_before_the_parent_unwinds(
+        self, client: Client
+    ) -> None:
+        """A cancelled parent waits for its cancelled child to compensate, then unwinds."""
+        job = Job(run=new_id("run"), steps=["b", "c"], block=["c"])
+        wf_id = new_id()
+        async with saga_worker(client, workflows=SUB_WORKFLOWS, activities=ALL) as w:
+            handle = await client.start_workflow(Trip.run, job, id=wf_id, task_queue=w.task_queue)
+            await asyncio.wait_for(STARTED[job.run].wait(), 30)
+            await handle.cancel()
+            with pytest.raises(WorkflowFailureError) as failure:
+                await handle.result()
+            child = await client.get_workflow_handle(f"{wf_id}.sub.hotels").describe()
+
+        assert isinstance(failure.value.cause, CancelledError)
+        assert child.status is WorkflowExecutionStatus.CANCELED
+        assert events(job.run, "started") == events(job.run, "cancelled") == ["do:c"]
+        assert events(job.run) == ["do:a", "do:b", "undo:c", "undo:b", "undo:a"]
+
+
+class TestRefusedInASubSaga:
+    async def test_an_undo_that_cannot_travel_is_refused_before_its_do(
+        self, client: Client
+    ) -> None:
+        """A sub-saga child refuses an undo that cannot travel, before its do; alone, not."""
+        job = Job(run=new_id("run"))
+        alone = Job(run=new_id("run"))
+        async with saga_worker(client, workflows=SUB_WORKFLOWS, activities=ALL) as w:
+            with pytest.raises(WorkflowFailureError) as failure:
+                await client.execute_workflow(
+                    TripUntravelled.run, job, id=new_id(), task_queue=w.task_queue
+                )
+            await client.execute_workflow(
+                UntravelledChild.run, alone, id=new_id(), task_queue=w.task_queue
+            )
+
+        assert events(job.run) == ["do:a", "undo:a"]  # do_b never ran
+        assert events(alone.run) == ["do:b"]
+        saga_failed = failure.value.cause
+        assert isinstance(saga_failed, ApplicationError)
+        assert saga_failed.type == "SagaFailed"
+        refused = saga_failed.cause
+        assert isinstance(refused, ApplicationError)
+        assert refused.type == "StepDefinitionError"
+        assert "its undo ChildUndo is a child workflow, which cannot travel" in refused.message
+        assert "sub-saga 'UntravelledChild'" in refused.message
+
+
+def _history_paths(name: str) -> tuple[Path, Path]:
+    return HISTORIES / f"{name}.json", HISTORIES / f"{name}.hotels.json"
+
+
+class TestReplay:
+    async def test_a_recorded_child_sub_saga_history_replays(self, client: Client) -> None:
+        """Recorded parent and child histories of a child sub-saga replay deterministically."""
+        name = "sub_child_fail_late"
+        parent_path, child_path = _history_paths(name)
+        wf_id = f"recorded-{name}"  # the child's id derives from the parent's
+        if RECORD:
+            job = Job(run="recorded", steps=["b", "c"], fail=["e"])
+            async with saga_worker(client, workflows=SUB_WORKFLOWS, activities=ALL) as w:
+                handle = await client.start_workflow(
+                    Trip.run, job, id=wf_id, task_queue=w.task_queue
+                )
+                with pytest.raises(WorkflowFailureError):
+                    await handle.result()
+                parent_path.write_text((await handle.fetch_history()).to_json())
+                child = client.get_workflow_handle(f"{wf_id}.sub.hotels")
+                child_path.write_text((await child.fetch_history()).to_json())
+        replayer = Replayer(workflows=[Trip, Hotels], plugins=[SagakitPlugin()])
+        for path, history_id in ((parent_path, wf_id), (child_path, f"{wf_id}.sub.hotels")):
+            history = WorkflowHistory.from_json(history_id, path.read_text())
+            await replayer.replay_workflow(history)

@@ -1,0 +1,86 @@
+"""Child workflows run as sub-sagas (`saga.sub(Child.run, ...)`), for test_child_sub_saga.py.
+
+The parent's steps are a (before) and e (after); the child's are `job.steps`;
+d is the parent's fallback when the child's saga failed.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from temporalio import workflow
+
+with workflow.unsafe.imports_passed_through():
+    from sagakit import Saga, SagaFailed
+    from sagakit.temporal import TemporalExecutor
+    from workflows.activities import DO, UNDO, Job
+    from workflows.sagas import ChildUndo, options, steps
+
+
+@workflow.defn
+class Hotels:
+    """The child: `job.steps` as activities, a saga of its own."""
+
+    @workflow.run
+    async def run(self, job: Job) -> list[str]:
+        return await TemporalExecutor(options=options(job)).run(steps, job)
+
+
+async def trip(saga: Saga, job: Job) -> dict[str, Any]:
+    """a, then the child as sub-saga "hotels" (or the fallback d if it failed), then e."""
+    a = await saga.step(DO["a"], UNDO["a"], job)
+    caught: dict[str, Any] | None = None
+    try:
+        hotels = await saga.sub(Hotels.run, job, name="hotels")
+    except SagaFailed as e:  # the child undid its own steps already
+        cause = e.__cause__
+        caught = {
+            "message": str(e),
+            "cause": type(cause).__name__,
+            "cause_message": str(cause.cause) if hasattr(cause, "cause") else str(cause),
+            "status": e.report.status.value,
+            "steps": [
+                [s.seq, s.name, s.sub, s.undo and s.undo.status.value] for s in e.report.steps
+            ],
+        }
+        hotels = [await saga.step(DO["d"], UNDO["d"], job)]
+    e_ = await saga.step(DO["e"], UNDO["e"], job)
+    return {"result": [a, *hotels, e_], "caught": caught}
+
+
+@workflow.defn
+class Trip:
+    """The parent: its saga runs `Hotels` as a sub-saga between two steps of its own."""
+
+    @workflow.run
+    async def run(self, job: Job) -> dict[str, Any]:
+        return await TemporalExecutor(options=options(job)).run(trip, job)
+
+
+async def travel_undo_refused(saga: Saga, job: Job) -> str:
+    """A step whose undo is a child workflow: fine in a saga, refused in a sub-saga."""
+    timeout = timedelta(seconds=10)
+    return await saga.step(DO["b"], ChildUndo, job, start_to_close_timeout=timeout)
+
+
+@workflow.defn
+class UntravelledChild:
+    @workflow.run
+    async def run(self, job: Job) -> str:
+        return await TemporalExecutor(options=options(job)).run(travel_undo_refused, job)
+
+
+async def trip_untravelled(saga: Saga, job: Job) -> str:
+    await saga.step(DO["a"], UNDO["a"], job)
+    return await saga.sub(UntravelledChild.run, job)
+
+
+@workflow.defn
+class TripUntravelled:
+    @workflow.run
+    async def run(self, job: Job) -> str:
+        return await TemporalExecutor(options=options(job)).run(trip_untravelled, job)
+
+
+SUB_WORKFLOWS = [Hotels, Trip, UntravelledChild, TripUntravelled, ChildUndo]
