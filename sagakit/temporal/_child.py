@@ -47,8 +47,9 @@ from sagakit._exceptions import (
     SagaFailed,
     StepDefinitionError,
 )
+from sagakit._options import StepOptions
 from sagakit._plan import _STATUS, UndoPlan
-from sagakit._record import Record, Run
+from sagakit._record import OUTCOME, Record, Run
 from sagakit._report import SagaReport, SagaStatus, to_datetime
 from sagakit._saga import Saga
 from sagakit._tasks import ended
@@ -373,22 +374,49 @@ class _Child:
         cause = failure.__cause__
         kind = cause.type if isinstance(cause, temporalio.exceptions.ApplicationError) else None
         mistake = _DEFINITION_ERRORS.get(kind or "")
+        run_id = getattr(error, "run_id", None)
+        try:
+            report = report_from_failure(
+                error, saga_id=f"{self.child_id}/{run_id}" if run_id else self.child_id
+            )
+        except ValueError:  # a report this sagakit cannot read: the child's steps go unnamed
+            report = None
+        report = self._named(report)
+        self._keep(report)
         if mistake is not None and cause is not None:
             # A mistake in the code (an undo that cannot travel): not a failure to fall
             # back from, so not a SagaFailed; the saga unwinds, as for an inline one.
             refused = mistake(f"sub-saga {self.path!r} (child workflow {self.child_id}): {cause}")
             refused.__cause__ = error
             return refused
-        run_id = getattr(error, "run_id", None)
-        report = report_from_failure(
-            error, saga_id=f"{self.child_id}/{run_id}" if run_id else self.child_id
-        )
         message = f"sub-saga {self.path!r} of saga {self.run.saga_id} (child workflow "
         message += f"{self.child_id}): {failure.message}"
-        failed = SagaFailed(message, self._named(report), None)
+        failed = SagaFailed(message, report, None)
         failed.__cause__ = cause
         failed._sub_of = self.run  # type: ignore[attr-defined]  # uncaught, the saga fails with its cause
         return failed
+
+    def _keep(self, report: SagaReport) -> None:
+        """Show the failed child's steps in the run's report, as an inline sub-saga's stay.
+
+        Undone by the child, they are not pending: no unwind of the run touches them.
+        Each carries the key its do saw in the child.
+        """
+        run = self.run
+        for s in report.steps:
+            seq = len(run.records) + 1
+            key = f"{report.saga_id}#{s.seq}"
+            context = StepContext(run.saga_id, seq, s.name, Phase.DO, OUTCOME[s.status], key)
+            undo = None if s.undo is None else s.undo.name
+            do: Any = s.name  # by name: it ran in the child, and runs nowhere here
+            call = StepCall(do, (), StepOptions(kind=s.kind), None, context)
+            call.attempts = s.attempts
+            record = Record(call, undo, None, None, s.sub)
+            record.status, record.error = s.status, s.error
+            if s.undo is not None:
+                record.undo_status, record.undo_error = s.undo.status, s.undo.error
+                record.resolutions = tuple(s.undo.resolutions)
+            run.records.append(record)
 
     def _named(self, report: SagaReport | None) -> SagaReport:
         """The child's report (empty if it kept none), its steps named by the sub-saga."""

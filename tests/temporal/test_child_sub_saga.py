@@ -99,7 +99,11 @@ class TestChildFailed:
         """A child that failed undid its steps; the parent catches SagaFailed and goes on."""
         job = Job(run=new_id("run"), steps=["b", "c"], fail=["c"])
         async with saga_worker(client, workflows=SUB_WORKFLOWS, activities=ALL) as w:
-            out = await client.execute_workflow(Trip.run, job, id=new_id(), task_queue=w.task_queue)
+            handle = await client.start_workflow(
+                Trip.run, job, id=new_id(), task_queue=w.task_queue
+            )
+            out = await handle.result()
+            report = SagaReport.model_validate(await handle.query(REPORT_QUERY))
 
         assert events(job.run) == ["do:a", "do:b", "do:c", "undo:c", "undo:b", "do:d", "do:e"]
         assert out["result"] == ["do-a", "do-d", "do-e"]
@@ -112,6 +116,18 @@ class TestChildFailed:
             [2, "do_c", "hotels", "compensated"],
         ]
         assert caught["message"].startswith("sub-saga 'hotels' of saga ")
+        # The parent's report keeps them, undone, as it keeps an inline sub-saga's.
+        done, pending = UndoStatus.COMPENSATED, UndoStatus.PENDING
+        assert steps(report) == [
+            (1, "do_a", None, False, pending),
+            (2, "do_b", "hotels", True, done),
+            (3, "do_c", "hotels", True, done),
+            (4, "do_d", None, False, pending),
+            (5, "do_e", None, False, pending),
+        ]
+        seen = keys(job.run)
+        assert [report.steps[i].carried for i in (1, 2)] == [seen["do:b"], seen["do:c"]]
+        assert report.status is SagaStatus.SUCCEEDED
 
 
 class TestParentCancelled:
