@@ -21,7 +21,16 @@ from temporalio.client import Client, WorkflowExecutionStatus, WorkflowFailureEr
 from temporalio.exceptions import ApplicationError, CancelledError
 from temporalio.worker import Replayer
 from workflows.activities import ALL, JOURNAL, STARTED, Job, events
-from workflows.subsagas import SUB_WORKFLOWS, Hotels, Trip, TripUntravelled, UntravelledChild
+from workflows.subsagas import (
+    SUB_WORKFLOWS,
+    Hotels,
+    Trip,
+    TripBrokenChild,
+    TripNoSaga,
+    TripTwoSagas,
+    TripUntravelled,
+    UntravelledChild,
+)
 
 from sagakit import SagaReport, SagaStatus, UndoStatus
 from sagakit.temporal import REPORT_QUERY, SagakitPlugin, report_from_failure
@@ -177,6 +186,57 @@ class TestRefusedInASubSaga:
         assert refused.type == "StepDefinitionError"
         assert "its undo ChildUndo is a child workflow, which cannot travel" in refused.message
         assert "sub-saga 'UntravelledChild'" in refused.message
+
+
+class TestWhatComesBack:
+    async def test_a_child_of_two_sagas_hands_back_both_plans(self, client: Client) -> None:
+        """A child that ran two sagas hands back both plans: the second's undone first."""
+        job = Job(run=new_id("run"), steps=["b", "c"], fail=["e"])
+        async with saga_worker(client, workflows=SUB_WORKFLOWS, activities=ALL) as w:
+            with pytest.raises(WorkflowFailureError):
+                await client.execute_workflow(
+                    TripTwoSagas.run, job, id=new_id(), task_queue=w.task_queue
+                )
+
+        ran = [(e.phase, e.name, e.key) for e in JOURNAL[job.run] if e.event == "ran"]
+        child = [(p, n, k) for p, n, k in ran if n in ("b", "c")]
+        dos = [k for p, _, k in child if p == "do"]
+        assert [k for p, _, k in child if p == "undo"] == dos[::-1]
+        assert "/2#" in dos[2]  # the child's second saga: its own keys
+        assert [f"{p}:{n}" for p, n, _ in ran] == [
+            *["do:a", "do:b", "do:c", "do:b", "do:c", "do:e"],
+            *["undo:e", "undo:c", "undo:b", "undo:c", "undo:b", "undo:a"],
+        ]
+
+    async def test_a_child_that_ran_no_saga_is_refused(self, client: Client) -> None:
+        """A child that ran no saga hands back no plan: StepDefinitionError; the saga unwinds."""
+        job = Job(run=new_id("run"))
+        async with saga_worker(client, workflows=SUB_WORKFLOWS, activities=ALL) as w:
+            with pytest.raises(WorkflowFailureError) as failure:
+                await client.execute_workflow(
+                    TripNoSaga.run, job, id=new_id(), task_queue=w.task_queue
+                )
+
+        assert events(job.run) == ["do:a", "undo:a"]
+        refused = failure.value.cause.cause if failure.value.cause else None
+        assert isinstance(refused, ApplicationError)
+        assert refused.type == "StepDefinitionError"
+        assert "ended without an undo plan: it ran no saga with TemporalExecutor" in str(refused)
+
+    async def test_a_child_that_failed_not_as_a_saga_is_no_sagafailed(self, client: Client) -> None:
+        """A child that failed but not as a saga raises its ChildWorkflowError; the saga unwinds."""
+        job = Job(run=new_id("run"))
+        async with saga_worker(client, workflows=SUB_WORKFLOWS, activities=ALL) as w:
+            with pytest.raises(WorkflowFailureError) as failure:
+                await client.execute_workflow(
+                    TripBrokenChild.run, job, id=new_id(), task_queue=w.task_queue
+                )
+
+        assert events(job.run) == ["do:a", "undo:a"]
+        report = report_from_failure(failure.value)
+        assert report is not None
+        assert report.error is not None
+        assert (report.error.type, report.error.message) == ("Broken", "broken before any saga")
 
 
 def _history_paths(name: str) -> tuple[Path, Path]:

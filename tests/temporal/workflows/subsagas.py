@@ -10,12 +10,13 @@ from datetime import timedelta
 from typing import Any
 
 from temporalio import workflow
+from temporalio.exceptions import ApplicationError
 
 with workflow.unsafe.imports_passed_through():
     from sagakit import Saga, SagaFailed
     from sagakit.temporal import TemporalExecutor
     from workflows.activities import DO, UNDO, Job
-    from workflows.sagas import ChildUndo, options, steps
+    from workflows.sagas import ChildUndo, TwoSagasWorkflow, options, steps
 
 
 @workflow.defn
@@ -71,16 +72,67 @@ class UntravelledChild:
         return await TemporalExecutor(options=options(job)).run(travel_undo_refused, job)
 
 
-async def trip_untravelled(saga: Saga, job: Job) -> str:
-    await saga.step(DO["a"], UNDO["a"], job)
-    return await saga.sub(UntravelledChild.run, job)
+@workflow.defn
+class NoSaga:
+    """A child that runs no saga: it has no plan to hand back."""
+
+    @workflow.run
+    async def run(self, job: Job) -> str:
+        return "nothing"
+
+
+def around(child: Any) -> Any:
+    """A saga of a, the child `child` as a sub-saga (not caught), then e."""
+
+    async def saga_fn(saga: Saga, job: Job) -> list[Any]:
+        a = await saga.step(DO["a"], UNDO["a"], job)
+        got = await saga.sub(child, job)
+        e = await saga.step(DO["e"], UNDO["e"], job)
+        return [a, got, e]
+
+    return saga_fn
 
 
 @workflow.defn
 class TripUntravelled:
     @workflow.run
+    async def run(self, job: Job) -> list[Any]:
+        return await TemporalExecutor(options=options(job)).run(around(UntravelledChild.run), job)
+
+
+@workflow.defn
+class TripTwoSagas:
+    """The child runs two sagas, one after the other: both plans come back."""
+
+    @workflow.run
+    async def run(self, job: Job) -> list[Any]:
+        return await TemporalExecutor(options=options(job)).run(around(TwoSagasWorkflow.run), job)
+
+
+@workflow.defn
+class TripNoSaga:
+    @workflow.run
+    async def run(self, job: Job) -> list[Any]:
+        return await TemporalExecutor(options=options(job)).run(around(NoSaga.run), job)
+
+
+@workflow.defn
+class Broken:
+    """A child that fails, but not as a saga's failure: nothing says what it undid."""
+
+    @workflow.run
     async def run(self, job: Job) -> str:
-        return await TemporalExecutor(options=options(job)).run(trip_untravelled, job)
+        raise ApplicationError("broken before any saga", type="Broken", non_retryable=True)
 
 
-SUB_WORKFLOWS = [Hotels, Trip, UntravelledChild, TripUntravelled, ChildUndo]
+@workflow.defn
+class TripBrokenChild:
+    @workflow.run
+    async def run(self, job: Job) -> list[Any]:
+        return await TemporalExecutor(options=options(job)).run(around(Broken.run), job)
+
+
+SUB_WORKFLOWS = [
+    *[Hotels, Trip, UntravelledChild, TripUntravelled, ChildUndo, NoSaga, Broken],
+    *[TwoSagasWorkflow, TripTwoSagas, TripNoSaga, TripBrokenChild],
+]
