@@ -86,12 +86,14 @@ _DEFINITION_ERRORS: Final[dict[str, type[SagaDefinitionError]]] = {
 class _SubRun:
     """A child run as a sub-saga: the plans its sagas hand back, in the order they ended."""
 
-    __slots__ = ("path", "plans")
+    __slots__ = ("path", "plans", "sagas")
 
     def __init__(self, path: str) -> None:
         self.path = path
+        self.sagas = 0
+        """How many sagas the child started (one that failed, unwound, hands back no plan)."""
         self.plans: list[tuple[UndoPlan, str]] = []
-        """Each saga's plan, and its JSON."""
+        """The plan of each saga that succeeded, and its JSON."""
 
 
 # Set by the interceptor in the workflow's main task; the executor's task is it, or a
@@ -124,7 +126,7 @@ def enveloped(run: Coroutine[Any, Any, Any]) -> Coroutine[Any, Any, Any]:
 
 async def _hand_back(run: Coroutine[Any, Any, Any], sub: _SubRun) -> Any:
     result = await run
-    if not sub.plans:
+    if not sub.sagas:
         return result  # it ran no saga: the parent refuses that, by the missing plan
     converter = workflow.payload_converter()
     payload = (
@@ -136,14 +138,14 @@ async def _hand_back(run: Coroutine[Any, Any, Any], sub: _SubRun) -> Any:
     out.CopyFrom(payload)
     if len(sub.plans) == 1:
         packed = sub.plans[0][1]
-    else:  # a child that ran several sagas, each of which succeeded
+    else:  # a child that ran several sagas (or one that failed, and was caught)
         packed = _merge([plan for plan, _ in sub.plans]).model_dump_json(exclude_defaults=True)
     out.metadata[PLAN_METADATA] = packed.encode()
     return temporalio.common.RawValue(out)
 
 
 def _merge(plans: list[UndoPlan]) -> UndoPlan:
-    """One plan of several sagas' (a child that ran more than one saga), in the order they ran."""
+    """One plan of several sagas' (a child that ran more than one), in the order they ran."""
     runs: list[str] = []
     options: list[Any] = []
     undos = []
@@ -182,6 +184,7 @@ def as_sub_saga(
             f"plugins=[SagakitPlugin()] to the worker (or to its client)"
         )
     backend.sub = path
+    sub.sagas += 1
     if not is_async_callable(saga_fn) or not _binds(saga_fn, args):
         return saga_fn  # run_saga refuses it as it is, naming why
 

@@ -26,6 +26,7 @@ from workflows.subsagas import (
     Hotels,
     Trip,
     TripBrokenChild,
+    TripNested,
     TripNoSaga,
     TripTwoSagas,
     TripUntravelled,
@@ -206,6 +207,30 @@ class TestWhatComesBack:
         assert [f"{p}:{n}" for p, n, _ in ran] == [
             *["do:a", "do:b", "do:c", "do:b", "do:c", "do:e"],
             *["undo:e", "undo:c", "undo:b", "undo:c", "undo:b", "undo:a"],
+        ]
+
+    async def test_child_sub_sagas_nest(self, client: Client) -> None:
+        """A grandchild's plan joins its parent's, which joins the saga's: named, keys kept."""
+        job = Job(run=new_id("run"), fail=["e"])
+        wf_id = new_id()
+        async with saga_worker(client, workflows=SUB_WORKFLOWS, activities=ALL) as w:
+            handle = await client.start_workflow(
+                TripNested.run, job, id=wf_id, task_queue=w.task_queue
+            )
+            with pytest.raises(WorkflowFailureError):
+                await handle.result()
+            report = SagaReport.model_validate(await handle.query(REPORT_QUERY))
+
+        assert events(job.run) == [
+            *["do:a", "do:b", "do:c", "do:e"],
+            *["undo:e", "undo:c", "undo:b", "undo:a"],
+        ]
+        seen = keys(job.run)
+        assert seen["undo:c"] == seen["do:c"]
+        assert seen["do:c"].startswith(f"{wf_id}.sub.HotelsWithRooms.sub.Rooms/")
+        assert [(s.name, s.sub, s.carried) for s in report.steps[1:3]] == [
+            ("do_b", "HotelsWithRooms", seen["do:b"]),
+            ("do_c", "HotelsWithRooms/Rooms", seen["do:c"]),
         ]
 
     async def test_a_child_that_ran_no_saga_is_refused(self, client: Client) -> None:

@@ -93,6 +93,40 @@ def around(child: Any) -> Any:
     return saga_fn
 
 
+async def only_c(saga: Saga, job: Job) -> str:
+    return await saga.step(DO["c"], UNDO["c"], job)
+
+
+@workflow.defn
+class Rooms:
+    """A grandchild: step c."""
+
+    @workflow.run
+    async def run(self, job: Job) -> str:
+        return await TemporalExecutor(options=options(job)).run(only_c, job)
+
+
+async def b_then_rooms(saga: Saga, job: Job) -> list[str]:
+    b = await saga.step(DO["b"], UNDO["b"], job)
+    return [b, await saga.sub(Rooms.run, job)]
+
+
+@workflow.defn
+class HotelsWithRooms:
+    """A child whose saga runs step b, then `Rooms` as a sub-saga of its own."""
+
+    @workflow.run
+    async def run(self, job: Job) -> list[str]:
+        return await TemporalExecutor(options=options(job)).run(b_then_rooms, job)
+
+
+@workflow.defn
+class TripNested:
+    @workflow.run
+    async def run(self, job: Job) -> list[Any]:
+        return await TemporalExecutor(options=options(job)).run(around(HotelsWithRooms.run), job)
+
+
 @workflow.defn
 class TripUntravelled:
     @workflow.run
@@ -135,4 +169,5 @@ class TripBrokenChild:
 SUB_WORKFLOWS = [
     *[Hotels, Trip, UntravelledChild, TripUntravelled, ChildUndo, NoSaga, Broken],
     *[TwoSagasWorkflow, TripTwoSagas, TripNoSaga, TripBrokenChild],
+    *[Rooms, HotelsWithRooms, TripNested],
 ]
