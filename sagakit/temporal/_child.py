@@ -216,7 +216,8 @@ def untravelled(path: str, step: str, undo: str, kind: str) -> StepDefinitionErr
         f"step {step!r}: its undo {undo} is {kind}, which cannot travel: this workflow runs "
         f"as sub-saga {path!r} of its parent, whose saga runs the undos of this one's steps "
         f"if it unwinds later, as activities; make the undo an @activity.defn activity, or "
-        f"run this workflow as a step (saga.step(Child.run, ...)) rather than a sub-saga"
+        f"run this workflow as a step (saga.step(ChildWorkflow, undo, ...)) rather than a "
+        f"sub-saga"
     )
 
 
@@ -281,7 +282,7 @@ async def run_child(
     except asyncio.CancelledError:
         await child.stop(handle)
         raise
-    if handle.cancelled():  # not by us: temporalio raises a child's cancel as its error
+    if handle.cancelled():  # defensive: temporalio fails a cancelled child's handle instead
         raise asyncio.CancelledError()
     error = handle.exception()
     if error is not None:

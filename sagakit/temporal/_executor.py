@@ -47,6 +47,11 @@ class TemporalExecutor:
       refused (a forgotten `@activity.defn`). Timeouts and retry policies do
       not apply to it.
 
+    Run as a sub-saga of a parent's saga (`saga.sub(ThisWorkflow.run, ...)`),
+    it refuses, before the do runs, a step whose undo is not an activity, and
+    hands its undo plan back to the parent with its result
+    (docs/temporal.md, "Child workflows as sub-sagas").
+
     A failed saga fails the workflow run with an `ApplicationError` of type
     `SagaFailed` (non-retryable) whose details are the report, every step
     of it (read it with `report_from_failure`), and whose cause is the
