@@ -90,4 +90,31 @@ class CliNotASaga:
         await workflow.wait_condition(lambda: False)
 
 
-WORKFLOWS = (CliPlaceOrder, CliParkingOrder, CliOpenSaga, CliContinuedOrder, CliNotASaga)
+@workflow.defn
+class CliPayment:
+    """A child workflow saga that charges, run by `CliChildOrder` as a sub-saga."""
+
+    @workflow.run
+    async def run(self, order: Order) -> None:
+        await TemporalExecutor(options=OPTIONS).run(pay, order)
+
+
+async def reserve_pay_apart_ship(saga: Saga, order: Order) -> str:
+    await saga.step(reserve, release, order)
+    await saga.sub(CliPayment.run, order, name="payment")
+    return await saga.step(ship, cancel_shipment, order)
+
+
+@workflow.defn
+class CliChildOrder:
+    """Reserves, pays in a child workflow sub-saga, then fails at `ship`."""
+
+    @workflow.run
+    async def run(self, order: Order) -> str:
+        return await TemporalExecutor(options=OPTIONS).run(reserve_pay_apart_ship, order)
+
+
+WORKFLOWS = (
+    *(CliPlaceOrder, CliParkingOrder, CliOpenSaga, CliContinuedOrder, CliNotASaga),
+    *(CliPayment, CliChildOrder),
+)
