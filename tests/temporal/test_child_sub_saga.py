@@ -26,6 +26,7 @@ from workflows.subsagas import (
     Hotels,
     Trip,
     TripBrokenChild,
+    TripLateChild,
     TripNested,
     TripNoSaga,
     TripTwoSagas,
@@ -161,6 +162,31 @@ class TestParentCancelled:
         assert child.status is WorkflowExecutionStatus.CANCELED
         assert events(job.run, "started") == events(job.run, "cancelled") == ["do:c"]
         assert events(job.run) == ["do:a", "do:b", "undo:c", "undo:b", "undo:a"]
+
+    async def test_a_child_that_succeeded_before_the_cancel_reached_it_is_undone(
+        self, client: Client
+    ) -> None:
+        """A child that ended well though cancelled hands its plan back: the parent undoes it."""
+        job = Job(run=new_id("run"), steps=["b", "c"])
+        wf_id = new_id()
+        async with saga_worker(client, workflows=SUB_WORKFLOWS, activities=ALL) as w:
+            handle = await client.start_workflow(
+                TripLateChild.run, job, id=wf_id, task_queue=w.task_queue
+            )
+            for _ in range(300):  # until the child's saga has done both its steps
+                if "do:c" in events(job.run):
+                    break
+                await asyncio.sleep(0.05)
+            await handle.cancel()
+            with pytest.raises(WorkflowFailureError) as failure:
+                await handle.result()
+            child = await client.get_workflow_handle(f"{wf_id}.sub.LateChild").describe()
+
+        assert isinstance(failure.value.cause, CancelledError)
+        assert child.status is WorkflowExecutionStatus.COMPLETED
+        assert events(job.run) == ["do:a", "do:b", "do:c", "undo:c", "undo:b", "undo:a"]
+        seen = keys(job.run)
+        assert seen["undo:b"] == seen["do:b"]
 
 
 class TestRefusedInASubSaga:

@@ -6,6 +6,8 @@ d is the parent's fallback when the child's saga failed.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from datetime import timedelta
 from typing import Any
 
@@ -166,8 +168,28 @@ class TripBrokenChild:
         return await TemporalExecutor(options=options(job)).run(around(Broken.run), job)
 
 
+@workflow.defn
+class LateChild:
+    """Its saga succeeds; then it waits, and a cancel ends the wait: it returns all the same."""
+
+    @workflow.run
+    async def run(self, job: Job) -> list[str]:
+        done = await TemporalExecutor(options=options(job)).run(steps, job)
+        # Cancelled after its saga succeeded, it ends completed, plan and all.
+        with contextlib.suppress(asyncio.CancelledError):
+            await workflow.wait_condition(lambda: False)
+        return done
+
+
+@workflow.defn
+class TripLateChild:
+    @workflow.run
+    async def run(self, job: Job) -> list[Any]:
+        return await TemporalExecutor(options=options(job)).run(around(LateChild.run), job)
+
+
 SUB_WORKFLOWS = [
     *[Hotels, Trip, UntravelledChild, TripUntravelled, ChildUndo, NoSaga, Broken],
     *[TwoSagasWorkflow, TripTwoSagas, TripNoSaga, TripBrokenChild],
-    *[Rooms, HotelsWithRooms, TripNested],
+    *[Rooms, HotelsWithRooms, TripNested, LateChild, TripLateChild],
 ]
