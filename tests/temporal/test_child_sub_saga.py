@@ -11,6 +11,7 @@ recorded history of all this replays.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 from pathlib import Path
 from typing import Any
@@ -292,28 +293,36 @@ class TestWhatComesBack:
         assert (report.error.type, report.error.message) == ("Broken", "broken before any saga")
 
 
-def _history_paths(name: str) -> tuple[Path, Path]:
-    return HISTORIES / f"{name}.json", HISTORIES / f"{name}.hotels.json"
+# Recorded by this build: the parent and its child sub-saga "hotels" (`<name>.hotels.json`).
+RECORDED = {
+    # The child succeeded; the parent failed at e and undid the child's steps by its plan.
+    "sub_child_fail_late": Job(run="recorded", steps=["b", "c"], fail=["e"]),
+    # The child failed at c and undid its steps; the parent fell back to d and succeeded.
+    "sub_child_failed_fallback": Job(run="recorded", steps=["b", "c"], fail=["c"]),
+}
 
 
 class TestReplay:
-    async def test_a_recorded_child_sub_saga_history_replays(self, client: Client) -> None:
+    @pytest.mark.parametrize("name", sorted(RECORDED))
+    async def test_a_recorded_child_sub_saga_history_replays(
+        self, client: Client, name: str
+    ) -> None:
         """Recorded parent and child histories of a child sub-saga replay deterministically."""
-        name = "sub_child_fail_late"
-        parent_path, child_path = _history_paths(name)
+        parent_path = HISTORIES / f"{name}.json"
+        child_path = HISTORIES / f"{name}.hotels.json"
         wf_id = f"recorded-{name}"  # the child's id derives from the parent's
+        child_id = f"{wf_id}.sub.hotels"
         if RECORD:
-            job = Job(run="recorded", steps=["b", "c"], fail=["e"])
             async with saga_worker(client, workflows=SUB_WORKFLOWS, activities=ALL) as w:
                 handle = await client.start_workflow(
-                    Trip.run, job, id=wf_id, task_queue=w.task_queue
+                    Trip.run, RECORDED[name], id=wf_id, task_queue=w.task_queue
                 )
-                with pytest.raises(WorkflowFailureError):
+                with contextlib.suppress(WorkflowFailureError):
                     await handle.result()
                 parent_path.write_text((await handle.fetch_history()).to_json())
-                child = client.get_workflow_handle(f"{wf_id}.sub.hotels")
+                child = client.get_workflow_handle(child_id)
                 child_path.write_text((await child.fetch_history()).to_json())
         replayer = Replayer(workflows=[Trip, Hotels], plugins=[SagakitPlugin()])
-        for path, history_id in ((parent_path, wf_id), (child_path, f"{wf_id}.sub.hotels")):
+        for path, history_id in ((parent_path, wf_id), (child_path, child_id)):
             history = WorkflowHistory.from_json(history_id, path.read_text())
             await replayer.replay_workflow(history)
