@@ -173,17 +173,17 @@ def as_sub_saga(
         StepDefinitionError: the workflow runs as a sub-saga on a worker without
             `SagakitPlugin`, whose interceptor sends the plan back.
     """
-    path = _marked()
-    if path is None:
-        return saga_fn
-    sub = _sub_run.get()
+    sub = _sub_run.get()  # set by the interceptor when the memo marks the run
     if sub is None:
+        path = _marked()
+        if path is None:
+            return saga_fn
         raise StepDefinitionError(
             f"this workflow runs as sub-saga {path!r} of its parent, but its worker has no "
             f"SagakitPlugin, whose interceptor hands the sub-saga's undo plan back: add "
             f"plugins=[SagakitPlugin()] to the worker (or to its client)"
         )
-    backend.sub = path
+    backend.sub = sub.path
     sub.sagas += 1
     if not is_async_callable(saga_fn) or not _binds(saga_fn, args):
         return saga_fn  # run_saga refuses it as it is, naming why

@@ -217,6 +217,27 @@ class TestRefusedInASubSaga:
         assert "its undo ChildUndo is a child workflow, which cannot travel" in refused.message
         assert "sub-saga 'UntravelledChild'" in refused.message
 
+    async def test_a_sub_saga_child_on_a_worker_without_the_plugin_is_refused(
+        self, client: Client
+    ) -> None:
+        """A child marked as a sub-saga, on a worker without SagakitPlugin, runs no step."""
+        job = Job(run=new_id("run"), steps=["b"])
+        async with saga_worker(client, workflows=SUB_WORKFLOWS, activities=ALL, plugins=[]) as w:
+            with pytest.raises(WorkflowFailureError) as failure:
+                await client.execute_workflow(
+                    Hotels.run,
+                    job,
+                    id=new_id(),
+                    task_queue=w.task_queue,
+                    memo={"sagakit_sub": "hotels"},  # as saga.sub marks it
+                )
+
+        assert events(job.run) == []
+        refused = failure.value.cause
+        assert isinstance(refused, ApplicationError)
+        assert refused.type == "StepDefinitionError"
+        assert "runs as sub-saga 'hotels' of its parent, but its worker has no" in str(refused)
+
 
 class TestWhatComesBack:
     async def test_a_child_of_two_sagas_hands_back_both_plans(self, client: Client) -> None:
