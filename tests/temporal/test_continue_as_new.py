@@ -31,6 +31,7 @@ from workflows.plans import (
     BigBatch,
     BigPlanWorkflow,
     InlineUndoWorkflow,
+    StrictBatchWorkflow,
     SubSagaWorkflow,
     apply_big,
     revert_big,
@@ -41,7 +42,13 @@ from sagakit.temporal import REPORT_QUERY, SagakitPlugin, report_from_failure
 
 pytestmark = pytest.mark.temporal
 
-WORKFLOWS = [BatchWorkflow, BigPlanWorkflow, InlineUndoWorkflow, SubSagaWorkflow]
+WORKFLOWS = [
+    BatchWorkflow,
+    BigPlanWorkflow,
+    InlineUndoWorkflow,
+    StrictBatchWorkflow,
+    SubSagaWorkflow,
+]
 
 HISTORIES = Path(__file__).parent / "histories"
 # Set to re-record the committed histories (after a deliberate, versioned change).
@@ -241,6 +248,30 @@ class TestBadPlans:
         assert report is not None
         assert report.status is SagaStatus.COMPENSATED  # the inline undo ran, in the workflow
         assert [(p, i) for p, i, _ in LEDGER[batch.run]] == [("do", 0)]
+
+    async def test_a_malformed_plan_fails_a_workflow_that_types_it(self, pclient: Client) -> None:
+        """`plan: UndoPlan | None` that does not decode: failure_exception_types fails the run.
+
+        Without it temporalio fails the workflow task, and retries it until the
+        workflow is reset or terminated (taken as `Any`, `resume=` refuses it:
+        the contract tests).
+        """
+        batch = Batch(run=str(uuid.uuid4()), total=1)
+        edited = {"version": 1, "runs": ["x"], "undos": [{"seq": 0, "name": "a", "undo": "u"}]}
+        async with saga_worker(pclient, workflows=WORKFLOWS, activities=ACTIVITIES) as w:
+            handle = await pclient.start_workflow(
+                "StrictBatchWorkflow",
+                args=[batch, edited],
+                id=new_id("strict"),
+                task_queue=w.task_queue,
+            )
+            with pytest.raises(WorkflowFailureError) as info:
+                await handle.result()
+        cause = info.value.cause
+        assert isinstance(cause, ApplicationError)
+        assert cause.type == "ValidationError"
+        assert "undos.0.seq" in cause.message
+        assert batch.run not in LEDGER  # no step ran
 
 
 class TestRecordedHistories:

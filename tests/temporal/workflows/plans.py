@@ -13,6 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from datetime import timedelta
 
+from pydantic import ValidationError
 from temporalio import activity, workflow
 from temporalio.exceptions import ApplicationError
 
@@ -85,6 +86,15 @@ async def process(saga: Saga, batch: Batch) -> int:
 @workflow.defn
 class BatchWorkflow:
     """Runs `process`, resuming the plan the previous run continued as new with."""
+
+    @workflow.run
+    async def run(self, batch: Batch, plan: UndoPlan | None) -> int:
+        return await TemporalExecutor(options=OPTIONS).run(process, batch, resume=plan)
+
+
+@workflow.defn(failure_exception_types=[ValidationError])
+class StrictBatchWorkflow:
+    """`BatchWorkflow`, failing (not retrying its task) when its args do not decode."""
 
     @workflow.run
     async def run(self, batch: Batch, plan: UndoPlan | None) -> int:
