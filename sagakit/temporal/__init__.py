@@ -5,6 +5,8 @@ and undo becomes an activity (or a local activity, a child workflow, or
 workflow code run inline in a step said `inline=True`). `SagakitPlugin` goes
 on every worker: it carries `sagakit.idempotency_key()` to activities and
 child workflows, and passes `sagakit` through the workflow sandbox.
+`saga.sub` given a child workflow's `@workflow.run` method runs it as a child
+workflow saga, whose undo plan joins the parent's stack when it succeeds.
 `report_from_failure` reads the report back from a failed saga's workflow
 failure. `parked` and `resolve` let an operator finish a saga whose undos
 parked (`SagaOptions(on_undo_failure="park")`).

@@ -19,9 +19,10 @@ from sagakit._exceptions import SagaDefinitionError, SagaFailed, SagaStateError
 from sagakit._options import SagaOptions
 from sagakit._parking import parking_or_refuse
 from sagakit._plan import UndoPlan
-from sagakit._report import SagaReport
+from sagakit._report import SagaReport, SagaStatus
 from sagakit._saga import Saga, failure_message, run_saga
 from sagakit.temporal._backend import Interrupted, TemporalBackend, check_deadline, next_index
+from sagakit.temporal._child import as_sub_saga
 from sagakit.temporal._failure import SAGA_FAILED_TYPE, STEP_FAILURES, encode
 from sagakit.temporal._operate import REPORT_QUERY, RESOLVE_UPDATE, request_fields
 
@@ -45,6 +46,11 @@ class TemporalExecutor:
       saga) in a step said `inline=True`; without it such a function is
       refused (a forgotten `@activity.defn`). Timeouts and retry policies do
       not apply to it.
+
+    Run as a sub-saga of a parent's saga (`saga.sub(ThisWorkflow.run, ...)`),
+    it refuses, before the do runs, a step whose undo is not an activity, and
+    hands its undo plan back to the parent with its result
+    (docs/temporal.md, "Child workflows as sub-sagas").
 
     A failed saga fails the workflow run with an `ApplicationError` of type
     `SagaFailed` (non-retryable) whose details are the report, every step
@@ -162,6 +168,9 @@ class TemporalExecutor:
             # now; raised out of the workflow task, it would be retried forever.
             saga = backend.saga = Saga(backend, self._options)
             check_deadline(self._options)
+            # In a child workflow run as a sub-saga: refuse undos that cannot travel,
+            # and hand the undo plan back with the result (sagakit.temporal._child).
+            saga_fn = as_sub_saga(backend, saga_fn, args)
         except SagaDefinitionError as e:
             raise temporalio.exceptions.ApplicationError(
                 str(e), type=type(e).__name__, non_retryable=True
@@ -208,6 +217,12 @@ class TemporalExecutor:
             # step's failure: a client reads that back off the history as we read it.
             error = failure(str(e), SAGA_FAILED_TYPE, e.report, isinstance(cause, STEP_FAILURES))
             raise error from cause
+        except workflow.ContinueAsNewError:
+            # Not a failure (API.md §11): nothing unwinds; what the saga did goes on in
+            # the next run, through the undo plan the saga passed it.
+            done = sum(r.call.context.key == "" for r in saga._run.records)
+            backend.show(SagaStatus.RUNNING, f"continued as new after {done} step(s)")
+            raise
         except (Exception, asyncio.CancelledError, GeneratorExit):
             raise
         except BaseException as e:

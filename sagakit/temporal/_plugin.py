@@ -53,6 +53,7 @@ from temporalio.worker import (
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner
 
 from sagakit._context import Phase, StepContext, _current
+from sagakit.temporal._child import enveloped
 from sagakit.temporal._header import (
     STEP_HEADER,
     decode_step,
@@ -198,7 +199,8 @@ class _WorkflowInbound(WorkflowInboundInterceptor):
             # the parent's step, whole saga id and all), see the parent's step.
             # Set in the workflow's main task, which runs the coroutine returned here.
             _current.set(ctx)
-        return self.next.execute_workflow(input)
+        # Run as a sub-saga (`saga.sub`), its result goes back with its undo plan.
+        return enveloped(self.next.execute_workflow(input))
 
 
 class SagakitInterceptor(Interceptor):

@@ -22,6 +22,7 @@ __all__ = [
     "is_eviction",
     "is_workflow_run_fn",
     "workflow_run_fn",
+    "workflow_type",
 ]
 
 # Its module is private, so it is recognised by name: importing it would make
@@ -54,6 +55,21 @@ def is_workflow_run_fn(fn: Any) -> bool:
     Guarded by `TestWorkflowDefinition` in tests/temporal/test_temporal_private.py.
     """
     return workflow._Definition.from_run_fn(fn) is not None
+
+
+def workflow_type(run_fn: Any) -> tuple[str, type | None] | None:
+    """(registered name, return type hint) of a `@workflow.run` method, or `None`.
+
+    The name to start it by as a child workflow, and the type its result decodes
+    to: a sub-saga's child returns its result inside an envelope, which the
+    parent decodes by hand. Through `workflow._Definition.from_run_fn`.
+
+    Guarded by `TestWorkflowDefinition` in tests/temporal/test_temporal_private.py.
+    """
+    defn = workflow._Definition.from_run_fn(run_fn)
+    if defn is None or defn.name is None:  # not a workflow, or a dynamic one
+        return None
+    return defn.name, defn.ret_type
 
 
 def being_evicted() -> bool:

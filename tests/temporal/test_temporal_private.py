@@ -26,6 +26,7 @@ from sagakit.temporal._private import (
     is_eviction,
     is_workflow_run_fn,
     workflow_run_fn,
+    workflow_type,
 )
 
 
@@ -64,6 +65,10 @@ class TestWorkflowDefinition:
         assert is_workflow_run_fn(StepsWorkflow.run)
         assert not is_workflow_run_fn(NotAWorkflow.run)
         assert not is_workflow_run_fn(a_coroutine_function)
+
+    def test_names_a_run_method_and_its_return_type(self) -> None:
+        assert workflow_type(StepsWorkflow.run) == ("StepsWorkflow", list[str])
+        assert workflow_type(NotAWorkflow.run) is None
 
 
 # run -> [(being_evicted(), is_eviction(what a new command raised))], per cancel seen.
