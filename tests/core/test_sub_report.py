@@ -1,0 +1,38 @@
+"""The report of a saga whose sub-saga unwound before the saga itself unwound (API.md §10)."""
+
+from __future__ import annotations
+
+import pytest
+
+from sagakit import Saga, SagaFailed
+from sagakit.inmemory import InMemoryExecutor
+
+from ._support import Journal
+
+
+class Boom(Exception):
+    pass
+
+
+class TestUndoOrderAcrossUnwinds:
+    async def test_compensation_order_puts_a_failed_sub_sagas_undos_first(
+        self, journal: Journal, executor: InMemoryExecutor
+    ) -> None:
+        """A sub-saga's undos ran before the saga's: `compensation_order` keeps them first."""
+
+        async def hotels(s: Saga) -> None:
+            await s.step(*journal.step("room"))
+            await s.step(*journal.step("spa", fail=Boom()))
+
+        async def saga(s: Saga) -> None:
+            await s.step(*journal.step("flight"))
+            with pytest.raises(SagaFailed):
+                await s.sub(hotels)
+            await s.step(*journal.step("charge", fail=Boom()))
+
+        with pytest.raises(SagaFailed) as info:
+            await executor.run(saga)
+
+        ran = [name for kind, name, at in journal.events if kind == "undo" and at == "start"]
+        assert ran == ["spa", "room", "charge", "flight"]
+        assert info.value.report.compensation_order == ran
