@@ -109,7 +109,9 @@ class Unwind:
         self.records = run.records if records is None else records
         """The steps this unwind undoes: the run's, or a failed sub-saga's."""
         self._policy = policy
-        self._started = 0  # undos started so far: each one's `order`
+        # Undos started so far in the run, each one's `order`: a failed sub-saga's
+        # unwind came first (tests/core/test_sub_report.py).
+        self._started = max((r.undo_order or 0 for r in run.records), default=0)
 
     async def run_all(self) -> CompensationError | None:
         """Stop the steps in flight, run the undos, ask the policy; the undos that failed."""
