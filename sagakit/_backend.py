@@ -156,14 +156,21 @@ class Backend(abc.ABC):
         an undo that cannot travel or a plan past its size limit.
 
         Raises:
-            StepDefinitionError: an undo that cannot travel.
-            SagaStateError: the plan is too large to travel.
+            StepDefinitionError: an undo that cannot travel; `PayloadTooLargeError`
+                (a subclass) for a plan too large to travel.
         """
         return plan
 
-    def unpack_undo(self, undo: PlannedUndo) -> tuple[Any, tuple[Any, ...]]:
-        """What to call for a planned undo given to `run(..., resume=plan)`: (undo, args)."""
-        return undo.undo, tuple(undo.args)
+    def unpack_undo(self, undo: PlannedUndo) -> tuple[Any, tuple[Any, ...], Any]:
+        """What to call for a planned undo given to `run(..., resume=plan)`: (undo, args, result).
+
+        `result` is the do's result for an undo with `pass_result` (packed like
+        the args, so unpacked here too), else `None`.
+
+        Raises:
+            SagaDefinitionError: the planned undo cannot be unpacked (a hand-edited plan).
+        """
+        return undo.undo, tuple(undo.args), undo.result
 
     def sub_apart(self, fn: Any) -> Any:
         """A sub-saga this backend runs apart (Temporal: a child workflow), or `None`.

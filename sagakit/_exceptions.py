@@ -139,22 +139,40 @@ class PayloadTooLargeError(StepDefinitionError):
     is nothing to undo); the saga unwinds the steps before it.
     """
 
-    def __init__(self, what: str, size: int, limit: int) -> None:
-        self._what = what
+    def __init__(
+        self,
+        what: str,
+        size: int,
+        limit: int,
+        *,
+        subject: str = "its args encode",
+        fix: str = "pass a reference to the data (a key, a URL) instead of the data itself",
+    ) -> None:
+        self._what, self._subject, self._fix = what, subject, fix
+        told, over = f"{size / 2**20:.1f} MiB", f"{limit / 2**20:.1f} MiB"
+        if told == over:  # just past the limit: the bytes tell them apart
+            told, over = f"{size:,} bytes", f"{limit:,} bytes"
         super().__init__(
-            f"{what}: its args encode to {size / 2**20:.1f} MiB, over the payload limit of "
-            f"{limit / 2**20:.1f} MiB (Temporal refuses such a payload and retries the "
-            f"workflow task forever): pass a reference to the data (a key, a URL) instead "
-            f"of the data itself"
+            f"{what}: {subject} to {told}, over the payload limit of {over} (Temporal "
+            f"refuses such a payload and retries the workflow task forever): {fix}"
         )
         self.size = size
-        """The encoded size of the args, in bytes."""
+        """The encoded size, in bytes."""
         self.limit = limit
-        """The limit they went over, in bytes."""
+        """The limit it went over, in bytes."""
 
     def __reduce__(self) -> tuple[Any, ...]:
         # Pickle would rebuild it from its message alone; __init__ takes what, size, limit.
-        return (type(self), (self._what, self.size, self.limit))
+        return (
+            _rebuild_too_large,
+            (type(self), self._what, self.size, self.limit, self._subject, self._fix),
+        )
+
+
+def _rebuild_too_large(
+    cls: type[PayloadTooLargeError], what: str, size: int, limit: int, subject: str, fix: str
+) -> PayloadTooLargeError:
+    return cls(what, size, limit, subject=subject, fix=fix)
 
 
 class OptionsError(SagaDefinitionError, ValueError):

@@ -183,10 +183,10 @@ def carry(run: Run, plan: UndoPlan, unpack: Any) -> None:
         run: The new run, before its saga function starts.
         plan: The plan, checked (`check_plan`).
         unpack: `Backend.unpack_undo`, which turns a planned undo back into
-            what the backend calls (`(undo, args)`).
+            what the backend calls (`(undo, args, result)`).
     """
     for u in plan.undos:
-        undo, args = unpack(u)
+        undo, args, result = unpack(u)
         opts = plan.options[u.options]
         seq = len(run.records) + 1
         context = StepContext(run.saga_id, seq, u.name, Phase.DO, u.outcome, plan.key(u))
@@ -194,7 +194,7 @@ def carry(run: Run, plan: UndoPlan, unpack: Any) -> None:
         # which would mean it never started and needs no undo).
         record = Record(StepCall(undo, tuple(args), opts, None, context), undo, None, None, u.sub)
         record.status = _STATUS[u.outcome]
-        record.result = u.result
+        record.result = result
         run.records.append(record)
     if plan.deadline is not None:
         run.carry_deadline(plan.deadline.timestamp())

@@ -378,10 +378,11 @@ class Saga:
         these undos run last, LIFO, each with the idempotency key it had here.
 
         Raises:
-            SagaStateError: a step is in flight; or (on Temporal) the plan is
-                past the payload limit, naming its size and the limit.
+            SagaStateError: a step is in flight.
             StepDefinitionError: an undo that cannot travel (on Temporal,
-                anything but an activity), named.
+                anything but an activity), named; or (on Temporal) the plan is
+                past the payload limit: `PayloadTooLargeError`, naming its size
+                and the limit.
         """
         return self._run.backend.pack_plan(take(self._run))
 

@@ -20,17 +20,24 @@ from temporalio import workflow
 
 from sagakit._alert import HOOK_NAME
 from sagakit._backend import Backend, StepCall
-from sagakit._checks import check_payload_size, is_async_callable
+from sagakit._checks import check_payload_size, default_name, is_async_callable
 from sagakit._context import Phase, _activity_id
-from sagakit._exceptions import OptionsError, StepDefinitionError
+from sagakit._exceptions import (
+    OptionsError,
+    PayloadTooLargeError,
+    SagaDefinitionError,
+    StepDefinitionError,
+)
 from sagakit._options import RetryPolicy, SagaOptions, StepOptions
 from sagakit._parking import parking
+from sagakit._plan import PlannedUndo, UndoPlan
 from sagakit._report import ParkedUndo, SagaStatus, UndoStatus
 from sagakit._saga import Saga
 from sagakit._tasks import ended
 from sagakit.temporal._failure import explain
 from sagakit.temporal._header import run_saga_base
 from sagakit.temporal._operate import SAGA_STATUS, count_status
+from sagakit.temporal._pack import pack_payload, unpack_payload
 from sagakit.temporal._private import (
     being_evicted,
     is_activity,
@@ -464,6 +471,78 @@ class TemporalBackend(Backend):
                 await _stop(start.result())
             raise
         return await _settle(handle)
+
+    def pack_plan(self, plan: UndoPlan) -> UndoPlan:
+        """Each undo by activity name, its args (and result) as payloads; refused past the limit.
+
+        The args are encoded by the workflow's payload converter, as a call
+        would encode them, and kept compactly (`_pack`): a JSON payload as its
+        value. The plan is measured as `pydantic_data_converter` writes it.
+
+        Raises:
+            StepDefinitionError: an undo that is not an activity (inline code,
+                a child workflow): only an activity's name and args can travel.
+            PayloadTooLargeError: the plan is past the payload limit.
+        """
+        converter = workflow.payload_converter()
+        undos = []
+        for u in plan.undos:
+            target = _target(u.undo)
+            if target.kind is not _Kind.ACTIVITY:
+                raise StepDefinitionError(
+                    f"saga.undo_plan(): the undo {_describe(u.undo)} of step {u.seq} {u.name!r} "
+                    f"is {target.kind.value}, which cannot travel to another run (a plan "
+                    f"holds each undo by activity name, with its args): make the undo an "
+                    f"@activity.defn function registered on the worker"
+                )
+            name = target.ref if isinstance(target.ref, str) else default_name(target.ref)
+            try:
+                args = [pack_payload(p) for p in converter.to_payloads(u.args)] if u.args else []
+                result = None
+                if plan.options[u.options].pass_result and u.result is not None:
+                    [payload] = converter.to_payloads([u.result])
+                    result = pack_payload(payload)
+            except Exception as e:  # what the converter could encode once, it should again
+                raise StepDefinitionError(
+                    f"saga.undo_plan(): the args or result of step {u.seq} {u.name!r} cannot "
+                    f"be encoded by the workflow's data converter ({type(e).__name__}: {e})"
+                ) from None
+            undos.append(u.model_copy(update={"undo": name, "args": args, "result": result}))
+        packed = plan.model_copy(update={"undos": undos})
+        size = len(packed.model_dump_json())
+        if size > self._payload_limit:
+            raise PayloadTooLargeError(
+                f"saga.undo_plan(): the plan of {len(undos):,} pending undo(s)",
+                size,
+                self._payload_limit,
+                subject="it encodes",
+                fix=(
+                    "it must fit one payload to travel to the next run; give the undos "
+                    "smaller args (a key rather than the data), or end the saga (and start "
+                    "another) before it holds this many"
+                ),
+            )
+        return packed
+
+    def unpack_undo(self, undo: PlannedUndo) -> tuple[Any, tuple[Any, ...], Any]:
+        """The activity's name, and its args and result as `RawValue`s it decodes by its hints.
+
+        Raises:
+            SagaDefinitionError: not a packed undo (a hand-edited plan).
+        """
+        try:
+            if not isinstance(undo.undo, str) or not undo.undo.strip():
+                raise ValueError(f"'undo' is an activity's name, not {undo.undo!r}")
+            args = tuple(temporalio.common.RawValue(unpack_payload(a)) for a in undo.args)
+            result = None
+            if undo.result is not None:
+                result = temporalio.common.RawValue(unpack_payload(undo.result))
+        except Exception as e:  # raised out of the workflow task, it would retry forever
+            raise SagaDefinitionError(
+                f"resume= takes the UndoPlan that saga.undo_plan() returned; its undo "
+                f"{undo.seq} {undo.name!r} is malformed ({type(e).__name__}: {e}): nothing ran"
+            ) from None
+        return undo.undo, args, result
 
     def describe_error(self, exc: BaseException) -> tuple[str, str]:
         """See through `ActivityError` / `ChildWorkflowError` to the error inside."""

@@ -19,7 +19,7 @@ from sagakit._exceptions import SagaDefinitionError, SagaFailed, SagaStateError
 from sagakit._options import SagaOptions
 from sagakit._parking import parking_or_refuse
 from sagakit._plan import UndoPlan
-from sagakit._report import SagaReport
+from sagakit._report import SagaReport, SagaStatus
 from sagakit._saga import Saga, failure_message, run_saga
 from sagakit.temporal._backend import Interrupted, TemporalBackend, check_deadline, next_index
 from sagakit.temporal._failure import SAGA_FAILED_TYPE, STEP_FAILURES, encode
@@ -208,6 +208,12 @@ class TemporalExecutor:
             # step's failure: a client reads that back off the history as we read it.
             error = failure(str(e), SAGA_FAILED_TYPE, e.report, isinstance(cause, STEP_FAILURES))
             raise error from cause
+        except workflow.ContinueAsNewError:
+            # Not a failure (API.md §11): nothing unwinds; what the saga did goes on in
+            # the next run, through the undo plan the saga passed it.
+            done = sum(r.call.context.key == "" for r in saga._run.records)
+            backend.show(SagaStatus.RUNNING, f"continued as new after {done} step(s)")
+            raise
         except (Exception, asyncio.CancelledError, GeneratorExit):
             raise
         except BaseException as e:

@@ -24,7 +24,14 @@ Format, version 3 (keys of the dict):
   message]`, messages cut at 200 characters (ending in `...`); `result` is the
   do's result (`SagaOptions(record_values=True)` only); `resolutions` the
   operators' decisions on a parked undo, `[[action, reason, by, at], ...]`,
-  `at` in milliseconds from `t`, trailing nulls left out.
+  `at` in milliseconds from `t`, trailing nulls left out. Two trailing
+  fields came later in version 3 (rows without them read as `None`): `sub`,
+  the index in `sb` of the sub-saga the step belongs to; `carried`, for a
+  step an undo plan carried from another run, the idempotency key its do saw,
+  as `[index in cr, seq]` (or the key itself when it is not `saga_id#seq`).
+- `sb`: the sub-saga paths the rows name (`"hotels"`, `"hotels/rooms"`), each
+  once; `cr`: the saga ids of the runs carried steps come from, each once
+  (both left out when no row needs them).
 - status codes: saga `r` running, `s` succeeded, `g` compensating, `c`
   compensated, `f` compensation failed, `m` committed and failed, `w` parked;
   do `r` running, `s` succeeded, `f` failed, `x` cancelled; undo `n` none,
@@ -157,7 +164,9 @@ def encode(report: SagaReport, *, cause_tells: bool = False, cap: int = SIZE_CAP
     if report.ended_at is not None:
         out["d"] = _ms(report.ended_at) - t0
     out["n"] = len(report.steps)
-    rows = [_row(s, t0) for s in report.steps]
+    subs: dict[str, int] = {}
+    runs_: dict[str, int] = {}
+    rows = [_row(s, t0, subs, runs_) for s in report.steps]
     failed_at = None
     if report.error is not None:
         saga_error = _error(report.error)
@@ -175,6 +184,10 @@ def encode(report: SagaReport, *, cause_tells: bool = False, cap: int = SIZE_CAP
         out["dl"] = _ms(report.deadline) - t0
         if report.deadline_passed:
             out["dx"] = 1
+    if subs:
+        out["sb"] = list(subs)
+    if runs_:
+        out["cr"] = list(runs_)
     rows = [_trim(r) for r in rows]
     if rows:
         out["st"] = rows
@@ -234,7 +247,7 @@ def _went_as_planned(step: StepReport) -> bool:
     )
 
 
-def _row(step: StepReport, t0: int) -> list[Any]:
+def _row(step: StepReport, t0: int, subs: dict[str, int], runs_: dict[str, int]) -> list[Any]:
     # What every step has first, what failures have last: once the trailing
     # nulls go, a step that went as planned is four short items.
     undo = step.undo
@@ -264,7 +277,17 @@ def _row(step: StepReport, t0: int) -> list[Any]:
         if resolutions
         else None
     )
+    row.append(None if step.sub is None else subs.setdefault(step.sub, len(subs)))
+    row.append(None if step.carried is None else _carried(step.carried, runs_))
     return row
+
+
+def _carried(key: str, runs_: dict[str, int]) -> Any:
+    """A carried step's key as `[run index, seq]`: its run's id is long, and shared."""
+    origin, _, seq = key.rpartition("#")
+    if not origin or not seq.isdigit() or seq.startswith("0"):
+        return key
+    return [runs_.setdefault(origin, len(runs_)), int(seq)]
 
 
 def decode(
@@ -301,7 +324,8 @@ def decode(
         )
     try:
         t0 = _EPOCH + timedelta(milliseconds=data["t"])
-        steps = [_step(row, t0) for row in data.get("st", ())]
+        subs, runs_ = list(data.get("sb", ())), list(data.get("cr", ()))
+        steps = [_step(row, t0, subs, runs_) for row in data.get("st", ())]
         ended_at = None if "d" not in data else t0 + timedelta(milliseconds=data["d"])
         saga_error: ErrorInfo | None = None
         raw = data.get("e")
@@ -345,9 +369,15 @@ def _omitted(data: Mapping[str, Any], listed: int) -> OmittedSteps:
     return OmittedSteps(count=count, undos=undos, seqs=seqs)
 
 
-def _step(row: list[Any], t0: datetime) -> StepReport:
-    row = [*row, *[None] * (11 - len(row))]
-    seq, name, codes, u_order, u_name, attempts, err, u_attempts, u_err, result, resolved = row
+def _step(row: list[Any], t0: datetime, subs: list[str], runs_: list[str]) -> StepReport:
+    row = [*row, *[None] * (13 - len(row))]
+    seq, name, codes, u_order, u_name, attempts, err, u_attempts, u_err, result, resolved = row[:11]
+    sub, carried = row[11:13]
+    if isinstance(carried, list):
+        origin, number = carried
+        carried = f"{runs_[origin]}#{int(number)}"
+    elif carried is not None and not isinstance(carried, str):
+        raise ValueError(f"a carried step's key is [run, seq] or a string, not {carried!r}")
     undo = None
     if codes[1] != "n":
         undo = UndoReport(
@@ -367,6 +397,8 @@ def _step(row: list[Any], t0: datetime) -> StepReport:
         error=_error_info(err),
         result=result,
         undo=undo,
+        sub=None if sub is None else subs[sub],
+        carried=carried,
     )
 
 

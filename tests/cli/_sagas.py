@@ -7,7 +7,7 @@ from datetime import timedelta
 from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
-    from sagakit import RetryPolicy, Saga, SagaOptions
+    from sagakit import RetryPolicy, Saga, SagaOptions, UndoPlan
     from sagakit.temporal import TemporalExecutor
 
     from ._acts import Order, cancel_shipment, charge, refund, release, reserve, ship
@@ -57,6 +57,30 @@ class CliOpenSaga:
         await TemporalExecutor(options=OPTIONS).run(reserve_and_wait, order)
 
 
+async def pay(saga: Saga, order: Order) -> None:
+    await saga.step(charge, refund, order)
+
+
+async def reserve_pay_then_continue(saga: Saga, order: Order) -> str:
+    """Run 1: reserve, then sub-saga `payment`, then continue as new; run 2: ship."""
+    if saga.undo_plan().undos:  # resumed: what run 1 did is carried
+        return await saga.step(ship, cancel_shipment, order)
+    await saga.step(reserve, release, order)
+    await saga.sub(pay, order, name="payment")
+    workflow.continue_as_new(args=[order, saga.undo_plan()])
+
+
+@workflow.defn
+class CliContinuedOrder:
+    """Continues as new once with its undo plan; the second run fails at `ship`."""
+
+    @workflow.run
+    async def run(self, order: Order, plan: UndoPlan | None) -> str:
+        return await TemporalExecutor(options=OPTIONS).run(
+            reserve_pay_then_continue, order, resume=plan
+        )
+
+
 @workflow.defn
 class CliNotASaga:
     """A workflow with no saga in it: no `sagakit_report` query, no `sagakit_resolve` update."""
@@ -66,4 +90,4 @@ class CliNotASaga:
         await workflow.wait_condition(lambda: False)
 
 
-WORKFLOWS = (CliPlaceOrder, CliParkingOrder, CliOpenSaga, CliNotASaga)
+WORKFLOWS = (CliPlaceOrder, CliParkingOrder, CliOpenSaga, CliContinuedOrder, CliNotASaga)

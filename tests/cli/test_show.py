@@ -8,12 +8,13 @@ from typing import Any
 
 import pytest
 from temporalio.client import Client, WorkflowFailureError, WorkflowHandle
+from temporalio.contrib.pydantic import pydantic_data_converter
 
 from sagakit import SagaReport, StepStatus
 from sagakit.temporal import REPORT_QUERY
 
 from ._acts import Order
-from ._sagas import CliNotASaga, CliOpenSaga, CliPlaceOrder
+from ._sagas import CliContinuedOrder, CliNotASaga, CliOpenSaga, CliPlaceOrder
 from .conftest import Cli, new_id, start, worker
 
 pytestmark = pytest.mark.temporal
@@ -77,6 +78,35 @@ async def test_a_closed_failed_saga_from_its_failure_when_no_worker_answers(
         run.out
     )
     assert run.err == ""
+
+
+async def test_a_continued_saga_shows_its_sub_saga_and_the_steps_its_plan_carries(
+    cli: Cli, client: Client
+) -> None:
+    """Run 2 of a continue-as-new chain: the carried steps, indented under their sub-saga."""
+    pydantic = Client(**{**client.config(), "data_converter": pydantic_data_converter})
+    tq = new_id("tq")
+    async with worker(pydantic, tq):
+        order = Order(new_id("continued"))
+        handle = await pydantic.start_workflow(
+            CliContinuedOrder.run, args=[order, None], id=order.id, task_queue=tq
+        )
+        with pytest.raises(WorkflowFailureError):
+            await handle.result()
+        first_run = handle.first_execution_run_id
+        live = await cli("show", handle.id)
+    closed = await cli("show", handle.id, "--worker-timeout", "1")
+    for run in (live, closed):
+        assert run.code == 0, run
+        lines = run.out.splitlines()
+        assert "COMPENSATED" in run.out
+        carried = [line for line in lines if "carried:" in line]
+        assert len(carried) == 2
+        assert "1. reserve" in carried[0]
+        assert carried[0].endswith(f"carried: {handle.id}/{first_run}#1")
+        assert "2.   payment: charge" in carried[1]
+        assert carried[1].endswith(f"carried: {handle.id}/{first_run}#2")
+        assert any("undo" in line and "payment: charge (refund)" in line for line in lines)
 
 
 async def test_an_open_saga_no_worker_answers_for_is_one_line_not_a_hang(

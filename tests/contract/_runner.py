@@ -11,6 +11,10 @@ worker on a fresh task queue. Both turn how the run ended into an `Outcome`:
 
 So a test asserts `outcome.error == "SagaFailed"` and
 `outcome.cause.type == "Boom"` and reads `outcome.report` the same way on both.
+A run may take an undo plan (`resume=`): a saga function returns
+`saga.undo_plan()` as its result, and the test hands that result to the next
+run (in memory the `UndoPlan` itself; on Temporal its JSON, as the client
+decodes the workflow's result, validated by the executor).
 A saga function the executor refuses before it starts (nothing ran, nothing to
 unwind) raises `Refused` on both: in memory `executor.run` raised the
 `SagaDefinitionError` itself; on Temporal the workflow failed with an
@@ -177,13 +181,19 @@ class Backend(abc.ABC):
 
     @abc.abstractmethod
     def start(
-        self, saga_fn: SagaFn, plan: Plan, *, options: SagaOptions
+        self, saga_fn: SagaFn, plan: Plan, *, options: SagaOptions, resume: Any = None
     ) -> AbstractAsyncContextManager[Run]:
-        """Start `saga_fn(saga, plan)`; the run is cleaned up when the block ends."""
+        """Start `saga_fn(saga, plan)`; the run is cleaned up when the block ends.
 
-    async def run(self, saga_fn: SagaFn, plan: Plan, *, options: SagaOptions) -> Outcome:
-        """Run `saga_fn(saga, plan)` to its end."""
-        async with self.start(saga_fn, plan, options=options) as run:
+        `resume`: an undo plan an earlier run returned, given to the executor's
+        `run(..., resume=)` as it is (a hand-edited dict included).
+        """
+
+    async def run(
+        self, saga_fn: SagaFn, plan: Plan, *, options: SagaOptions, resume: Any = None
+    ) -> Outcome:
+        """Run `saga_fn(saga, plan)` to its end (resuming `resume`, an undo plan)."""
+        async with self.start(saga_fn, plan, options=options, resume=resume) as run:
             return await run.outcome()
 
 
@@ -240,11 +250,11 @@ class InMemory(Backend):
 
     @asynccontextmanager
     async def start(
-        self, saga_fn: SagaFn, plan: Plan, *, options: SagaOptions
+        self, saga_fn: SagaFn, plan: Plan, *, options: SagaOptions, resume: Any = None
     ) -> AsyncIterator[Run]:
         """Run the saga function in an asyncio task."""
         executor = InMemoryExecutor(options=options)
-        task = asyncio.create_task(executor.run(saga_fn, plan))
+        task = asyncio.create_task(executor.run(saga_fn, plan, resume=resume))
         try:
             yield _InMemoryRun(executor, task)
         finally:
@@ -326,9 +336,13 @@ class OnTemporal(Backend):
 
     @asynccontextmanager
     async def start(
-        self, saga_fn: SagaFn, plan: Plan, *, options: SagaOptions
+        self, saga_fn: SagaFn, plan: Plan, *, options: SagaOptions, resume: Any = None
     ) -> AsyncIterator[Run]:
-        """Start the generic workflow on the saga function's registered name."""
+        """Start the generic workflow on the saga function's registered name.
+
+        An `UndoPlan` in `resume` travels as a pydantic model: use a backend
+        from `with_pydantic_converter()`.
+        """
         task_queue = f"contract-{uuid.uuid4()}"
         worker = Worker(
             self.client,
@@ -347,6 +361,7 @@ class OnTemporal(Backend):
                 callables=register_callables(
                     {f: getattr(options, f) for f in _CALLABLE if getattr(options, f) is not None}
                 ),
+                resume=resume,
             )
             handle = await self.client.start_workflow(
                 ContractSaga.run, call, id=f"contract-{uuid.uuid4()}", task_queue=task_queue

@@ -329,6 +329,10 @@ class SagaCall:
     plan: Plan
     callables: str | None = None
     """The key of the options' functions in `CALLABLES`, if any."""
+    resume: Any = None
+    """An undo plan for `run(..., resume=)`, as the executor is to get it: `Any`, so a
+    hand-edited one reaches it as JSON, and is refused there (an `UndoPlan` here
+    would fail the workflow task at decoding, again and again)."""
 
 
 async def steps(saga: Saga, plan: Plan) -> list[str]:

@@ -20,7 +20,7 @@ with workflow.unsafe.imports_passed_through():
 
 @workflow.defn
 class ContractSaga:
-    """Runs `SAGAS[call.saga]` on `call.plan` with `TemporalExecutor`, and `call.options`."""
+    """Runs `SAGAS[call.saga]` on `call.plan`, `call.options` and `call.resume`."""
 
     @workflow.run
     async def run(self, call: SagaCall) -> Any:
@@ -28,4 +28,6 @@ class ContractSaga:
         if call.callables is not None:  # functions JSON cannot carry, from the test's process
             fields = CALLABLES[call.callables]
             options = SagaOptions.model_validate({**options.model_dump(), **fields})
-        return await TemporalExecutor(options=options).run(SAGAS[call.saga], call.plan)
+        return await TemporalExecutor(options=options).run(
+            SAGAS[call.saga], call.plan, resume=call.resume
+        )

@@ -30,7 +30,7 @@ from sagakit import (
     UndoReport,
     UndoStatus,
 )
-from sagakit.inmemory import Fault, InMemoryExecutor
+from sagakit.inmemory import Fault, InMemoryExecutor, VirtualClock
 from sagakit.temporal import SAGA_FAILED_TYPE, report_from_failure
 from sagakit.temporal._failure import SIZE_CAP, decode, encode
 
@@ -232,8 +232,54 @@ EVERY_KIND_OF_STEP = [
 ]
 
 
+async def resumed_run_with_subs() -> SagaReport:
+    """Run 1: a, then sub-saga `hotels` (rooms nested) that succeeds; run 2, resumed: c fails."""
+
+    async def ok(name: str) -> str:
+        return name
+
+    async def rooms(s: Saga) -> None:
+        await s.step(ok, ok, "room", name="room")
+
+    async def hotels(s: Saga) -> None:
+        await s.step(ok, ok, "hotel", name="hotel")
+        await s.sub(rooms, name="rooms")
+
+    async def first(s: Saga) -> Any:
+        await s.step(ok, ok, "a", name="a")
+        await s.sub(hotels, name="hotels")
+        return s.undo_plan()
+
+    async def second(s: Saga) -> None:
+        await s.sub(hotels, name="hotels")
+        await s.step(ok, ok, "c", name="c")
+        raise Boom("late")
+
+    executor = InMemoryExecutor(clock=VirtualClock(T0))  # times to the millisecond
+    plan = await executor.run(first, saga_id="wf/run-1")
+    with pytest.raises(SagaFailed) as info:
+        await executor.run(second, saga_id="wf/run-2", resume=plan)
+    return info.value.report
+
+
 class TestTheWholeStory:
     """A report read back from a failure has every step and undo the saga reported."""
+
+    async def test_sub_sagas_and_carried_steps_read_back(self) -> None:
+        """Which sub-saga each step belongs to, and the key a carried step kept, come back."""
+        report = await resumed_run_with_subs()
+        assert [(s.sub, s.carried) for s in report.steps] == [
+            (None, "wf/run-1#1"),
+            ("hotels", "wf/run-1#2"),
+            ("hotels/rooms", "wf/run-1#3"),
+            ("hotels", None),
+            ("hotels/rooms", None),
+            (None, None),
+        ]
+        back = read_back(report)
+        assert back == untimed(report)
+        assert "hotels: hotel" in back.timeline()
+        assert "carried: wf/run-1#2" in back.timeline()
 
     async def test_a_real_run_reads_back_whole_but_for_step_times(self) -> None:
         """Every step, undo, error, attempt count and recorded result; no step times."""
@@ -469,6 +515,23 @@ class TestFormat:
                 [5, "s5", "fc", 1],
             ],
         }
+
+    async def test_sub_sagas_and_carried_keys(self) -> None:
+        """Sub-saga paths and carried runs listed once; rows point at them, trailing."""
+        data = encode(await resumed_run_with_subs())
+        assert data["sb"] == ["hotels", "hotels/rooms"]
+        assert data["cr"] == ["wf/run-1"]
+        assert [r[11:] for r in data["st"]] == [
+            [None, [0, 1]],
+            [0, [0, 2]],
+            [1, [0, 3]],
+            [0],
+            [1],
+            [],
+        ]
+        other = a_step().model_copy(update={"carried": "no-seq-here"})
+        assert encode(one(other))["st"][0][11:] == [None, "no-seq-here"]
+        assert decode(encode(one(other))).steps == [other]
 
     def test_kinds_and_no_undo(self) -> None:
         pivot = a_step(undo=None, kind=StepKind.PIVOT)
