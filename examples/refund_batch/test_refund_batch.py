@@ -1,8 +1,7 @@
 """The refund batch across runs, specified on every backend.
 
-On Temporal the plan is a `continue_as_new` arg, which needs the backend to
-pack it for travel (`TemporalBackend.pack_plan`); until it does, the Temporal
-half is skipped, and it runs by itself once it does.
+On Temporal each run continues as new, the plan a `continue_as_new` arg; the
+report is the last run's (the handle follows the chain).
 """
 
 from __future__ import annotations
@@ -20,9 +19,7 @@ from examples.refund_batch.saga import OPTIONS, process
 from examples.refund_batch.services import PaymentProvider
 from examples.refund_batch.workflow import RefundBatch
 from sagakit import SagaFailed, SagaStatus, StepStatus
-from sagakit._backend import Backend as SagaBackend
 from sagakit.inmemory import InMemoryExecutor
-from sagakit.temporal._backend import TemporalBackend
 
 CASE = SagaCase(saga=process, options=OPTIONS, workflow=RefundBatch, activities=ACTIVITIES)
 
@@ -30,10 +27,6 @@ PER_RUN = 100
 SIZE = {"inmemory": 1000, "temporal": 250}
 """Refunds in a batch: on Temporal 3 runs instead of 10 (about 40 ms an activity on the
 dev server, so 1,000 refunds and their reversals would take minutes)."""
-
-# The default pack_plan hands the plan over as it is (callables in it): it cannot
-# cross continue-as-new until the Temporal backend packs it.
-PLANS_TRAVEL = TemporalBackend.pack_plan is not SagaBackend.pack_plan
 
 Refunds = Callable[[Batch], Awaitable[Outcome[BatchResult]]]
 
@@ -67,9 +60,6 @@ def provider(tmp_path: Path) -> PaymentProvider:
 
 @pytest.fixture
 def refund(backend: Backend, provider: PaymentProvider) -> Refunds:
-    if isinstance(backend, OnTemporal) and not PLANS_TRAVEL:
-        pytest.skip("undo plans do not travel through continue-as-new yet (pack_plan)")
-
     async def run(batch: Batch) -> Outcome[BatchResult]:
         with PROVIDER.provide(provider):
             if isinstance(backend, OnTemporal):
