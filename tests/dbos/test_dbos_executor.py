@@ -442,3 +442,16 @@ class TestDeadline:
         assert isinstance(caught.value.__cause__, SagaDeadlineExceeded)
         assert ran(label) == ["do:car", "do:gate", "do:gate", "undo:gate", "undo:car"]
         assert caught.value.report.status is SagaStatus.COMPENSATED
+
+
+def test_sagakit_dbos_all_is_pinned() -> None:
+    """sagakit.dbos.__all__ is exactly these names (ruff's order); changing it is an API change."""
+    import sagakit.dbos
+
+    assert sagakit.dbos.__all__ == [
+        "PARKED_EVENT",
+        "RESOLVE_TOPIC",
+        "DBOSExecutor",
+        "parked",
+        "resolve",
+    ]
