@@ -8,7 +8,7 @@ the workflow's `SagaFailed` failure (`_failure.py`).
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Mapping
 from typing import Any, TypeVar
 
 import temporalio.exceptions
@@ -111,13 +111,14 @@ class TemporalExecutor:
         saga_fn: Callable[..., Coroutine[Any, Any, R]],
         /,
         *args: Any,
-        resume: UndoPlan | None = None,
+        resume: UndoPlan | Mapping[str, Any] | None = None,
     ) -> R:
         """Run `saga_fn(saga, *args)` in the current workflow and return its result.
 
         `resume`: an `UndoPlan` from `saga.undo_plan()` of an earlier run (passed
         through `workflow.continue_as_new`); its undos sit below this run's steps
-        and run last if it unwinds, each with the idempotency key it had. A
+        and run last if it unwinds, each with the idempotency key it had. Its
+        JSON (a run method that takes the plan as a `dict`) is validated here: a
         malformed one fails the run before any step, like a bad saga function.
 
         Raises:

@@ -171,6 +171,12 @@ class TestExceptionsByTheirPublicPath:
             3 << 20,
             2 << 20,
         )
+        plan = PayloadTooLargeError("a plan", 3 << 20, 2 << 20, subject="it encodes", fix="less")
+        assert str(pickle.loads(pickle.dumps(plan))) == str(plan)
+        assert str(plan).endswith(
+            "over the payload limit of 2.0 MiB (Temporal refuses such "
+            "a payload and retries the workflow task forever): less"
+        )
         for name in (
             "SagaError",
             "SagaDefinitionError",
