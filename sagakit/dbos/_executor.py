@@ -11,6 +11,7 @@ from dbos._context import get_local_dbos_context
 
 from sagakit._exceptions import SagaStateError
 from sagakit._options import SagaOptions
+from sagakit._plan import UndoPlan
 from sagakit._report import SagaReport
 from sagakit._saga import Saga, run_saga
 from sagakit.dbos._backend import DBOSBackend
@@ -75,8 +76,19 @@ class DBOSExecutor:
             raise LookupError("no saga has run on this executor yet")
         return self._last.report()
 
-    async def run(self, saga_fn: Callable[..., Coroutine[Any, Any, R]], /, *args: Any) -> R:
+    async def run(
+        self,
+        saga_fn: Callable[..., Coroutine[Any, Any, R]],
+        /,
+        *args: Any,
+        resume: UndoPlan | None = None,
+    ) -> R:
         """Run `saga_fn(saga, *args)` in the current DBOS workflow and return its result.
+
+        `resume`: an `UndoPlan` from `saga.undo_plan()` of an earlier run; its undos
+        sit below this run's steps and run last if it unwinds, each with the
+        idempotency key it had (API.md §11). It holds the undo callables
+        themselves: DBOS pickles a workflow's input, so they must be importable.
 
         Raises:
             SagaFailed: the saga raised and was unwound; `__cause__` is the error.
@@ -98,4 +110,4 @@ class DBOSExecutor:
         backend = DBOSBackend(saga_id, index)
         saga = self._last = Saga(backend, self._options)
         backend.policy = saga.policy
-        return await run_saga(saga, saga_fn, args)
+        return await run_saga(saga, saga_fn, args, resume)

@@ -24,13 +24,13 @@ REPORTS: dict[str, SagaReport] = {}
 
 @DBOS.workflow(name="sagakit_contract_saga")
 async def contract_saga(call: SagaCall) -> Any:
-    """Runs `SAGAS[call.saga]` on `call.plan` with `DBOSExecutor`, and `call.options`."""
+    """Runs `SAGAS[call.saga]` on `call.plan` with `DBOSExecutor`, `call.options` and `call.resume`."""
     options = SagaOptions.model_validate_json(call.options)
     if call.callables is not None:  # functions JSON cannot carry, from the test's process
         options = SagaOptions.model_validate({**options.model_dump(), **CALLABLES[call.callables]})
     executor = DBOSExecutor(options=options)
     try:
-        return await executor.run(SAGAS[call.saga], call.plan)
+        return await executor.run(SAGAS[call.saga], call.plan, resume=call.resume)
     finally:
         workflow_id = DBOS.workflow_id
         with contextlib.suppress(LookupError):  # refused before the saga started

@@ -449,9 +449,12 @@ class OnDBOS(Backend):
 
     @asynccontextmanager
     async def start(
-        self, saga_fn: SagaFn, plan: Plan, *, options: SagaOptions
+        self, saga_fn: SagaFn, plan: Plan, *, options: SagaOptions, resume: Any = None
     ) -> AsyncIterator[Run]:
-        """Start the generic workflow on the saga function's registered name."""
+        """Start the generic workflow on the saga function's registered name.
+
+        An undo plan in `resume` travels as DBOS pickles a workflow's input: as it is.
+        """
         from dbos import DBOS
 
         from ._dbos import contract_saga
@@ -463,6 +466,7 @@ class OnDBOS(Backend):
             callables=register_callables(
                 {f: getattr(options, f) for f in _CALLABLE if getattr(options, f) is not None}
             ),
+            resume=resume,
         )
         handle = await DBOS.start_workflow_async(contract_saga, call)
         try:
