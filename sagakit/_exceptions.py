@@ -19,6 +19,7 @@ The hierarchy:
 
 from __future__ import annotations
 
+import pickle
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -85,7 +86,17 @@ class SagaFailed(SagaError):
         self._report = value
 
     def __reduce__(self) -> tuple[Any, ...]:
-        return (type(self), (str(self), self.report, self.compensation_error))
+        # The cause travels too (pickle leaves `__cause__` behind): a durable backend
+        # stores a failed workflow's error pickled (DBOS), and the caller reading it back
+        # must still see the original error. One that cannot be pickled travels described.
+        cause = self.__cause__
+        try:
+            pickle.dumps(cause)
+        except Exception:
+            kind, message = describe(cause) if cause is not None else ("", "")
+            cause = SagaError(f"{kind}: {cut(message, 2000)} (its own type could not be pickled)")
+        args = (str(self), self.report, self.compensation_error)
+        return (type(self), args, {"__cause__": cause})
 
 
 class SagaDeadlineExceeded(SagaError):

@@ -145,6 +145,22 @@ class TestExceptionsByTheirPublicPath:
         assert [repr(e) for e in group.exceptions] == ['KeyError("a\'s undo")']
         assert group.report == error.report
 
+    async def test_saga_failed_pickles_with_its_cause(self) -> None:
+        """Its `__cause__` round-trips too (DBOS pickles errors); one that cannot is described."""
+        error = await failed_saga()
+        cause = error.__cause__
+        assert cause is not None
+        back = pickle.loads(pickle.dumps(error))
+        assert (type(back.__cause__), str(back.__cause__)) == (type(cause), str(cause))
+
+        class Unpicklable(Exception):  # a local class: pickle cannot find it by name
+            pass
+
+        error.__cause__ = Unpicklable("the lock is held")
+        back = pickle.loads(pickle.dumps(error))
+        assert type(back.__cause__) is sagakit.SagaError
+        assert str(back.__cause__).startswith("Unpicklable: the lock is held")
+
     def test_every_exported_exception_pickles(self) -> None:
         """The others round-trip too, PayloadTooLargeError with its size and limit."""
         too_large = pickle.loads(pickle.dumps(PayloadTooLargeError("step 'b'", 3 << 20, 2 << 20)))

@@ -1,0 +1,201 @@
+"""The DBOS backend: each `StepCall` as one DBOS step, or inline in the workflow body.
+
+A do or undo runs as `DBOS.run_step_async` under a name made of its saga, seq,
+step name and phase (`1.book_car`, `1.book_car.undo`): DBOS matches a recovered
+workflow's steps by order and name, so a completed step's outcome is read back
+from the checkpoint, never run again. The attempts of one call run inside that
+one step, by the step's `RetryPolicy` (as the in-memory executor runs them, on
+the real clock): a DBOS step checkpoints only its final outcome.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import inspect
+import time
+from datetime import UTC, datetime
+from typing import Any
+
+from dbos import DBOS
+from dbos._error import DBOSWorkflowCancelledError
+
+from sagakit._backend import Backend, StepCall
+from sagakit._checks import is_async_callable
+from sagakit._context import _activity_id
+from sagakit._exceptions import StepDefinitionError, StepTimeoutError, describe
+from sagakit._options import RetryPolicy, StepOptions
+
+__all__ = ["DBOSBackend"]
+
+
+def _is_activity(fn: Any) -> bool:
+    return hasattr(fn, "__temporal_activity_definition")
+
+
+def _runs_inline(fn: Any, options: StepOptions) -> bool:
+    """Said `inline=True`, a callable that is not a temporalio activity runs in the workflow."""
+    return options.inline and not _is_activity(fn)
+
+
+class DBOSBackend(Backend):
+    """One saga run inside one DBOS workflow execution."""
+
+    def __init__(self, saga_id: str, index: int) -> None:
+        self._saga_id = saga_id
+        self._index = index
+
+    def saga_id(self) -> str:
+        """The workflow id, plus `/n` for the n-th saga (n >= 2) of the workflow."""
+        return self._saga_id
+
+    def time(self) -> float:
+        """The wall clock: a recovered run's report shows when it ran again."""
+        return time.time()
+
+    def check(self, do: Any, undo: Any, options: StepOptions) -> None:
+        """Accept callables; refuse names and Temporal-only targets, and inline sync code."""
+        fns = [do] if undo is None else [do, undo]
+        for fn in fns:
+            if isinstance(fn, str) or getattr(type(fn), "__sagakit_temporal_only__", False):
+                raise StepDefinitionError(
+                    f"{fn!r} names a Temporal activity or workflow: on DBOS a step is a "
+                    f"callable (run as a DBOS step); pass the function itself"
+                )
+            if isinstance(fn, type) and hasattr(fn, "__temporal_workflow_definition"):
+                raise StepDefinitionError(
+                    f"{fn.__name__} is a Temporal workflow: child workflows run only on "
+                    f"Temporal; on DBOS pass a function that does the same"
+                )
+            if _runs_inline(fn, options) and not is_async_callable(fn):
+                raise StepDefinitionError(
+                    f"{fn!r} is a plain sync function in a step said inline=True: inline "
+                    f"code runs in the workflow body and must be `async def` (to await "
+                    f"DBOS.recv_async, say); drop inline=True to run it as a DBOS step"
+                )
+        if options.inline and not any(_runs_inline(fn, options) for fn in fns):
+            raise StepDefinitionError(
+                f"step {options.name or getattr(do, '__name__', do)!r} says inline=True, but "
+                f"its do and undo are temporalio activities, which run as DBOS steps: "
+                f"nothing would run inline; drop inline=True"
+            )
+
+    async def wait(self, event: asyncio.Event, seconds: float | None) -> bool:
+        """`event`, or a durable `DBOS.sleep_async`: its end is checkpointed, recovery keeps it."""
+        if seconds is None:
+            await event.wait()
+            return True
+        # Made now, in this task's turn: DBOS numbers the sleep by the order it starts in.
+        sleep = asyncio.ensure_future(DBOS.sleep_async(seconds))
+        woke = asyncio.ensure_future(event.wait())
+        try:
+            await asyncio.wait([sleep, woke], return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in (sleep, woke):
+                task.cancel()
+            await asyncio.wait([sleep, woke])
+        return event.is_set()
+
+    async def call(self, call: StepCall) -> Any:
+        """Run the call inline, or as one DBOS step holding all of its attempts."""
+        if _runs_inline(call.fn, call.options):
+            call.attempts = 1
+            return await call.fn(*call.args)
+        # No await before this: DBOS numbers steps in the order they start.
+        name = _activity_id(call.context, self._index)
+        return await DBOS.run_step_async({"name": name}, self._attempts, call)
+
+    async def _attempts(self, call: StepCall) -> Any:
+        """Attempt 1, 2, ... by the call's retry policy; the last one's result or error."""
+        policy = call.retry_policy or RetryPolicy()
+        limit = call.options.schedule_to_close_timeout
+        start = time.monotonic()
+        n = 0
+        while True:
+            n += 1
+            call.attempts = n
+            try:
+                return await self._attempt(call, n, start)
+            except Exception as e:
+                if n == policy.maximum_attempts or not _retryable(e, policy):
+                    raise
+                wait = min(
+                    policy.initial_interval.total_seconds() * policy.backoff_coefficient ** (n - 1),
+                    policy.effective_maximum_interval.total_seconds(),
+                )
+                if limit is not None and time.monotonic() - start + wait > limit.total_seconds():
+                    raise StepTimeoutError(
+                        f"{call.context.name} {call.phase.value} ran past "
+                        f"schedule_to_close_timeout ({limit}) after {n} attempt(s)"
+                    ) from e
+                await asyncio.sleep(wait)
+
+    async def _attempt(self, call: StepCall, n: int, start: float) -> Any:
+        """Attempt `n`, bounded by `start_to_close_timeout` and what is left of the overall one."""
+        opts = call.options
+        bounds = [t.total_seconds() for t in (opts.start_to_close_timeout,) if t is not None]
+        if opts.schedule_to_close_timeout is not None:
+            left = opts.schedule_to_close_timeout.total_seconds() - (time.monotonic() - start)
+            bounds.append(max(left, 0.0))
+        cut = asyncio.timeout(min(bounds) if bounds else None)
+        try:
+            async with cut:
+                return await self._start(call, n)
+        except TimeoutError as e:
+            if not cut.expired():
+                raise  # the function's own TimeoutError
+            raise StepTimeoutError(
+                f"{call.context.name} {call.phase.value} attempt {n} ran past its timeout "
+                f"({min(bounds):g}s)"
+            ) from e
+
+    async def _start(self, call: StepCall, n: int) -> Any:
+        fn, args = call.fn, call.args
+        if _is_activity(fn):
+            return await _run_activity(call, n)
+        if is_async_callable(fn):
+            return await fn(*args)
+        # A sync function runs in a thread (the workflow's loop goes on), and is waited
+        # for to its end even when cancelled: no undo may start while it still runs.
+        thread = asyncio.ensure_future(asyncio.to_thread(fn, *args))
+        try:
+            return await asyncio.shield(thread)
+        except asyncio.CancelledError:
+            await asyncio.wait([thread])
+            raise
+
+    def passes_through(self, exc: BaseException) -> bool:
+        """A workflow cancelled in DBOS: every further step (undos too) is refused, so stop."""
+        return isinstance(exc, DBOSWorkflowCancelledError)
+
+
+async def _run_activity(call: StepCall, n: int) -> Any:
+    """A temporalio activity, with a real activity context, as the in-memory executor runs it."""
+    from temporalio.testing import ActivityEnvironment
+
+    env = ActivityEnvironment()
+    defn = getattr(call.fn, "__temporal_activity_definition")
+    now = datetime.now(UTC)
+    env.info = dataclasses.replace(
+        env.info,
+        activity_id=_activity_id(call.context),
+        activity_type=defn.name or call.fn.__name__,
+        attempt=n,
+        workflow_id=DBOS.workflow_id or "",
+        workflow_type="DBOSSaga",
+        start_to_close_timeout=call.options.start_to_close_timeout,
+        schedule_to_close_timeout=call.options.schedule_to_close_timeout,
+        scheduled_time=now,
+        started_time=now,
+        current_attempt_scheduled_time=now,
+    )
+    env.on_heartbeat = lambda *details: None
+    result = env.run(call.fn, *call.args)
+    return await result if inspect.isawaitable(result) else result
+
+
+def _retryable(e: Exception, policy: RetryPolicy) -> bool:
+    """As Temporal decides: not `non_retryable`, and not named in the policy's types."""
+    if getattr(e, "non_retryable", False) is True:  # temporalio's ApplicationError
+        return False
+    return describe(e)[0] not in policy.non_retryable_error_types
