@@ -15,7 +15,9 @@ each measure and the ratio sagakit / hand-written:
    `workflow_output`, `operation_outputs`, `workflow_events`,
    `workflow_events_history`, `streams` and `notifications`; bytes are the stored
    values (text and blobs by their length, integers and reals as 8 bytes), so they
-   count what the saga writes, not SQLite's pages. A per-table breakdown follows;
+   count what the saga writes, not SQLite's pages. Then where the bytes are: per
+   table, the step checkpoints' names, outputs and errors, and the workflow's error
+   (on sagakit's side, how much of it is the pickled report);
 3. (informational) the SQLite file's growth per saga over a batch of failing sagas:
    pages, indexes and all.
 
@@ -28,7 +30,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import base64
 import os
+import pickle
 import platform
 import shutil
 import sqlite3
@@ -37,7 +41,6 @@ import sys
 import tempfile
 import time
 import uuid
-from collections import Counter
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from pathlib import Path
@@ -160,6 +163,49 @@ def stored(db: sqlite3.Connection, workflow_id: str) -> dict[str, tuple[int, int
     return found
 
 
+def column_bytes(db: sqlite3.Connection, table: str, column: str, workflow_id: str) -> int:
+    """The stored bytes of one column over a workflow's rows of `table`."""
+    (total,) = db.execute(
+        f'SELECT coalesce(sum(length(CAST("{column}" AS BLOB))), 0) FROM {table} '
+        "WHERE workflow_uuid = ?",
+        (workflow_id,),
+    ).fetchone()
+    return int(total)
+
+
+def where_the_bytes_are(db: sqlite3.Connection, side: str, workflow_id: str) -> list[str]:
+    """Lines that attribute a saga's bytes: per table, the step checkpoints, the error."""
+    tables = ", ".join(f"{t} {r} rows {b:,} B" for t, (r, b) in stored(db, workflow_id).items())
+    lines = [f"    {side:<5} {tables}"]
+    names = [
+        n
+        for (n,) in db.execute(
+            "SELECT function_name FROM operation_outputs WHERE workflow_uuid = ? "
+            "ORDER BY function_id LIMIT 2",
+            (workflow_id,),
+        )
+    ]
+    columns = ", ".join(
+        f"{c} {column_bytes(db, 'operation_outputs', c, workflow_id):,} B"
+        for c in ("function_name", "output", "error")
+    )
+    lines.append(f"          step checkpoints: {columns} (names like {', '.join(names)})")
+    (error,) = db.execute(
+        "SELECT error FROM workflow_output WHERE workflow_uuid = ?", (workflow_id,)
+    ).fetchone()
+    if error is not None:
+        # DBOS's default serializer: the error pickled, in base64. The bench's own data.
+        failed = pickle.loads(base64.b64decode(error))
+        what = f"{type(failed).__name__} {len(error):,} B"
+        if isinstance(failed, SagaFailed):
+            report = len(base64.b64encode(pickle.dumps(failed.report)))
+            what += f", of which its report {report:,} B pickled ({len(failed.report.steps)} steps)"
+        cause = failed.__cause__
+        what += f"; cause {type(cause).__name__ if cause is not None else 'lost'}"
+        lines.append(f"          the workflow's error: {what}")
+    return lines
+
+
 async def rows_and_bytes(path: Path, rounds: int) -> tuple[list[Row], list[str]]:
     rows: list[Row] = []
     breakdown: list[str] = []
@@ -167,9 +213,11 @@ async def rows_and_bytes(path: Path, rounds: int) -> tuple[list[Row], list[str]]
     try:
         for steps, fail_at in SHAPES:
             per: dict[str, list[dict[str, tuple[int, int]]]] = {side: [] for side in SIDES}
+            last: dict[str, str] = {}
             for order in interleaved(rounds):
                 for side in order:
-                    per[side].append(stored(db, await run_one(side, steps, fail_at)))
+                    last[side] = await run_one(side, steps, fail_at)
+                    per[side].append(stored(db, last[side]))
             what = shape_name(steps, fail_at)
             for i, (label, unit) in enumerate((("rows", ""), ("bytes", "B"))):
                 med = {
@@ -181,20 +229,7 @@ async def rows_and_bytes(path: Path, rounds: int) -> tuple[list[Row], list[str]]
                 )
             breakdown.append(f"  {what}:")
             for side in SIDES:
-                last = per[side][-1]
-                cells = ", ".join(f"{t} {r} rows {b:,} B" for t, (r, b) in last.items())
-                breakdown.append(f"    {side:<5} {cells}")
-            names: dict[str, Counter[str]] = {side: Counter() for side in SIDES}
-            for side in SIDES:
-                last_id = await run_one(side, steps, fail_at)
-                for (name,) in db.execute(
-                    "SELECT function_name FROM operation_outputs WHERE workflow_uuid = ?",
-                    (last_id,),
-                ):
-                    names[side][name] += 1
-            for side in SIDES:
-                cells = ", ".join(f"{n} x{c}" for n, c in sorted(names[side].items()))
-                breakdown.append(f"    {side:<5} steps: {cells}")
+                breakdown += where_the_bytes_are(db, side, last[side])
     finally:
         db.close()
     return rows, breakdown
@@ -284,7 +319,7 @@ async def main(quick: bool) -> int:
         shutil.rmtree(workdir, ignore_errors=True)
     print()
     show(rows)
-    print("\nper table, the last saga of each side (rows, stored bytes), and its DBOS steps:")
+    print("\nwhere the bytes are: the last saga of each side")
     print("\n".join(breakdown))
     print(f"\nend: {machine()}")
     return 0 if all(r.met for r in rows) else 1
