@@ -9,7 +9,8 @@ each measure and the ratio sagakit / hand-written:
 
 1. wall time per saga, from `DBOS.start_workflow_async` to the handle's result: 5 steps
    that succeed, 5 steps failing at step 5 (5 undos run), 50 steps failing at step 50;
-   each round runs a batch of sagas per side back to back; the median of the rounds;
+   each round runs a batch of sagas per side, one of each side in turn; the median of
+   the rounds' means;
 2. system-database rows and bytes per saga: every row DBOS keeps for the saga's
    workflow (and any child of it) in `workflow_status`, `workflow_input`,
    `workflow_output`, `operation_outputs`, `workflow_events`,
@@ -115,6 +116,11 @@ async def run_one(side: str, steps: int, fail_at: int) -> str:
 
 
 async def wall_times(rounds: int, batch: int) -> list[Row]:
+    """Wall time per saga of each shape, the sides taking turns saga by saga.
+
+    Each round runs `n` sagas per side, one of each in turn (the side that goes
+    first alternating by round), so load and SQLite's own pace hit both alike.
+    """
     rows = []
     for steps, fail_at in SHAPES:
         n = max(1, batch * 5 // steps)
@@ -122,11 +128,14 @@ async def wall_times(rounds: int, batch: int) -> list[Row]:
             await run_one(side, steps, fail_at)
         per: dict[str, list[float]] = {side: [] for side in SIDES}
         for order in interleaved(rounds):
-            for side in order:
-                t0 = time.perf_counter()
-                for _ in range(n):
+            spent = dict.fromkeys(SIDES, 0.0)
+            for _ in range(n):
+                for side in order:
+                    t0 = time.perf_counter()
                     await run_one(side, steps, fail_at)
-                per[side].append((time.perf_counter() - t0) / n * 1e3)
+                    spent[side] += time.perf_counter() - t0
+            for side in SIDES:
+                per[side].append(spent[side] / n * 1e3)
         med = {side: statistics.median(v) for side, v in per.items()}
         rows.append(
             Row(f"wall time per saga, {shape_name(steps, fail_at)}", med["hand"], med["saga"], "ms")
