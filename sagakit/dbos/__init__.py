@@ -13,5 +13,6 @@ except ImportError as e:  # pragma: no cover - tests/dbos checks it in a subproc
     ) from e
 
 from sagakit.dbos._executor import DBOSExecutor
+from sagakit.dbos._operate import PARKED_EVENT, RESOLVE_TOPIC, parked, resolve
 
-__all__ = ["DBOSExecutor"]
+__all__ = ["PARKED_EVENT", "RESOLVE_TOPIC", "DBOSExecutor", "parked", "resolve"]

@@ -25,6 +25,9 @@ from sagakit._checks import is_async_callable
 from sagakit._context import _activity_id
 from sagakit._exceptions import StepDefinitionError, StepTimeoutError, describe
 from sagakit._options import RetryPolicy, StepOptions
+from sagakit._parking import parking
+from sagakit._unwind import UndoFailurePolicy
+from sagakit.dbos._operate import take_decisions
 
 __all__ = ["DBOSBackend"]
 
@@ -44,6 +47,9 @@ class DBOSBackend(Backend):
     def __init__(self, saga_id: str, index: int) -> None:
         self._saga_id = saga_id
         self._index = index
+        self._rounds = 0  # waits for operators so far
+        self.policy: UndoFailurePolicy | None = None
+        """The run's undo-failure policy: with "park", `wait` takes operators' decisions."""
 
     def saga_id(self) -> str:
         """The workflow id, plus `/n` for the n-th saga (n >= 2) of the workflow."""
@@ -57,10 +63,15 @@ class DBOSBackend(Backend):
         """Accept callables; refuse names and Temporal-only targets, and inline sync code."""
         fns = [do] if undo is None else [do, undo]
         for fn in fns:
-            if isinstance(fn, str) or getattr(type(fn), "__sagakit_temporal_only__", False):
+            if isinstance(fn, str):
                 raise StepDefinitionError(
-                    f"{fn!r} names a Temporal activity or workflow: on DBOS a step is a "
-                    f"callable (run as a DBOS step); pass the function itself"
+                    f"on DBOS a step is a callable, not an activity name ({fn!r}): pass "
+                    f"the function itself"
+                )
+            if getattr(type(fn), "__sagakit_temporal_only__", False):
+                raise StepDefinitionError(
+                    f"{fn!r} names a Temporal activity or workflow, which runs only on "
+                    f"Temporal: on DBOS pass a function that does the same"
                 )
             if isinstance(fn, type) and hasattr(fn, "__temporal_workflow_definition"):
                 raise StepDefinitionError(
@@ -81,7 +92,14 @@ class DBOSBackend(Backend):
             )
 
     async def wait(self, event: asyncio.Event, seconds: float | None) -> bool:
-        """`event`, or a durable `DBOS.sleep_async`: its end is checkpointed, recovery keeps it."""
+        """`event`, or a durable `DBOS.sleep_async`: its end is checkpointed, recovery keeps it.
+
+        A saga waiting for operators takes their decisions from DBOS messages meanwhile.
+        """
+        park = None if self.policy is None else parking(self.policy)
+        if park is not None and park.waiting:
+            self._rounds += 1
+            return await take_decisions(park, event, seconds, self._rounds)
         if seconds is None:
             await event.wait()
             return True

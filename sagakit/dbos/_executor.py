@@ -95,5 +95,7 @@ class DBOSExecutor:
             )
         index = _started[context] = _started.get(context, 0) + 1
         saga_id = workflow_id if index == 1 else f"{workflow_id}/{index}"
-        saga = self._last = Saga(DBOSBackend(saga_id, index), self._options)
+        backend = DBOSBackend(saga_id, index)
+        saga = self._last = Saga(backend, self._options)
+        backend.policy = saga.policy
         return await run_saga(saga, saga_fn, args)

@@ -2,9 +2,12 @@
 
 `InMemory` runs it with `InMemoryExecutor`; `OnTemporal` runs it in the
 generic `ContractSaga` workflow on a real dev server, with an in-process
-worker on a fresh task queue. Both turn how the run ended into an `Outcome`:
+worker on a fresh task queue; `OnDBOS` in the generic `contract_saga` DBOS
+workflow (`_dbos.py`) on the session's SQLite system database. Each turns how
+the run ended into an `Outcome`:
 
 * in memory, `SagaFailed` is caught and its `__cause__` described;
+* on DBOS, the handle's `get_result()` raises that same `SagaFailed`;
 * on Temporal, the workflow fails with an `ApplicationError` of type
   `SagaFailed` whose cause chain keeps the original error (seen through the
   `ActivityError` wrapper), and the report is the `sagakit_report` query's.
@@ -29,6 +32,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
+import pytest
 from temporalio.client import Client, WorkflowFailureError, WorkflowHandle
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.exceptions import (
@@ -61,6 +65,7 @@ __all__ = [
     "ONE_ATTEMPT",
     "Backend",
     "InMemory",
+    "OnDBOS",
     "OnTemporal",
     "Outcome",
     "Refused",
@@ -170,6 +175,14 @@ class Backend(abc.ABC):
     timeout_error: str
     """Type name of the error a step timing out fails with (API.md: `StepTimeoutError`
     in memory, temporalio's own `TimeoutError` on Temporal)."""
+
+    cannot: dict[str, str] = {}  # noqa: RUF012 - read only
+    """What this backend cannot honour, by rule, and why: the tests of it skip here."""
+
+    def require(self, rule: str) -> None:
+        """Skip the calling test, with the reason, where this backend cannot honour `rule`."""
+        if rule in self.cannot:
+            pytest.skip(f"{self.name}: {self.cannot[rule]}")
 
     def with_pydantic_converter(self) -> Backend:
         """This backend, with pydantic models travelling as themselves (nothing to do here)."""
@@ -358,3 +371,88 @@ class OnTemporal(Backend):
                 if not run.ended:  # the test stopped early: leave nothing running on the server
                     with contextlib.suppress(Exception):
                         await handle.terminate()
+
+
+class _DBOSRun(Run):
+    def __init__(self, handle: Any) -> None:
+        self.handle = handle
+
+    async def cancel(self) -> None:
+        from dbos import DBOS
+
+        await DBOS.cancel_workflow_async(self.handle.get_workflow_id())
+
+    async def wait_parked(self) -> list[ParkedUndo]:
+        from sagakit.dbos import parked as dbos_parked
+
+        async with asyncio.timeout(30):  # generous: a loaded CI machine
+            while True:
+                found = await dbos_parked(self.handle.get_workflow_id())
+                if found:
+                    return found
+                await asyncio.sleep(0.05)
+
+    async def resolve(
+        self, seq: Any, action: Any, *, reason: Any = None, by: Any = "tester"
+    ) -> None:
+        from sagakit.dbos import resolve as dbos_resolve
+
+        await dbos_resolve(self.handle.get_workflow_id(), seq, action, reason=reason, by=by)
+
+    async def pass_time(self, seconds: float) -> None:
+        await asyncio.sleep(seconds)
+
+    async def outcome(self) -> Outcome:
+        from ._dbos import REPORTS
+
+        workflow_id = self.handle.get_workflow_id()
+        try:
+            result = await self.handle.get_result()
+        except SagaFailed as e:
+            return Outcome(report=e.report, error="SagaFailed", cause=_describe(e.__cause__))
+        except SagaDefinitionError as e:
+            raise Refused(_describe(e)) from e
+        return Outcome(report=REPORTS.pop(workflow_id), result=result)
+
+
+class OnDBOS(Backend):
+    """DBOS Transact on the session's SQLite system database; each run, a workflow."""
+
+    name = "dbos"
+    timeout_error = "StepTimeoutError"
+    cannot = {  # noqa: RUF012 - read only
+        "cancel": (
+            "a DBOS cancel (DBOS.cancel_workflow) stops the workflow at its next step, "
+            "and every later step, undos included, is refused: nothing is compensated "
+            "(docs/dbos.md: compensating on demand)"
+        ),
+        "payload_limit": (
+            "DBOS checkpoints a step's result, never its args: there is no payload "
+            "limit to refuse a call by before it starts"
+        ),
+    }
+
+    @asynccontextmanager
+    async def start(
+        self, saga_fn: SagaFn, plan: Plan, *, options: SagaOptions
+    ) -> AsyncIterator[Run]:
+        """Start the generic workflow on the saga function's registered name."""
+        from dbos import DBOS
+
+        from ._dbos import contract_saga
+
+        call = SagaCall(
+            saga=register(saga_fn),
+            options=options.model_dump_json(exclude=set(_CALLABLE)),
+            plan=plan,
+            callables=register_callables(
+                {f: getattr(options, f) for f in _CALLABLE if getattr(options, f) is not None}
+            ),
+        )
+        handle = await DBOS.start_workflow_async(contract_saga, call)
+        try:
+            yield _DBOSRun(handle)
+        finally:
+            status = await handle.get_status()
+            if status.status in ("PENDING", "ENQUEUED"):  # stopped early: leave nothing running
+                await DBOS.cancel_workflow_async(handle.get_workflow_id())

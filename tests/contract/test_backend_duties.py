@@ -80,6 +80,7 @@ class TestCheck:
 class TestCall:
     async def test_a_call_refused_before_it_started_has_no_undo_run(self, backend: Backend) -> None:
         """`call` sets attempts to 0 when the args cannot travel: that step's undo is not run."""
+        backend.require("payload_limit")
         plan = Plan()
         outcome = await backend.run(second_step_cannot_travel, plan, options=options())
         assert outcome.cause is not None
@@ -95,6 +96,7 @@ class TestCall:
         self, backend: Backend
     ) -> None:
         """`call` returns from a cancel only once the do stopped, however many cancels came."""
+        backend.require("cancel")
         plan = Plan(hang=["b"])
         async with backend.start(steps, plan, options=options()) as run:
             assert await until(lambda: "do:b" in ran(plan), seconds=10)

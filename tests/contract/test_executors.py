@@ -100,6 +100,7 @@ class TestCancellation:
         self, backend: Backend
     ) -> None:
         """A cancelled run stops its step in flight, runs every undo, and ends cancelled."""
+        backend.require("cancel")
         plan = Plan(hang=["c"])
         async with backend.start(steps, plan, options=options()) as run:
             assert await until(lambda: "do:c" in ran(plan), seconds=10)

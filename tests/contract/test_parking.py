@@ -174,6 +174,7 @@ class TestCancelWhileParked:
         self, backend: Backend
     ) -> None:
         """Cancelling a parked saga gives up on its parked undos: they end failed."""
+        backend.require("cancel")
         plan = Plan(fail=["c"], fail_undo=["b"])
         async with backend.start(steps, plan, options=options(**PARK)) as run:
             await run.wait_parked()

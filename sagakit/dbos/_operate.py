@@ -1,0 +1,114 @@
+"""Operators and parked undos on DBOS: a DBOS event lists them, a DBOS message resolves one.
+
+While a saga waits for operators, its workflow publishes the parked undos as
+the event `sagakit.parked` (with the round of waiting they belong to) and
+receives decisions on the topic `sagakit.resolve`. Each decision is checked
+in the workflow, as on every backend (`Park.check_resolution`, the operators'
+`resolve_check` included), and answered with the event
+`sagakit.resolve.<request id>`: `resolve` returns once it is taken, or raises
+the refusal.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from typing import Any
+
+from dbos import DBOS
+
+from sagakit._exceptions import SagaStateError
+from sagakit._parking import Park, check_request
+from sagakit._report import ParkedUndo
+
+__all__ = ["PARKED_EVENT", "RESOLVE_TOPIC", "parked", "resolve", "take_decisions"]
+
+PARKED_EVENT = "sagakit.parked"
+"""The DBOS event a waiting saga lists its parked undos in."""
+RESOLVE_TOPIC = "sagakit.resolve"
+"""The DBOS message topic a waiting saga takes decisions on."""
+
+_FOREVER = 10 * 365 * 86400.0  # a wait with no park_timeout, as DBOS's recv needs one
+
+
+async def take_decisions(park: Park, event: asyncio.Event, seconds: float | None, n: int) -> bool:
+    """In the workflow: list the parked undos, then take decisions until one is accepted.
+
+    `n` numbers this round of waiting: a decision sent while an earlier round
+    was listed is refused, so it never lands on an undo that parked again.
+    """
+    end = time.time() + (_FOREVER if seconds is None else seconds)
+    listed = [p.model_dump(mode="json") for p in park.parked()]
+    await DBOS.set_event_async(PARKED_EVENT, {"round": n, "parked": listed})
+    while not event.is_set():
+        message = await DBOS.recv_async(RESOLVE_TOPIC, max(end - time.time(), 0.0))
+        if message is None:
+            return event.is_set()  # out of time
+        request = message if isinstance(message, dict) else {}
+        answer = "ok"
+        try:
+            if request.get("round") != n:
+                raise SagaStateError(
+                    f"step {request.get('seq')!r} has no parked undo awaiting this decision: "
+                    f"it was sent for an earlier wait; read the parked undos again"
+                )
+            fields = [request.get(k) for k in ("seq", "action", "reason", "by")]
+            accepted = park.check_resolution(*fields)
+            park.resolve(accepted.seq, accepted.action, reason=accepted.reason, by=accepted.by)
+        except SagaStateError as e:
+            answer = str(e)
+        await DBOS.set_event_async(f"{RESOLVE_TOPIC}.{request.get('id')}", answer)
+    await DBOS.set_event_async(PARKED_EVENT, {"round": n, "parked": []})
+    return True
+
+
+async def parked(workflow_id: str) -> list[ParkedUndo]:
+    """The undos of a saga workflow that wait for an operator now, in step order.
+
+    Empty until the saga has run every undo once and waits.
+    """
+    listed = await DBOS.get_event_async(workflow_id, PARKED_EVENT, timeout_seconds=0)
+    return [ParkedUndo.model_validate(p) for p in (listed or {}).get("parked", [])]
+
+
+async def resolve(
+    workflow_id: str,
+    seq: int,
+    action: str,
+    *,
+    reason: str | None = None,
+    by: str | None = None,
+) -> None:
+    """Resolve the parked undo of step `seq` of a saga workflow: "retry" or "skip".
+
+    Returns once the saga has taken the decision (not when a retried undo
+    ran); bound the wait with `asyncio.timeout` if the saga may be busy.
+
+    Raises:
+        SagaStateError: refused: a wrong seq, action, reason or by, a decision
+            that lost a race, `SagaOptions.resolve_check`; or the saga ended
+            before it took the decision.
+    """
+    check_request(workflow_id, seq, action, reason, by)  # types and sizes, before sending
+    listed = await DBOS.get_event_async(workflow_id, PARKED_EVENT, timeout_seconds=0)
+    if not listed or not listed.get("parked"):
+        raise SagaStateError(
+            f"step {seq!r} of saga {workflow_id} has no parked undo: no undo awaits a decision now"
+        )
+    request_id = uuid.uuid4().hex
+    request = {"id": request_id, "round": listed["round"], "seq": seq, "action": action}
+    await DBOS.send_async(workflow_id, {**request, "reason": reason, "by": by}, RESOLVE_TOPIC)
+    key = f"{RESOLVE_TOPIC}.{request_id}"
+    while True:
+        answer: Any = await DBOS.get_event_async(workflow_id, key, timeout_seconds=0.2)
+        if answer == "ok":
+            return
+        if answer is not None:
+            raise SagaStateError(answer)
+        status = await DBOS.get_workflow_status_async(workflow_id)
+        if status is None or status.status not in ("PENDING", "ENQUEUED"):
+            raise SagaStateError(
+                f"step {seq!r} of saga {workflow_id} has no parked undo: the saga ended "
+                f"before it took this decision"
+            )
