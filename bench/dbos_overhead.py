@@ -131,7 +131,7 @@ async def wall_times(rounds: int, batch: int) -> list[Row]:
         n = max(1, batch * 5 // steps)
         for side in SIDES:  # warm up: first imports, first statements prepared
             await run_one(side, steps, fail_at)
-        per = {(c, side): [] for c in clocks for side in SIDES}
+        per: dict[tuple[str, str], list[float]] = {(c, side): [] for c in clocks for side in SIDES}
         for order in interleaved(rounds):
             spent = dict.fromkeys(per, 0.0)
             for _ in range(n):
