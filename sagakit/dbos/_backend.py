@@ -37,8 +37,8 @@ def _is_activity(fn: Any) -> bool:
 
 
 def _runs_inline(fn: Any, options: StepOptions) -> bool:
-    """Said `inline=True`, a callable that is not a temporalio activity runs in the workflow."""
-    return options.inline and not _is_activity(fn)
+    """Said `inline=True`, an `async def` (not a temporalio activity) runs in the workflow."""
+    return options.inline and is_async_callable(fn) and not _is_activity(fn)
 
 
 class DBOSBackend(Backend):
@@ -78,17 +78,12 @@ class DBOSBackend(Backend):
                     f"{fn.__name__} is a Temporal workflow: child workflows run only on "
                     f"Temporal; on DBOS pass a function that does the same"
                 )
-            if _runs_inline(fn, options) and not is_async_callable(fn):
-                raise StepDefinitionError(
-                    f"{fn!r} is a plain sync function in a step said inline=True: inline "
-                    f"code runs in the workflow body and must be `async def` (to await "
-                    f"DBOS.recv_async, say); drop inline=True to run it as a DBOS step"
-                )
         if options.inline and not any(_runs_inline(fn, options) for fn in fns):
             raise StepDefinitionError(
                 f"step {options.name or getattr(do, '__name__', do)!r} says inline=True, but "
-                f"its do and undo are temporalio activities, which run as DBOS steps: "
-                f"nothing would run inline; drop inline=True"
+                f"neither its do nor its undo is an `async def` that is not a temporalio "
+                f"activity (those run as DBOS steps): nothing would run inline; drop "
+                f"inline=True, or make the one that waits for a message `async def`"
             )
 
     async def wait(self, event: asyncio.Event, seconds: float | None) -> bool:
@@ -103,7 +98,8 @@ class DBOSBackend(Backend):
         if seconds is None:
             await event.wait()
             return True
-        # Made now, in this task's turn: DBOS numbers the sleep by the order it starts in.
+        # DBOS numbers the sleep when its task first runs, in the loop's FIFO order, which
+        # a recovered run repeats.
         sleep = asyncio.ensure_future(DBOS.sleep_async(seconds))
         woke = asyncio.ensure_future(event.wait())
         try:
@@ -121,7 +117,29 @@ class DBOSBackend(Backend):
             return await call.fn(*call.args)
         # No await before this: DBOS numbers steps in the order they start.
         name = _activity_id(call.context, self._index)
-        return await DBOS.run_step_async({"name": name}, self._attempts, call)
+        ended: list[BaseException | None] = []  # the body's outcome, once it ran
+        try:
+            return await DBOS.run_step_async({"name": name}, self._step, call, ended)
+        except Exception as e:
+            if not ended or e is ended[0]:
+                raise  # the call's own error (or one read back from the checkpoint)
+            # The body ended, then DBOS could not write its outcome down.
+            outcome = "error" if ended[0] is not None else "result"
+            raise StepDefinitionError(
+                f"the {call.phase.value} of step {call.context.name!r} ran, but DBOS could "
+                f"not checkpoint its {outcome} ({type(e).__name__}: {e}): return and raise "
+                f"values DBOS's serializer can store (pickle, by default)"
+            ) from e
+
+    async def _step(self, call: StepCall, ended: list[BaseException | None]) -> Any:
+        """The DBOS step's body: every attempt; `ended` tells `call` the body's outcome."""
+        try:
+            result = await self._attempts(call)
+        except BaseException as e:
+            ended.append(e)
+            raise
+        ended.append(None)
+        return result
 
     async def _attempts(self, call: StepCall) -> Any:
         """Attempt 1, 2, ... by the call's retry policy; the last one's result or error."""
