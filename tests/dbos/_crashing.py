@@ -15,7 +15,9 @@ ledger remembers it), so the same command run again recovers and goes on:
   (after: the effect is applied but DBOS has not checkpointed the step);
 * `undo:ITEM:before` / `undo:ITEM:after`: the same in ITEM's undo;
 * `after:ITEM`: in the saga function, after ITEM's step was checkpointed and before
-  the next one starts.
+  the next one starts;
+* `end`: in the workflow, once the saga ended (returned, or raised `SagaFailed`),
+  before DBOS recorded the workflow's outcome.
 
 A run starts the workflow if the system database does not have it, or else waits for
 it (DBOS's launch recovers the pending workflows of this executor). It prints one JSON
@@ -149,7 +151,10 @@ async def trip(saga: Saga, items: list[str], fail_at: str | None) -> list[str]:
 @DBOS.workflow()
 async def trip_workflow(items: list[str], fail_at: str | None) -> list[str]:
     """The saga as a DBOS workflow."""
-    return await DBOSExecutor(options=OPTIONS).run(trip, items, fail_at)
+    try:
+        return await DBOSExecutor(options=OPTIONS).run(trip, items, fail_at)
+    finally:
+        crash_point("end")
 
 
 def causes(error: BaseException) -> list[str]:

@@ -9,7 +9,8 @@ the steps write (a SQLite file of their own) then shows:
 
 * each effect applied once (keyed by `idempotency_key()`), each undo too;
 * the killed step ran again (DBOS steps run at least once) and saw the key its first
-  attempt saw; the steps checkpointed before the kill did not run again;
+  attempt saw; the steps checkpointed before the kill did not run again (killed once
+  the saga ended, none runs again: the recovered run reads every outcome back);
 * the do and the undo of a step read the same key.
 
 The failing saga's caller, in the second process, catches `SagaFailed` from the
@@ -231,6 +232,20 @@ class TestASagaThatFails:
         ran_again_with_its_key(book, "do", "flight")
         assert book.applied("do") == Counter(["car", "hotel"])
         assert book.applied("undo") == Counter(ITEMS)
+
+    def test_killed_once_the_saga_ended_it_reads_every_step_back(self, tmp_path: Path) -> None:
+        """Killed after the unwind, before DBOS recorded the outcome: nothing runs again."""
+        run = crash_then_recover(tmp_path, "end", fail_at="flight")
+
+        assert run.outcome is not None
+        failed = run.outcome["failed"]
+        assert failed["causes"][1:] == ["SoldOut: no flight left"]
+        assert failed["compensation_order"] == ["flight", "hotel", "car"]
+        assert failed["undos"] == dict.fromkeys(ITEMS, "compensated")
+        book = ledger(tmp_path)
+        assert all(len(book.tries(p, i)) == 1 for p in ("do", "undo") for i in ITEMS)
+        assert run.outcome["pid"] not in {a["pid"] for a in book.attempts}  # all in the first
+        assert workflow_status(tmp_path) == ("ERROR", 2)
 
     def test_the_caller_catches_saga_failed_with_its_cause_after_recovery(
         self, tmp_path: Path
