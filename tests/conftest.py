@@ -3,6 +3,8 @@
 DBOS is a process-wide singleton, so the contract suite's DBOS half and the
 DBOS-specific tests share one instance, launched on first use with a SQLite
 system database in a temporary directory (no server), destroyed at the end.
+Once per session, not per test: a launch on a fresh database and its destroy
+take about 1 s, twice what a DBOS contract test takes on average (0.45 s).
 A workflow may be registered after the launch (as the test modules do on
 import): it runs, though DBOS would not recover it in a later process.
 """

@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from dbos import DBOS
-from dbos._error import DBOSWorkflowCancelledError
+from dbos._error import DBOSBaseException, DBOSException
 
 from sagakit._backend import Backend, StepCall
 from sagakit._checks import is_async_callable
@@ -48,6 +48,7 @@ class DBOSBackend(Backend):
         self._saga_id = saga_id
         self._index = index
         self._rounds = 0  # waits for operators so far
+        self._live = asyncio.Event()  # set once a step's body runs: no longer reading back
         self.policy: UndoFailurePolicy | None = None
         """The run's undo-failure policy: with "park", `wait` takes operators' decisions."""
 
@@ -102,12 +103,20 @@ class DBOSBackend(Backend):
         # a recovered run repeats.
         sleep = asyncio.ensure_future(DBOS.sleep_async(seconds))
         woke = asyncio.ensure_future(event.wait())
+        live = asyncio.ensure_future(self._live.wait())
+        start = time.monotonic()
         try:
             await asyncio.wait([sleep, woke], return_when=asyncio.FIRST_COMPLETED)
+            if not event.is_set() and time.monotonic() - start < seconds * 0.99:
+                # The timer's end, checkpointed by an earlier execution, had passed: this is
+                # a recovered run reading its finished steps back. It fires on the first step
+                # that really runs, as it did then (or later): fired amid the read-back it
+                # would change which steps run, and DBOS refuses a diverging workflow.
+                await asyncio.wait([live, woke], return_when=asyncio.FIRST_COMPLETED)
         finally:
-            for task in (sleep, woke):
+            for task in (sleep, woke, live):
                 task.cancel()
-            await asyncio.wait([sleep, woke])
+            await asyncio.wait([sleep, woke, live])
         return event.is_set()
 
     async def call(self, call: StepCall) -> Any:
@@ -121,7 +130,7 @@ class DBOSBackend(Backend):
         try:
             return await DBOS.run_step_async({"name": name}, self._step, call, ended)
         except Exception as e:
-            if not ended or e is ended[0]:
+            if not ended or e is ended[0] or isinstance(e, DBOSException):
                 raise  # the call's own error (or one read back from the checkpoint)
             # The body ended, then DBOS could not write its outcome down.
             outcome = "error" if ended[0] is not None else "result"
@@ -133,6 +142,7 @@ class DBOSBackend(Backend):
 
     async def _step(self, call: StepCall, ended: list[BaseException | None]) -> Any:
         """The DBOS step's body: every attempt; `ended` tells `call` the body's outcome."""
+        self._live.set()
         try:
             result = await self._attempts(call)
         except BaseException as e:
@@ -201,8 +211,12 @@ class DBOSBackend(Backend):
             raise
 
     def passes_through(self, exc: BaseException) -> bool:
-        """A workflow cancelled in DBOS: every further step (undos too) is refused, so stop."""
-        return isinstance(exc, DBOSWorkflowCancelledError)
+        """DBOS stopping this execution: cancelled, or taken over by another (resumed, recovered).
+
+        Every further step, undos too, is refused then; the execution that owns the
+        workflow now (if any) carries the saga on.
+        """
+        return isinstance(exc, DBOSBaseException)
 
 
 async def _run_activity(call: StepCall, n: int) -> Any:

@@ -12,6 +12,7 @@ import sys
 import threading
 import uuid
 from collections import defaultdict
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -22,6 +23,7 @@ from sagakit import (
     DoOutcome,
     RetryPolicy,
     Saga,
+    SagaDeadlineExceeded,
     SagaFailed,
     SagaOptions,
     SagaStateError,
@@ -412,3 +414,44 @@ def test_options_reach_the_saga() -> None:
     """`DBOSExecutor(options=...)` keeps the saga-wide options it was given."""
     opts = SagaOptions(parallel_compensation=True)
     assert DBOSExecutor(options=opts).options is opts
+
+
+@DBOS.workflow()
+async def gated_workflow_with_deadline(label: str) -> str:
+    options = SagaOptions(deadline=timedelta(seconds=1))
+    return await DBOSExecutor(options=options).run(car_gate_hotel, label)
+
+
+class TestDeadline:
+    async def test_one_that_passed_while_stopped_lands_on_the_first_step_that_runs(self) -> None:
+        """Resumed past its deadline, the saga reads its finished steps back, then unwinds."""
+        label = str(uuid.uuid4())
+        GATES[label] = asyncio.Event()
+        workflow_id = f"late-{label}"
+        handle = await started(gated_workflow_with_deadline, label, workflow_id=workflow_id)
+        while "do:gate" not in ran(label):  # noqa: ASYNC110 - a ledger, not an event
+            await asyncio.sleep(0.01)
+        await DBOS.cancel_workflow_async(workflow_id)
+        GATES[label].set()
+        await wait_for_status(handle, "CANCELLED")
+        GATES[label] = asyncio.Event()  # the gate hangs again
+        await asyncio.sleep(1.2)  # the deadline passes while the workflow is stopped
+        resumed = await DBOS.resume_workflow_async(workflow_id)
+        with pytest.raises(SagaFailed) as caught:
+            await resumed.get_result()
+        assert isinstance(caught.value.__cause__, SagaDeadlineExceeded)
+        assert ran(label) == ["do:car", "do:gate", "do:gate", "undo:gate", "undo:car"]
+        assert caught.value.report.status is SagaStatus.COMPENSATED
+
+
+def test_sagakit_dbos_all_is_pinned() -> None:
+    """sagakit.dbos.__all__ is exactly these names (ruff's order); changing it is an API change."""
+    import sagakit.dbos
+
+    assert sagakit.dbos.__all__ == [
+        "PARKED_EVENT",
+        "RESOLVE_TOPIC",
+        "DBOSExecutor",
+        "parked",
+        "resolve",
+    ]
