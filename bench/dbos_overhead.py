@@ -25,7 +25,7 @@ each measure and the ratio sagakit / hand-written:
    pages, indexes and all.
 
 Budget: each ratio of 1. and 2. <= 1.10. Run: `python bench/dbos_overhead.py`
-(about 4 minutes on 2 shared cores) or `--quick` (under a minute). Exit status 1 if a
+(1-4 minutes on 2 shared cores, by load) or `--quick` (under a minute). Exit status 1 if a
 budget is missed.
 """
 
