@@ -69,6 +69,7 @@ async def run_on_dbos(
     try:
         result = await handle.get_result()
     except SagaFailed as e:
+        reports.pop(workflow_id, None)  # the same report, left by the workflow too
         return Outcome(report=e.report)
     return Outcome(report=reports.pop(workflow_id), result=result)
 
