@@ -3,6 +3,7 @@
     python -m examples                    # starts a dev server from the installed `temporal`
     python -m examples --keep-server      # ... and keeps it (and its Web UI) up until Ctrl-C
     python -m examples --backend inmemory # the same saga, no server
+    python -m examples --backend dbos     # the same saga on DBOS Transact: SQLite, no server
     python -m examples --address HOST:PORT --namespace NS [--tls] [--api-key KEY]
 
 It runs the order saga three times: an order that ships; an order to an
@@ -289,9 +290,11 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     )
     p.add_argument(
         "--backend",
-        choices=("temporal", "inmemory"),
+        choices=("temporal", "inmemory", "dbos"),
         default="temporal",
-        help="temporal (default): a real server; inmemory: InMemoryExecutor, no server",
+        help="temporal (default): a real server; inmemory: InMemoryExecutor, no server; "
+        "dbos: DBOSExecutor on DBOS Transact, durable on a SQLite file, no server "
+        "(pip install 'sagakit[dbos]')",
     )
     p.add_argument(
         "--keep-server",
@@ -337,7 +340,7 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
         help="colour the output: auto (default) when stdout is a TTY and NO_COLOR is unset",
     )
     args = p.parse_args(argv)
-    if args.backend == "inmemory" and (args.address or args.keep_server):
+    if args.backend != "temporal" and (args.address or args.keep_server):
         p.error("--address and --keep-server need --backend temporal")
     if args.address and args.keep_server:
         p.error(
@@ -450,7 +453,44 @@ async def _unless_stopped(worker: asyncio.Task[None], job: Awaitable[T]) -> T:
     raise JobFailed(f"the worker stopped: {reason}")
 
 
-def _operator(shop: Shop, console: Console) -> Operate:
+@asynccontextmanager
+async def _on_dbos(console: Console, workdir: Path, *, verbose: bool) -> AsyncIterator[RunOrder]:
+    """DBOS launched on a SQLite system database in `workdir`; each order one workflow."""
+    try:
+        import sagakit.dbos  # noqa: F401 - its ImportError says what to install
+    except ImportError as e:
+        raise JobFailed(str(e)) from None
+    # Imported only here: importing the workflow registers it with DBOS.
+    from examples._support.on_dbos import launched, run_on_dbos
+    from examples.order_fulfilment.dbos_workflow import REPORTS, place_order_workflow
+
+    system_db = workdir / "dbos.sqlite3"
+    console.progress(
+        f"backend: DBOS Transact (DBOSExecutor, no server; system database {system_db})"
+    )
+
+    async def on_dbos(order: Order, operate: Operate | None) -> Outcome[Receipt]:
+        workflow_id = f"order-{order.order_id}-{uuid.uuid4().hex[:8]}"
+        console.progress(f"started workflow {workflow_id}")
+        return await run_on_dbos(
+            place_order_workflow, order, workflow_id=workflow_id, reports=REPORTS, operate=operate
+        )
+
+    async with launched(system_db, verbose=verbose):
+        console.progress("DBOS launched")
+        yield on_dbos
+    console.progress("DBOS shut down")
+
+
+_RESOLVE_HINTS = {
+    "temporal": "sagakit resolve WORKFLOW_ID SEQ retry does the same from a shell",
+    "inmemory": "InMemoryExecutor.resolve does the same in a test",
+    "dbos": 'await sagakit.dbos.resolve(WORKFLOW_ID, SEQ, "retry") does the same in code',
+}
+"""How the operator's decision is given on each backend, outside the demo."""
+
+
+def _operator(shop: Shop, console: Console, backend: str) -> Operate:
     """The demo's on-call person: reads what parked, fixes the provider, says "retry"."""
 
     async def operate(parked: list[ParkedUndo], resolve: Resolve) -> None:
@@ -459,7 +499,7 @@ def _operator(shop: Shop, console: Console) -> Operate:
             console.progress(f"  ‖ parked: undo {p.seq}. {p.name} ({p.undo}) waits: {error}")
         console.progress(
             "  operator: the payment provider is fixed; resolving with retry "
-            "(sagakit resolve WORKFLOW_ID SEQ retry does the same from a shell)"
+            f"({_RESOLVE_HINTS[backend]})"
         )
         shop.outages.clear()
         for p in parked:
@@ -587,6 +627,9 @@ async def _demo(
 
             run: RunOrder = in_memory
 
+        elif args.backend == "dbos":
+            run = await stack.enter_async_context(_on_dbos(console, workdir, verbose=args.verbose))
+
         else:
             assert runtime is not None
             if args.address:
@@ -639,7 +682,7 @@ async def _demo(
             operate = None
             if scenario.outage is not None:
                 shop.outages.add(scenario.outage)
-                operate = _operator(shop, console)
+                operate = _operator(shop, console, args.backend)
             try:
                 outcome = await run(scenario.order, operate)
             finally:

@@ -105,6 +105,62 @@ class TestInMemory:
         assert "--backend temporal" in proc.stderr
 
 
+class TestOnDBOS:
+    @pytest.mark.dbos
+    def test_runs_every_order_as_designed_on_a_sqlite_file(self) -> None:
+        """On DBOS, with its system database a SQLite file in the temp dir: as designed, exit 0."""
+        pytest.importorskip("dbos")
+        proc = run_main("--backend", "dbos")
+
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        assert_every_run_as_designed(proc.stdout)
+        assert re.search(r"system database /\S+sagakit-examples-\S+/dbos\.sqlite3", proc.stdout)
+        assert "started workflow order-o-1002" in proc.stdout
+        temp_dir_removed(proc.stdout)
+        assert proc.stderr == ""
+
+    def test_refuses_flags_that_need_a_server(self) -> None:
+        """--keep-server and --address need Temporal: a usage error, exit 2."""
+        proc = run_main("--backend", "dbos", "--address", "127.0.0.1:7233", timeout=30)
+
+        assert proc.returncode == 2
+        assert "--backend temporal" in one_error_line(proc)
+
+    @pytest.mark.dbos
+    def test_ctrl_c_mid_run_stops_cleanly(self) -> None:
+        """Ctrl-C while a saga runs on DBOS: DBOS is shut down, the temp dir removed, exit 130."""
+        pytest.importorskip("dbos")
+        out, returncode = interrupt_after("started workflow order-o-1003", "--backend", "dbos")
+
+        assert returncode == 130, out
+        assert "interrupted; nothing left running" in out
+        temp_dir_removed(out)
+
+    def test_without_dbos_installed_says_how_to_install_it(self) -> None:
+        """With no `dbos` package: one line with the install hint, exit 1, before any run."""
+        proc = subprocess.run(
+            [
+                sys.executable,
+                "-c",
+                # None in sys.modules makes `import dbos` fail as if it were not installed.
+                "import sys; sys.modules['dbos'] = None; from examples.demo import main; "
+                "sys.exit(main(['--backend', 'dbos']))",
+            ],
+            cwd=ROOT,
+            env=main_env(),
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+
+        assert proc.returncode == 1, proc.stdout + proc.stderr
+        assert "pip install 'sagakit[dbos]'" in one_error_line(proc)
+        assert "== run 1" not in proc.stdout
+        temp_dir_removed(proc.stdout)
+
+
 class TestBadInput:
     @pytest.mark.parametrize(
         ("args", "says"),

@@ -6,4 +6,5 @@
 - `activities.py`: the do/undo activities calling them.
 - `saga.py`: the saga itself, the same on every backend.
 - `workflow.py`: the Temporal workflow that runs it.
+- `dbos_workflow.py`: the DBOS workflow that runs it (`python -m examples --backend dbos`).
 """
