@@ -24,7 +24,7 @@ REPORTS: dict[str, SagaReport] = {}
 
 @DBOS.workflow(name="sagakit_contract_saga")
 async def contract_saga(call: SagaCall) -> Any:
-    """Runs `SAGAS[call.saga]` on `call.plan` with `DBOSExecutor`, `call.options` and `call.resume`."""
+    """Runs `SAGAS[call.saga]` with `DBOSExecutor` on `call.plan`, `.options`, `.resume`."""
     options = SagaOptions.model_validate_json(call.options)
     if call.callables is not None:  # functions JSON cannot carry, from the test's process
         options = SagaOptions.model_validate({**options.model_dump(), **CALLABLES[call.callables]})

@@ -229,6 +229,11 @@ def _undo_seeing_result(name: str) -> Callable[[Plan, str | None], Awaitable[Non
 
 
 UNDO_SEEING_RESULT = {n: _undo_seeing_result(n) for n in STEPS}
+
+# Each made function is also a name of this module, where its `__qualname__` says it
+# is: pickle finds it there (DBOS pickles a workflow's input, an undo plan included).
+globals().update({f.__name__: f for f in (*DO.values(), *UNDO.values())})
+globals().update({f.__name__: f for f in UNDO_SEEING_RESULT.values()})
 """`undo_a_seeing_result` ...: the undo of `do_a` for `pass_result=True`; journals the
 result it was given as its one arg (`Entry.args == (result,)`)."""
 

@@ -262,6 +262,7 @@ class TestCancel:
     async def test_a_saga_cancelled_in_a_sub_saga_undoes_everything_once(
         self, backend: Backend
     ) -> None:
+        backend.require("cancel")
         plan = Plan(hang=["b"])
         async with backend.start(with_fallback, plan, options=options()) as run:
             assert await until(lambda: "do:b" in ran(plan), seconds=10)
