@@ -61,6 +61,7 @@ class Record:
         "sub",
         "task",
         "undo",
+        "undo_after",
         "undo_call",
         "undo_ended",
         "undo_error",
@@ -88,6 +89,7 @@ class Record:
         self.undo_status = UndoStatus.PENDING if undo is not None else UndoStatus.NONE
         self.undo_call: StepCall | None = None
         self.undo_order: int | None = None
+        self.undo_after: int | None = None
         self.undo_started: float | None = None
         self.undo_ended: float | None = None
         self.undo_error: ErrorInfo | None = None
@@ -115,6 +117,7 @@ class Record:
                 ended_at=to_datetime(self.undo_ended),
                 error=self.undo_error,
                 order=self.undo_order,
+                after=self.undo_after,
                 resolutions=list(self.resolutions),
             )
         result = to_jsonable_python(self.result, fallback=repr) if record_values else None

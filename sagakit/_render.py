@@ -50,6 +50,7 @@ class UndoView(Protocol):
     status: UndoStatus
     name: str
     order: int | None
+    after: int | None
     attempts: int | None
     started_at: datetime | None
     ended_at: datetime | None
@@ -185,7 +186,11 @@ def render_timeline(report: ReportView, *, color: bool = False) -> str:
         + [len(_kind_label(s)) for s in report.steps]
         + [len(_undo_label(s)) for s in report.steps if s.undo is not None]
     )
-    rows: list[tuple[datetime, int, str]] = []
+    # Sorted by start, then by place in the run: a do by its seq; an undo after the
+    # do of the last step registered when it started (a failed sub-saga's undos come
+    # before the steps after it), in undo order; skipped undos, which never started,
+    # after the ones that ran.
+    rows: list[tuple[datetime, int, int, str]] = []
     for s in report.steps:
         mark, colour = _MARK.get(s.status, ("?", ""))
         err = f"  {s.error.type}: {s.error.message}" if s.error else ""
@@ -198,13 +203,14 @@ def render_timeline(report: ReportView, *, color: bool = False) -> str:
             f"{paint(err, _RED) if err else ''}"
             f"{paint(f'  carried: {s.carried}', _DIM) if s.carried else ''}"
         )
-        rows.append((start, 2 * s.seq, line.rstrip()))
+        rows.append((start, 2 * s.seq, 0, line.rstrip()))
         u = s.undo
         if u is None or u.status in (UndoStatus.PENDING, UndoStatus.NONE):
             continue
         mark, colour = _MARK.get(u.status, ("?", ""))
         err = f"  {u.error.type}: {u.error.message}" if u.error else ""
-        ustart = u.started_at or report.ended_at or start
+        # Untimed (read back from a failure), every row is at t0 and sorts by its place.
+        ustart = u.started_at or (t0 if not timed else report.ended_at or start)
         offset, duration = when(u.started_at or ustart, u.ended_at)
         line = (
             f"{offset}{paint(mark, colour)} undo "
@@ -213,9 +219,9 @@ def render_timeline(report: ReportView, *, color: bool = False) -> str:
             f"{duration}{_attempts(u.attempts)}"
             f"{paint(err, _RED) if err else ''}"
         )
-        # Skipped undos never started: list them after the ones that ran.
-        order = 10**9 + 2 * (u.order or 10**6)
-        rows.append((ustart, order, line.rstrip()))
+        place = 2 * u.after + 1 if u.after is not None else 10**9
+        order = 2 * (u.order or 10**6)
+        rows.append((ustart, place, order, line.rstrip()))
         # Each time it parked and an operator decided, at the time the decision arrived.
         for r in u.resolutions:
             # Untimed (read back from a failure), a decision still goes next to its undo.
@@ -228,8 +234,8 @@ def render_timeline(report: ReportView, *, color: bool = False) -> str:
                 + (f" by {r.by}" if r.by else "")
                 + (f": {r.reason}" if r.reason else "")
             )
-            rows.append((at, order - 1, line))
-    rows.sort(key=lambda r: (r[0], r[1]))
+            rows.append((at, place, order - 1, line))
+    rows.sort(key=lambda r: (r[0], r[1], r[2]))
     status = paint(report.status.value.upper(), _SAGA_COLOUR.get(report.status, ""))
     head = f"saga {report.saga_id}  {status}" if report.saga_id else f"saga  {status}"
     if report.cancelled:
@@ -245,7 +251,7 @@ def render_timeline(report: ReportView, *, color: bool = False) -> str:
     lines = [paint(head, _BOLD) if not color else head]
     if report.error is not None:
         lines.append(paint(f"  cause: {report.error.type}: {report.error.message}", _DIM))
-    lines += [r[2] for r in rows]
+    lines += [r[3] for r in rows]
     omitted = report.omitted
     if omitted is not None and omitted.count:
         counts = ", ".join(

@@ -109,7 +109,12 @@ class UndoReport(_Timed):
     name: str
     """The undo's name (its function's)."""
     order: int | None = None
-    """1 for the first undo the unwind ran, 2 for the next, ..."""
+    """1 for the first undo the run started, 2 for the next, ... (a failed
+    sub-saga's undos, which ran first, included)."""
+    after: int | None = None
+    """How many steps the run had registered when the undo first started: the
+    steps after that one came later (a failed sub-saga's undos run before the
+    saga goes on). What orders a timeline whose times are equal, or unknown."""
     resolutions: list[Resolution] = []
     """Operators' decisions on this undo while it was parked, oldest first."""
 

@@ -173,6 +173,7 @@ class Unwind:
         if r.undo_order is None:  # a retried undo keeps its place
             run.undos_started += 1  # counted per run: a sub-saga's unwind comes first
             r.undo_order = run.undos_started
+            r.undo_after = len(run.records)
         r.undo_status = UndoStatus.RUNNING
         r.undo_started = backend.time()
         r.undo_ended = r.undo_error = None

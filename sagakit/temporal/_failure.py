@@ -24,11 +24,14 @@ Format, version 3 (keys of the dict):
   message]`, messages cut at 200 characters (ending in `...`); `result` is the
   do's result (`SagaOptions(record_values=True)` only); `resolutions` the
   operators' decisions on a parked undo, `[[action, reason, by, at], ...]`,
-  `at` in milliseconds from `t`, trailing nulls left out. Two trailing
+  `at` in milliseconds from `t`, trailing nulls left out. Three trailing
   fields came later in version 3 (rows without them read as `None`): `sub`,
   the index in `sb` of the sub-saga the step belongs to; `carried`, for a
   step an undo plan carried from another run, the idempotency key its do saw,
-  as `[index in cr, seq]` (or the key itself when it is not `saga_id#seq`).
+  as `[index in cr, seq]` (or the key itself when it is not `saga_id#seq`);
+  `after`, the undo's `UndoReport.after` when it ran before the saga's last
+  step was registered (a failed sub-saga's undo), else left out (read as `n`
+  for an undo that started).
 - `sb`: the sub-saga paths the rows name (`"hotels"`, `"hotels/rooms"`), each
   once; `cr`: the saga ids of the runs carried steps come from, each once
   (both left out when no row needs them).
@@ -166,7 +169,7 @@ def encode(report: SagaReport, *, cause_tells: bool = False, cap: int = SIZE_CAP
     out["n"] = len(report.steps)
     subs: dict[str, int] = {}
     runs_: dict[str, int] = {}
-    rows = [_row(s, t0, subs, runs_) for s in report.steps]
+    rows = [_row(s, t0, subs, runs_, len(report.steps)) for s in report.steps]
     failed_at = None
     if report.error is not None:
         saga_error = _error(report.error)
@@ -247,7 +250,9 @@ def _went_as_planned(step: StepReport) -> bool:
     )
 
 
-def _row(step: StepReport, t0: int, subs: dict[str, int], runs_: dict[str, int]) -> list[Any]:
+def _row(
+    step: StepReport, t0: int, subs: dict[str, int], runs_: dict[str, int], n: int
+) -> list[Any]:
     # What every step has first, what failures have last: once the trailing
     # nulls go, a step that went as planned is four short items.
     undo = step.undo
@@ -279,6 +284,10 @@ def _row(step: StepReport, t0: int, subs: dict[str, int], runs_: dict[str, int])
     )
     row.append(None if step.sub is None else subs.setdefault(step.sub, len(subs)))
     row.append(None if step.carried is None else _carried(step.carried, runs_))
+    # Only an undo that ran before the last step: the timeline's order after a sub-saga.
+    row.append(
+        undo.after if undo is not None and undo.after is not None and undo.after < n else None
+    )
     return row
 
 
@@ -325,7 +334,7 @@ def decode(
     try:
         t0 = _EPOCH + timedelta(milliseconds=data["t"])
         subs, runs_ = list(data.get("sb", ())), list(data.get("cr", ()))
-        steps = [_step(row, t0, subs, runs_) for row in data.get("st", ())]
+        steps = [_step(row, t0, subs, runs_, data["n"]) for row in data.get("st", ())]
         ended_at = None if "d" not in data else t0 + timedelta(milliseconds=data["d"])
         saga_error: ErrorInfo | None = None
         raw = data.get("e")
@@ -369,10 +378,10 @@ def _omitted(data: Mapping[str, Any], listed: int) -> OmittedSteps:
     return OmittedSteps(count=count, undos=undos, seqs=seqs)
 
 
-def _step(row: list[Any], t0: datetime, subs: list[str], runs_: list[str]) -> StepReport:
-    row = [*row, *[None] * (13 - len(row))]
+def _step(row: list[Any], t0: datetime, subs: list[str], runs_: list[str], n: int) -> StepReport:
+    row = [*row, *[None] * (14 - len(row))]
     seq, name, codes, u_order, u_name, attempts, err, u_attempts, u_err, result, resolved = row[:11]
-    sub, carried = row[11:13]
+    sub, carried, after = row[11:14]
     if isinstance(carried, list):
         origin, number = carried
         carried = f"{runs_[origin]}#{int(number)}"
@@ -384,6 +393,8 @@ def _step(row: list[Any], t0: datetime, subs: list[str], runs_: list[str]) -> St
             name=name if u_name is None else u_name,
             status=_UNDO_STATUSES[codes[1]],
             order=u_order,
+            # Left out: it started once every step was registered (or never started).
+            after=after if after is not None else None if u_order is None else n,
             attempts=u_attempts,
             error=_error_info(u_err),
             resolutions=[_resolution(r, t0) for r in resolved or ()],

@@ -39,12 +39,6 @@ class TestUndoOrderAcrossUnwinds:
 
 
 class TestTimelineAcrossUnwinds:
-    @pytest.mark.xfail(
-        strict=True,
-        reason="the timeline orders rows of equal start time by seq, dos before undos: a "
-        "failed sub-saga's undos, which ran before the later dos, are listed after them "
-        "when the clock did not move (in memory) or the report has no times (from a failure)",
-    )
     async def test_a_failed_sub_sagas_undos_come_before_the_steps_after_it(
         self, journal: Journal, executor: InMemoryExecutor
     ) -> None:

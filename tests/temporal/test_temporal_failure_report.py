@@ -7,6 +7,7 @@ in the `SagaFailed` failure's details) and reads it back (`decode`, behind
 
 from __future__ import annotations
 
+import contextlib
 import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -80,6 +81,7 @@ def many(n: int, *, undo_error: str | None = None, name: str = "step") -> SagaRe
                 name=f"undo_{i}",
                 status=undo_status,
                 order=n - i + 1,
+                after=n,
                 error=None if undo_error is None else ErrorInfo(type="Down", message=undo_error),
             ),
         )
@@ -141,7 +143,7 @@ def parked_report() -> SagaReport:
             seq=n,
             name=f"s{n}",
             status=StepStatus.SUCCEEDED,
-            undo=UndoReport(name=f"s{n}", status=UndoStatus.COMPENSATED, order=6 - n),
+            undo=UndoReport(name=f"s{n}", status=UndoStatus.COMPENSATED, order=6 - n, after=5),
         )
         for n in (1, 2)
     ]
@@ -160,6 +162,7 @@ def parked_report() -> SagaReport:
                     name="undo_s3",
                     status=UndoStatus.PARKED,
                     order=3,
+                    after=5,
                     attempts=3,
                     error=ErrorInfo(type="Down", message="503"),
                     resolutions=[Resolution(action="retry", by="ops")],
@@ -173,6 +176,7 @@ def parked_report() -> SagaReport:
                     name="s4",
                     status=UndoStatus.DONE_BY_HAND,
                     order=2,
+                    after=5,
                     resolutions=[Resolution(action="skip", reason="refunded by hand")],
                 ),
             ),
@@ -181,7 +185,7 @@ def parked_report() -> SagaReport:
                 name="s5",
                 status=StepStatus.FAILED,
                 error=ErrorInfo(type="Boom", message="no"),
-                undo=UndoReport(name="s5", status=UndoStatus.COMPENSATED, order=1),
+                undo=UndoReport(name="s5", status=UndoStatus.COMPENSATED, order=1, after=5),
             ),
         ],
     )
@@ -206,7 +210,7 @@ def a_step(
         attempts=1,
         undo=None
         if undo is None
-        else UndoReport(name="u1", status=undo, order=1, resolutions=list(resolutions)),
+        else UndoReport(name="u1", status=undo, order=1, after=1, resolutions=list(resolutions)),
     )
 
 
@@ -280,6 +284,40 @@ class TestTheWholeStory:
         assert back == untimed(report)
         assert "hotels: hotel" in back.timeline()
         assert "carried: wf/run-1#2" in back.timeline()
+
+    async def test_a_failed_sub_sagas_undos_read_back_before_the_steps_after_it(self) -> None:
+        """Without step times, the timeline still puts a caught sub-saga's undos in their place."""
+
+        async def ok(_: str) -> None:
+            return None
+
+        async def fail(_: str) -> None:
+            raise Boom("no")
+
+        async def hotels(s: Saga) -> None:
+            await s.step(ok, ok, "room", name="room")
+            await s.step(fail, ok, "spa", name="spa")
+
+        async def saga(s: Saga) -> None:
+            with contextlib.suppress(SagaFailed):
+                await s.sub(hotels)
+            await s.step(ok, ok, "hostel", name="hostel")
+            raise Boom("late")
+
+        with pytest.raises(SagaFailed) as info:
+            await InMemoryExecutor().run(saga)
+        back = read_back(info.value.report)
+        assert [s.undo.after for s in back.steps if s.undo] == [2, 2, 3]
+        lines = back.timeline(color=False).splitlines()[2:-1]  # no head, cause, "read back"
+        rows = [line.split()[:3] for line in lines]
+        assert rows == [
+            ["✔", "do", "1."],
+            ["✘", "do", "2."],
+            ["↺", "undo", "2."],
+            ["↺", "undo", "1."],
+            ["✔", "do", "3."],
+            ["↺", "undo", "3."],
+        ]
 
     async def test_a_real_run_reads_back_whole_but_for_step_times(self) -> None:
         """Every step, undo, error, attempt count and recorded result; no step times."""
