@@ -22,6 +22,7 @@ __all__ = [
     "check_step",
     "default_name",
     "is_async_callable",
+    "refuse_temporal_only",
 ]
 
 P = ParamSpec("P")
@@ -75,6 +76,32 @@ def default_name(fn: Any) -> str:
         return default_name(fn.func)
     name = getattr(fn, "__name__", None)
     return name if isinstance(name, str) else type(fn).__name__
+
+
+def refuse_temporal_only(fn: Any, where: str) -> None:
+    """Refuse, on a backend other than Temporal, a step Temporal alone runs.
+
+    Args:
+        fn: The do or undo.
+        where: The backend, as the message says it ("in memory", "on DBOS").
+
+    Raises:
+        StepDefinitionError: an activity name, a Temporal ref, or a workflow class.
+    """
+    if isinstance(fn, str):
+        raise StepDefinitionError(
+            f"{where} a step is a callable, not an activity name ({fn!r}): pass the function itself"
+        )
+    if getattr(type(fn), "__sagakit_temporal_only__", False):
+        raise StepDefinitionError(
+            f"{fn!r} names a Temporal activity or workflow, which runs only on Temporal: "
+            f"{where} pass a function that does the same"
+        )
+    if isinstance(fn, type) and hasattr(fn, "__temporal_workflow_definition"):
+        raise StepDefinitionError(
+            f"{fn.__name__} is a Temporal workflow: child-workflow steps run only on "
+            f"Temporal; {where} pass a function that does the same"
+        )
 
 
 def is_async_callable(fn: Any) -> bool:

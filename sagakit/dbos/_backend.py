@@ -21,7 +21,7 @@ from dbos import DBOS
 from dbos._error import DBOSBaseException, DBOSException
 
 from sagakit._backend import Backend, StepCall
-from sagakit._checks import is_async_callable
+from sagakit._checks import is_async_callable, refuse_temporal_only
 from sagakit._context import _activity_id
 from sagakit._exceptions import StepDefinitionError, StepTimeoutError, describe
 from sagakit._options import RetryPolicy, StepOptions
@@ -64,21 +64,7 @@ class DBOSBackend(Backend):
         """Accept callables; refuse names and Temporal-only targets, and inline sync code."""
         fns = [do] if undo is None else [do, undo]
         for fn in fns:
-            if isinstance(fn, str):
-                raise StepDefinitionError(
-                    f"on DBOS a step is a callable, not an activity name ({fn!r}): pass "
-                    f"the function itself"
-                )
-            if getattr(type(fn), "__sagakit_temporal_only__", False):
-                raise StepDefinitionError(
-                    f"{fn!r} names a Temporal activity or workflow, which runs only on "
-                    f"Temporal: on DBOS pass a function that does the same"
-                )
-            if isinstance(fn, type) and hasattr(fn, "__temporal_workflow_definition"):
-                raise StepDefinitionError(
-                    f"{fn.__name__} is a Temporal workflow: child workflows run only on "
-                    f"Temporal; on DBOS pass a function that does the same"
-                )
+            refuse_temporal_only(fn, "on DBOS")
         if options.inline and not any(_runs_inline(fn, options) for fn in fns):
             raise StepDefinitionError(
                 f"step {options.name or getattr(do, '__name__', do)!r} says inline=True, but "

@@ -26,9 +26,9 @@ from tenacity import (
 from tenacity.stop import stop_base
 
 from sagakit._backend import Backend, StepCall
-from sagakit._checks import check_payload_size
+from sagakit._checks import check_payload_size, refuse_temporal_only
 from sagakit._context import StepContext, _activity_id
-from sagakit._exceptions import StepDefinitionError, StepTimeoutError, describe
+from sagakit._exceptions import StepTimeoutError, describe
 from sagakit._options import RetryPolicy, StepOptions
 from sagakit.inmemory._clock import VirtualClock
 from sagakit.inmemory._faults import Fault, fault_for
@@ -54,21 +54,7 @@ def _kind_of(fn: Any) -> str:
         # (and catches) an AttributeError, which tripled a no-op step's instructions
         # (callgrind, a 10-step no-op saga as in bench/inmem_overhead.py).
         return "activity" if "__temporal_activity_definition" in fn.__dict__ else "callable"
-    if isinstance(fn, str):
-        raise StepDefinitionError(
-            f"in memory a step is a callable, not an activity name ({fn!r}): pass the "
-            f"activity function itself"
-        )
-    if getattr(type(fn), "__sagakit_temporal_only__", False):
-        raise StepDefinitionError(
-            f"{fn!r} names a Temporal activity or workflow, which runs only on Temporal: "
-            f"in memory pass a function that does the same"
-        )
-    if isinstance(fn, type) and hasattr(fn, "__temporal_workflow_definition"):
-        raise StepDefinitionError(
-            f"{fn.__name__} is a Temporal workflow: child-workflow steps run only on "
-            f"Temporal; in memory pass a function that does the same"
-        )
+    refuse_temporal_only(fn, "in memory")
     return "activity" if hasattr(fn, "__temporal_activity_definition") else "callable"
 
 
