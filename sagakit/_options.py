@@ -23,7 +23,7 @@ from pydantic import (
     model_validator,
 )
 
-from sagakit._exceptions import OptionsError
+from sagakit._exceptions import OptionsError, describe
 from sagakit._report import ParkedUndo, ResolveRequest, StepKind
 
 if TYPE_CHECKING:  # for the type of `retry_policy=` only: the core never imports temporalio
@@ -89,6 +89,18 @@ class RetryPolicy(_Frozen):
     non_retryable_error_types: tuple[str, ...] = ()
     """Error type names that are never retried (an exception's class name, or on
     Temporal an `ApplicationError.type`)."""
+
+    def retries(self, error: Exception) -> bool:
+        """Whether this policy retries `error`, exactly as Temporal decides.
+
+        Not an `ApplicationError` marked `non_retryable`, nor an error whose type
+        name (an `ApplicationError`'s `type`, else its class's own name, not its
+        bases') is in `non_retryable_error_types`: a saga tested in memory
+        retries as it will on Temporal.
+        """
+        if getattr(error, "non_retryable", False) is True:  # temporalio's ApplicationError
+            return False
+        return describe(error)[0] not in self.non_retryable_error_types
 
     @model_validator(mode="after")
     def _interval_order(self) -> RetryPolicy:

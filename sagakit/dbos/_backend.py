@@ -11,8 +11,6 @@ the real clock): a DBOS step checkpoints only its final outcome.
 from __future__ import annotations
 
 import asyncio
-import dataclasses
-import inspect
 import time
 from datetime import UTC, datetime
 from typing import Any
@@ -23,11 +21,12 @@ from dbos._error import DBOSBaseException, DBOSException
 from sagakit._backend import Backend, StepCall
 from sagakit._checks import is_async_callable, refuse_temporal_only
 from sagakit._context import _activity_id
-from sagakit._exceptions import StepDefinitionError, StepTimeoutError, describe
+from sagakit._exceptions import StepDefinitionError, StepTimeoutError
 from sagakit._options import RetryPolicy, StepOptions
 from sagakit._parking import parking
 from sagakit._unwind import UndoFailurePolicy
 from sagakit.dbos._operate import take_decisions
+from sagakit.inmemory._activity import run_activity
 
 __all__ = ["DBOSBackend"]
 
@@ -149,7 +148,7 @@ class DBOSBackend(Backend):
             try:
                 return await self._attempt(call, n, start)
             except Exception as e:
-                if n == policy.maximum_attempts or not _retryable(e, policy):
+                if n == policy.maximum_attempts or not policy.retries(e):
                     raise
                 wait = min(
                     policy.initial_interval.total_seconds() * policy.backoff_coefficient ** (n - 1),
@@ -184,7 +183,9 @@ class DBOSBackend(Backend):
     async def _start(self, call: StepCall, n: int) -> Any:
         fn, args = call.fn, call.args
         if _is_activity(fn):
-            return await _run_activity(call, n)
+            return await run_activity(
+                call, n, datetime.now(UTC), DBOS.workflow_id or "", "DBOSSaga"
+            )
         if is_async_callable(fn):
             return await fn(*args)
         # A sync function runs in a thread (the workflow's loop goes on), and is waited
@@ -203,35 +204,3 @@ class DBOSBackend(Backend):
         workflow now (if any) carries the saga on.
         """
         return isinstance(exc, DBOSBaseException)
-
-
-async def _run_activity(call: StepCall, n: int) -> Any:
-    """A temporalio activity, with a real activity context, as the in-memory executor runs it."""
-    from temporalio.testing import ActivityEnvironment
-
-    env = ActivityEnvironment()
-    defn = getattr(call.fn, "__temporal_activity_definition")
-    now = datetime.now(UTC)
-    env.info = dataclasses.replace(
-        env.info,
-        activity_id=_activity_id(call.context),
-        activity_type=defn.name or call.fn.__name__,
-        attempt=n,
-        workflow_id=DBOS.workflow_id or "",
-        workflow_type="DBOSSaga",
-        start_to_close_timeout=call.options.start_to_close_timeout,
-        schedule_to_close_timeout=call.options.schedule_to_close_timeout,
-        scheduled_time=now,
-        started_time=now,
-        current_attempt_scheduled_time=now,
-    )
-    env.on_heartbeat = lambda *details: None
-    result = env.run(call.fn, *call.args)
-    return await result if inspect.isawaitable(result) else result
-
-
-def _retryable(e: Exception, policy: RetryPolicy) -> bool:
-    """As Temporal decides: not `non_retryable`, and not named in the policy's types."""
-    if getattr(e, "non_retryable", False) is True:  # temporalio's ApplicationError
-        return False
-    return describe(e)[0] not in policy.non_retryable_error_types

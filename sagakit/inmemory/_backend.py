@@ -8,7 +8,6 @@ latency on the virtual clock; faults hit the attempts they name.
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import inspect
 import sys
 from datetime import timedelta
@@ -27,9 +26,10 @@ from tenacity.stop import stop_base
 
 from sagakit._backend import Backend, StepCall
 from sagakit._checks import check_payload_size, refuse_temporal_only
-from sagakit._context import StepContext, _activity_id
-from sagakit._exceptions import StepTimeoutError, describe
+from sagakit._context import StepContext
+from sagakit._exceptions import StepTimeoutError
 from sagakit._options import RetryPolicy, StepOptions
+from sagakit.inmemory._activity import run_activity
 from sagakit.inmemory._clock import VirtualClock
 from sagakit.inmemory._faults import Fault, fault_for
 
@@ -215,37 +215,9 @@ class InMemoryBackend(Backend):
     def _start(self, call: StepCall, n: int) -> Any:
         """Call the do or undo: its result, or what to await for it (no coroutine of ours)."""
         if _kind_of(call.fn) == "activity":
-            return self._run_activity(call, n)
+            now = self._executor.clock.now()
+            return run_activity(call, n, now, self._saga_id, "InMemorySaga")
         return call.fn(*call.args)
-
-    async def _run_activity(self, call: StepCall, n: int) -> Any:
-        # temporalio's own test environment gives the function a real activity
-        # context, so activity.info() and activity.heartbeat() work as on a worker.
-        from temporalio.testing import ActivityEnvironment
-
-        env = ActivityEnvironment()
-        ctx = call.context
-        defn = getattr(call.fn, "__temporal_activity_definition")
-        now = self._executor.clock.now()
-        env.info = dataclasses.replace(
-            env.info,
-            activity_id=_activity_id(ctx),
-            activity_type=defn.name or call.fn.__name__,
-            attempt=n,
-            workflow_id=self._saga_id,
-            workflow_type="InMemorySaga",
-            heartbeat_timeout=call.options.heartbeat_timeout,
-            start_to_close_timeout=call.options.start_to_close_timeout,
-            schedule_to_close_timeout=call.options.schedule_to_close_timeout,
-            scheduled_time=now,
-            started_time=now,
-            current_attempt_scheduled_time=now,
-        )
-        env.on_heartbeat = lambda *details: None
-        result = env.run(call.fn, *call.args)
-        if inspect.isawaitable(result):
-            return await result
-        return result
 
     def _check_deadlines(self, call: StepCall, n: int, took: float, start: float) -> None:
         opts = call.options
@@ -308,11 +280,4 @@ def _seconds(td: timedelta | None) -> float | None:
 def _retryable(e: BaseException, policy: RetryPolicy) -> bool:
     if not isinstance(e, Exception) or isinstance(e, _ScheduleToCloseExceeded):
         return False  # cancellation and the overall deadline end the step
-    if getattr(e, "non_retryable", False) is True:  # temporalio's ApplicationError
-        return False
-    names = policy.non_retryable_error_types
-    if not names:
-        return True
-    # Exactly as Temporal matches: an ApplicationError's `type`, else the class's own
-    # name (not its bases'), so a saga tested here retries the same way there.
-    return describe(e)[0] not in names
+    return policy.retries(e)
