@@ -327,13 +327,7 @@ class Saga:
         child._created, child._unstarted, child._loop = 0, {}, self._loop
         child._sub = path if n == 1 else f"{path}[{n}]"
         started = run.backend.time()
-        try:
-            body = fn(child, *args)
-        except TypeError as e:  # an `async def` raises here only when the args do not bind
-            raise StepDefinitionError(
-                f"a sub-saga function takes the Saga first, then its own args; {fn!r} "
-                f"cannot be called as fn(saga, {', '.join(type(a).__name__ for a in args)}): {e}"
-            ) from None
+        body = _body(fn, child, args, "a sub-saga function")
         try:
             result = await body
             child._check_ended()
@@ -488,14 +482,7 @@ async def run_saga(
     saga.policy.prepare(run)
     # Named when asking for a step's task: asyncio then skips finding the running loop.
     saga._loop = loop = asyncio.get_running_loop()
-    try:
-        body = fn(saga, *args)
-    except TypeError as e:  # an `async def` raises here only when the args do not bind
-        raise StepDefinitionError(
-            f"a saga function takes the Saga first, then its own args, like "
-            f"`async def book_trip(saga: Saga, trip): ...`; {fn!r} cannot be called as "
-            f"fn(saga, {', '.join(type(a).__name__ for a in args)}): {e}"
-        ) from None
+    body = _body(fn, saga, args, "a saga function")
     task = asyncio.current_task()
     if run.deadline is not None and task is not None:
         run.cancels_before = task.cancelling()
@@ -545,6 +532,20 @@ async def run_saga(
     if run.settled is not None:
         run.settled.set()  # the deadline's timer ends (not awaited: a cancel here must not land)
     return result
+
+
+def _body(
+    fn: Callable[..., Coroutine[Any, Any, R]], saga: Saga, args: tuple[Any, ...], what: str
+) -> Coroutine[Any, Any, R]:
+    """`fn(saga, *args)`, the coroutine of a saga function (`what`), not yet started."""
+    try:
+        return fn(saga, *args)
+    except TypeError as e:  # an `async def` raises here only when the args do not bind
+        raise StepDefinitionError(
+            f"{what} takes the Saga first, then its own args, like "
+            f"`async def book_trip(saga: Saga, trip): ...`; {fn!r} cannot be called as "
+            f"fn(saga, {', '.join(type(a).__name__ for a in args)}): {e}"
+        ) from None
 
 
 def failure_message(
