@@ -176,25 +176,30 @@ def check_plan(plan: Any) -> UndoPlan:
         ) from None
 
 
-def carry(run: Run, plan: UndoPlan, unpack: Any) -> None:
-    """Register `plan`'s undos first in `run`, each under a fresh seq with its original key.
+def carry(run: Run, plan: UndoPlan, unpack: Any, sub: str | None = None) -> None:
+    """Register `plan`'s undos in `run`, each under a fresh seq with its original key.
 
     Args:
-        run: The new run, before its saga function starts.
+        run: The run: a new one, before its saga function starts (`resume=`),
+            or one whose child workflow sub-saga `sub` handed its plan back.
         plan: The plan, checked (`check_plan`).
         unpack: `Backend.unpack_undo`, which turns a planned undo back into
             what the backend calls (`(undo, args, result)`).
+        sub: The sub-saga the plan's steps belong to now (a child's), its own
+            sub-sagas below it; `None` keeps each step's as it was. A child's
+            deadline stays the child's; a resumed run keeps the plan's.
     """
     for u in plan.undos:
         undo, args, result = unpack(u)
         opts = plan.options[u.options]
         seq = len(run.records) + 1
         context = StepContext(run.saga_id, seq, u.name, Phase.DO, u.outcome, plan.key(u))
+        path = u.sub if sub is None else sub if u.sub is None else f"{sub}/{u.sub}"
         # The do ran in its own run: no function here, and attempts unknown (not 0,
         # which would mean it never started and needs no undo).
-        record = Record(StepCall(undo, tuple(args), opts, None, context), undo, None, None, u.sub)
+        record = Record(StepCall(undo, tuple(args), opts, None, context), undo, None, None, path)
         record.status = _STATUS[u.outcome]
         record.result = result
         run.records.append(record)
-    if plan.deadline is not None:
+    if plan.deadline is not None and sub is None:
         run.carry_deadline(plan.deadline.timestamp())

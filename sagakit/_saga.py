@@ -313,19 +313,10 @@ class Saga:
                 f"a sub-saga must be an `async def` that takes the Saga first, like "
                 f"`async def book_hotels(saga: Saga, trip): ...`; got {fn!r}"
             )
-        if "/" in label or not label:
-            raise StepDefinitionError(
-                f"sub-saga name {label!r}: give a non-empty name without '/' "
-                f"('/' joins the names of nested sub-saga in the report)"
-            )
-        path = label if self._sub is None else f"{self._sub}/{label}"
-        subs = run.subs if run.subs is not None else {}
-        run.subs = subs
-        n = subs[path] = subs.get(path, 0) + 1
         child = Saga.__new__(Saga)
         child._run, child._defaults, child.policy = run, self._defaults, self.policy
         child._created, child._unstarted, child._loop = 0, {}, self._loop
-        child._sub = path if n == 1 else f"{path}[{n}]"
+        child._sub = self.sub_path(label)
         started = run.backend.time()
         body = _body(fn, child, args, "a sub-saga function")
         try:
@@ -344,6 +335,27 @@ class Saga:
             # gather): its own steps are undone, and the cancel goes on.
             raise
         return result
+
+    def sub_path(self, label: str) -> str:
+        """The path of this saga's next sub-saga named `label`, numbered if the name repeats.
+
+        For a backend that runs sub-sagas apart (`Backend.sub_apart`), to name them
+        as the core names an inline one.
+
+        Raises:
+            StepDefinitionError: `label` is empty or holds a "/".
+        """
+        if "/" in label or not label:
+            raise StepDefinitionError(
+                f"sub-saga name {label!r}: give a non-empty name without '/' "
+                f"('/' joins the names of nested sub-sagas in the report)"
+            )
+        run = self._run
+        path = label if self._sub is None else f"{self._sub}/{label}"
+        subs = run.subs if run.subs is not None else {}
+        run.subs = subs
+        n = subs[path] = subs.get(path, 0) + 1
+        return path if n == 1 else f"{path}[{n}]"
 
     async def _unwind_sub(self, error: BaseException, started: float) -> BaseException:
         """Undo this sub-saga's steps after `error`; what `saga.sub` raises then."""

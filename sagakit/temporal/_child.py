@@ -13,7 +13,7 @@ The plugin's workflow interceptor (`enveloped`) puts that plan in the metadata
 of the child's result payload (`sagakit-undo-plan`), so the result reads as it
 would unmarked (in the UI, too). The parent decodes the result by the run
 method's return type and joins the plan to its stack as carried steps of the
-sub-saga (`join`): each undo keeps the idempotency key its do saw in the child,
+sub-saga (`sagakit._plan.carry`): each undo keeps the idempotency key its do saw in the child,
 and runs as an activity of the parent, LIFO among the others, if the parent
 unwinds later.
 
@@ -48,7 +48,7 @@ from sagakit._exceptions import (
     StepDefinitionError,
 )
 from sagakit._options import StepOptions
-from sagakit._plan import _STATUS, UndoPlan
+from sagakit._plan import UndoPlan, carry
 from sagakit._record import OUTCOME, Record, Run
 from sagakit._report import SagaReport, SagaStatus, to_datetime
 from sagakit._saga import Saga
@@ -62,7 +62,6 @@ __all__ = [
     "SUB_MEMO",
     "as_sub_saga",
     "enveloped",
-    "join",
     "run_child",
     "untravelled",
 ]
@@ -252,7 +251,7 @@ async def run_child(
     wf_type, result_type = named
     if label == getattr(fn, "__name__", None):
         label = wf_type  # not named: "Hotels" tells more than its run method's "run"
-    path = _path(saga, label)
+    path = saga.sub_path(label)
     raw_args = _encode(args, path, backend._payload_limit)
     index = "" if backend._index == 1 else f"{backend._index}/"
     child_id = f"{backend._workflow_id}.{index}sub.{path}"
@@ -288,21 +287,6 @@ async def run_child(
     if error is not None:
         raise child.failed(error)  # its cause set: the child's original error
     return child.join(handle.result())
-
-
-def _path(saga: Saga, label: str) -> str:
-    """The sub-saga's path, numbered if the name repeats: as the core names an inline one."""
-    if "/" in label or not label:
-        raise StepDefinitionError(
-            f"sub-saga name {label!r}: give a non-empty name without '/' "
-            f"('/' joins the names of nested sub-saga in the report)"
-        )
-    run = saga._run
-    path = label if saga._sub is None else f"{saga._sub}/{label}"
-    subs = run.subs if run.subs is not None else {}
-    run.subs = subs
-    n = subs[path] = subs.get(path, 0) + 1
-    return path if n == 1 else f"{path}[{n}]"
 
 
 def _encode(args: tuple[Any, ...], path: str, limit: int) -> list[temporalio.common.RawValue]:
@@ -364,7 +348,7 @@ class _Child:
                 f"plan this sagakit cannot read ({e.error_count()} error(s), first: "
                 f"{e.errors()[0]['msg']}): run the same sagakit on both workers"
             ) from None
-        join(self.run, plan, self.backend.unpack_undo, self.path)
+        carry(self.run, plan, self.backend.unpack_undo, self.path)
         inner = Payload()
         inner.CopyFrom(payload)
         del inner.metadata[PLAN_METADATA]
@@ -450,23 +434,3 @@ def _saga_failure(error: BaseException) -> temporalio.exceptions.ApplicationErro
             return current
         current = current.__cause__
     return None
-
-
-def join(run: Run, plan: UndoPlan, unpack: Any, path: str) -> None:
-    """Register `plan`'s undos in `run` as carried steps of sub-saga `path`, keys kept.
-
-    `sagakit._plan.carry` for a child's plan: each undo gets a fresh seq of
-    this run and the idempotency key its do saw in the child; a step of a
-    sub-saga of the child is named under `path` (`hotels/rooms`). The child's
-    deadline, if it had one, stays the child's.
-    """
-    for u in plan.undos:
-        undo, args, result = unpack(u)
-        seq = len(run.records) + 1
-        context = StepContext(run.saga_id, seq, u.name, Phase.DO, u.outcome, plan.key(u))
-        call = StepCall(undo, tuple(args), plan.options[u.options], None, context)
-        sub = path if u.sub is None else f"{path}/{u.sub}"
-        record = Record(call, undo, None, None, sub)
-        record.status = _STATUS[u.outcome]
-        record.result = result
-        run.records.append(record)
