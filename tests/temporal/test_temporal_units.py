@@ -137,6 +137,7 @@ class TestBackendCheck:
     @staticmethod
     def check(fn: object, phase: Phase) -> None:
         backend = object.__new__(_TemporalBackend)  # __init__ reads workflow.info()
+        backend.sub = None  # not a child workflow run as a sub-saga
         options = StepOptions(start_to_close_timeout=timedelta(seconds=1))
         if phase is Phase.DO:
             backend.check(fn, None, options)
@@ -184,14 +185,14 @@ REPORT = SagaReport(
             seq=1,
             name="a",
             status=StepStatus.SUCCEEDED,
-            undo=UndoReport(name="undo_a", status=UndoStatus.COMPENSATED, order=2),
+            undo=UndoReport(name="undo_a", status=UndoStatus.COMPENSATED, order=2, after=2),
         ),
         StepReport(
             seq=2,
             name="b",
             status=StepStatus.FAILED,
             error=ErrorInfo(type="Boom", message="no"),
-            undo=UndoReport(name="b", status=UndoStatus.COMPENSATED, order=1),
+            undo=UndoReport(name="b", status=UndoStatus.COMPENSATED, order=1, after=2),
         ),
     ],
 )
