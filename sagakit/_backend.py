@@ -19,14 +19,12 @@ from __future__ import annotations
 import abc
 import asyncio
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from sagakit._context import Phase, StepContext
 from sagakit._exceptions import describe
 from sagakit._options import RetryPolicy, StepOptions
-
-if TYPE_CHECKING:  # the plan module builds on this one
-    from sagakit._plan import PlannedUndo, UndoPlan
+from sagakit._plan import PlannedUndo, UndoPlan
 
 __all__ = ["Backend", "StepCall"]
 

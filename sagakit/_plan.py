@@ -1,12 +1,14 @@
 """Undo plans: the undos a saga registered and has not run, as data (API.md §11).
 
-`saga.undo_plan()` takes them (`take`); `run(fn, *args, resume=plan)` puts
-them at the bottom of a new run's stack (`carry`), each with the idempotency
-key its do saw and a fresh `seq`. So a saga can continue as new on Temporal
+`saga.undo_plan()` takes them off the run's records (`sagakit._record.take`);
+`run(fn, *args, resume=plan)` puts them at the bottom of a new run's stack
+(`sagakit._record.carry`, after `check_plan`), each with the idempotency key
+its do saw and a fresh `seq`. So a saga can continue as new on Temporal
 and still unwind what earlier runs did; a child workflow's sub-saga hands its
 plan back to its parent the same way.
 
-The core makes the plan of the records, with the undo and its args as they
+This module holds the models alone, below the seam (`Backend.pack_plan` takes
+one). The core makes the plan of the records, with the undo and its args as they
 are; the backend packs it for travel (`Backend.pack_plan`: on Temporal each
 undo by activity name and its args as payloads, and its size checked) and
 unpacks each undo to run it (`Backend.unpack_undo`). Options shared by many
@@ -21,20 +23,11 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from sagakit._backend import StepCall
-from sagakit._context import DoOutcome, Phase, StepContext
-from sagakit._exceptions import SagaDefinitionError, SagaStateError, cut
+from sagakit._context import DoOutcome
+from sagakit._exceptions import SagaDefinitionError, cut
 from sagakit._options import StepOptions
-from sagakit._record import Record, Run
-from sagakit._report import StepStatus, UndoStatus, to_datetime
 
-__all__ = ["PlannedUndo", "UndoPlan", "carry", "check_plan", "take"]
-
-_STATUS = {
-    DoOutcome.SUCCEEDED: StepStatus.SUCCEEDED,
-    DoOutcome.FAILED: StepStatus.FAILED,
-    DoOutcome.UNKNOWN: StepStatus.CANCELLED,
-}
+__all__ = ["PlannedUndo", "UndoPlan", "check_plan"]
 
 
 class PlannedUndo(BaseModel):
@@ -104,56 +97,6 @@ class UndoPlan(BaseModel):
         return len(self.undos)
 
 
-def take(run: Run) -> UndoPlan:
-    """The plan of `run`'s pending undos, as the core holds them (before the backend packs it).
-
-    Raises:
-        SagaStateError: a step is in flight (its undo could run while its do still runs).
-    """
-    running = [r.name for r in run.records if r.status is StepStatus.RUNNING]
-    if running:
-        raise SagaStateError(
-            f"saga.undo_plan() while steps {running} are in flight: await them first "
-            f"(an undo in a plan could otherwise run while its do still runs)"
-        )
-    runs: dict[str, int] = {}
-    options: dict[int, int] = {}  # id(StepOptions) -> index: most steps share the defaults
-    listed: list[StepOptions] = []
-    undos = []
-    for r in run.records:
-        if r.undo_status is not UndoStatus.PENDING or run.committed or r.call.attempts == 0:
-            continue
-        ctx = r.call.context
-        origin, _, seq = (ctx.key or f"{ctx.saga_id}#{ctx.seq}").rpartition("#")
-        opts = r.call.options
-        if id(opts) not in options:
-            options[id(opts)] = len(listed)
-            listed.append(opts)
-        args = list(r.call.args)
-        undos.append(
-            PlannedUndo(
-                run=runs.setdefault(origin, len(runs)),
-                seq=int(seq),
-                name=r.name,
-                undo=r.undo,
-                args=args,
-                options=options[id(opts)],
-                outcome=_outcome(r.status),
-                result=r.result if opts.pass_result and r.status is StepStatus.SUCCEEDED else None,
-                sub=r.sub,
-            )
-        )
-    return UndoPlan(
-        runs=list(runs), options=listed, undos=undos, deadline=to_datetime(run.deadline)
-    )
-
-
-def _outcome(status: StepStatus) -> DoOutcome:
-    if status is StepStatus.SUCCEEDED:
-        return DoOutcome.SUCCEEDED
-    return DoOutcome.FAILED if status is StepStatus.FAILED else DoOutcome.UNKNOWN
-
-
 def check_plan(plan: Any) -> UndoPlan:
     """`plan` as an `UndoPlan`: a model as it is, a dict (JSON) validated.
 
@@ -174,32 +117,3 @@ def check_plan(plan: Any) -> UndoPlan:
             f"resume= takes the UndoPlan that saga.undo_plan() returned; this one is "
             f"malformed ({cut(where, 600)}): nothing ran"
         ) from None
-
-
-def carry(run: Run, plan: UndoPlan, unpack: Any, sub: str | None = None) -> None:
-    """Register `plan`'s undos in `run`, each under a fresh seq with its original key.
-
-    Args:
-        run: The run: a new one, before its saga function starts (`resume=`),
-            or one whose child workflow sub-saga `sub` handed its plan back.
-        plan: The plan, checked (`check_plan`).
-        unpack: `Backend.unpack_undo`, which turns a planned undo back into
-            what the backend calls (`(undo, args, result)`).
-        sub: The sub-saga the plan's steps belong to now (a child's), its own
-            sub-sagas below it; `None` keeps each step's as it was. A child's
-            deadline stays the child's; a resumed run keeps the plan's.
-    """
-    for u in plan.undos:
-        undo, args, result = unpack(u)
-        opts = plan.options[u.options]
-        seq = len(run.records) + 1
-        context = StepContext(run.saga_id, seq, u.name, Phase.DO, u.outcome, plan.key(u))
-        path = u.sub if sub is None else sub if u.sub is None else f"{sub}/{u.sub}"
-        # The do ran in its own run: no function here, and attempts unknown (not 0,
-        # which would mean it never started and needs no undo).
-        record = Record(StepCall(undo, tuple(args), opts, None, context), undo, None, None, path)
-        record.status = _STATUS[u.outcome]
-        record.result = result
-        run.records.append(record)
-    if plan.deadline is not None and sub is None:
-        run.carry_deadline(plan.deadline.timestamp())

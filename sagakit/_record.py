@@ -3,7 +3,9 @@
 The builder (`_saga.py`) writes them, the unwind (`_unwind.py`) and its
 policy read and update them. The pydantic report (`SagaReport`) is built from
 them only when asked (a query, a failure, `executor.last_report`), so a step
-makes no model.
+makes no model. An undo plan (`sagakit._plan`) is read off the records
+(`take`) and put back as records of another run (`carry`); the one-line
+failure message is read off them too (`failure_message`).
 """
 
 from __future__ import annotations
@@ -16,8 +18,10 @@ from pydantic_core import to_jsonable_python
 
 from sagakit._backend import Backend, StepCall
 from sagakit._checks import default_name
-from sagakit._context import DoOutcome
-from sagakit._options import SagaOptions
+from sagakit._context import DoOutcome, Phase, StepContext
+from sagakit._exceptions import SagaStateError
+from sagakit._options import SagaOptions, StepOptions
+from sagakit._plan import PlannedUndo, UndoPlan
 from sagakit._report import (
     ErrorInfo,
     Resolution,
@@ -30,7 +34,16 @@ from sagakit._report import (
     to_datetime,
 )
 
-__all__ = ["OUTCOME", "Record", "Run", "State", "unwound_status"]
+__all__ = [
+    "OUTCOME",
+    "Record",
+    "Run",
+    "State",
+    "carry",
+    "failure_message",
+    "take",
+    "unwound_status",
+]
 
 # What an undo is told of its do, by how the do ended (or had not, when the unwind began).
 OUTCOME = {
@@ -249,3 +262,121 @@ def unwound_status(records: list[Record], unwound: bool) -> SagaStatus:
     if UndoStatus.FAILED in undos or UndoStatus.SKIPPED in undos:
         return SagaStatus.COMPENSATION_FAILED
     return SagaStatus.COMPENSATED
+
+
+def failure_message(
+    run: Run,
+    records: list[Record] | None = None,
+    error: ErrorInfo | None = None,
+    what: str = "",
+) -> str:
+    """The one-line summary of a failed saga (or of `what`, a sub-saga of it), once unwound."""
+    records = run.records if records is None else records
+    error = run.error if error is None else error
+    # The step whose error failed the saga: the last that failed so (an earlier one's
+    # failure may have been caught, by the saga or around a sub-saga).
+    failed = next(
+        (r for r in reversed(records) if r.status is StepStatus.FAILED and r.error == error), None
+    )
+    where = f"at step {failed.seq} {failed.name!r}" if failed else "in the saga body"
+    why = f"{error.type}: {error.message}" if error is not None else "?"
+    if run.committed:
+        assert run.pivot is not None
+        return (
+            f"saga {run.saga_id} failed {where} ({why}) after its pivot "
+            f"{run.pivot.name!r} committed it; no undo ran"
+        )
+    undos = [r.undo_status for r in records if r.undo is not None]
+    ok = undos.count(UndoStatus.COMPENSATED)
+    total = len(undos) - undos.count(UndoStatus.NOT_NEEDED)
+    by_hand = undos.count(UndoStatus.DONE_BY_HAND)
+    also = f", {by_hand} done by hand" if by_hand else ""
+    return (
+        f"{what}saga {run.saga_id} failed {where} ({why}); {ok} of {total} undo(s) succeeded{also}"
+    )
+
+
+_STATUS = {
+    DoOutcome.SUCCEEDED: StepStatus.SUCCEEDED,
+    DoOutcome.FAILED: StepStatus.FAILED,
+    DoOutcome.UNKNOWN: StepStatus.CANCELLED,
+}
+
+
+def take(run: Run) -> UndoPlan:
+    """The plan of `run`'s pending undos, as the core holds them (before the backend packs it).
+
+    Raises:
+        SagaStateError: a step is in flight (its undo could run while its do still runs).
+    """
+    running = [r.name for r in run.records if r.status is StepStatus.RUNNING]
+    if running:
+        raise SagaStateError(
+            f"saga.undo_plan() while steps {running} are in flight: await them first "
+            f"(an undo in a plan could otherwise run while its do still runs)"
+        )
+    runs: dict[str, int] = {}
+    options: dict[int, int] = {}  # id(StepOptions) -> index: most steps share the defaults
+    listed: list[StepOptions] = []
+    undos = []
+    for r in run.records:
+        if r.undo_status is not UndoStatus.PENDING or run.committed or r.call.attempts == 0:
+            continue
+        ctx = r.call.context
+        origin, _, seq = (ctx.key or f"{ctx.saga_id}#{ctx.seq}").rpartition("#")
+        opts = r.call.options
+        if id(opts) not in options:
+            options[id(opts)] = len(listed)
+            listed.append(opts)
+        args = list(r.call.args)
+        undos.append(
+            PlannedUndo(
+                run=runs.setdefault(origin, len(runs)),
+                seq=int(seq),
+                name=r.name,
+                undo=r.undo,
+                args=args,
+                options=options[id(opts)],
+                outcome=_outcome(r.status),
+                result=r.result if opts.pass_result and r.status is StepStatus.SUCCEEDED else None,
+                sub=r.sub,
+            )
+        )
+    return UndoPlan(
+        runs=list(runs), options=listed, undos=undos, deadline=to_datetime(run.deadline)
+    )
+
+
+def _outcome(status: StepStatus) -> DoOutcome:
+    if status is StepStatus.SUCCEEDED:
+        return DoOutcome.SUCCEEDED
+    return DoOutcome.FAILED if status is StepStatus.FAILED else DoOutcome.UNKNOWN
+
+
+def carry(run: Run, plan: UndoPlan, unpack: Any, sub: str | None = None) -> None:
+    """Register `plan`'s undos in `run`, each under a fresh seq with its original key.
+
+    Args:
+        run: The run: a new one, before its saga function starts (`resume=`),
+            or one whose child workflow sub-saga `sub` handed its plan back.
+        plan: The plan, checked (`check_plan`).
+        unpack: `Backend.unpack_undo`, which turns a planned undo back into
+            what the backend calls (`(undo, args, result)`).
+        sub: The sub-saga the plan's steps belong to now (a child's), its own
+            sub-sagas below it; `None` keeps each step's as it was. A child's
+            deadline stays the child's; a resumed run keeps the plan's.
+    """
+    for u in plan.undos:
+        undo, args, result = unpack(u)
+        opts = plan.options[u.options]
+        seq = len(run.records) + 1
+        context = StepContext(run.saga_id, seq, u.name, Phase.DO, u.outcome, plan.key(u))
+        path = u.sub if sub is None else sub if u.sub is None else f"{sub}/{u.sub}"
+        # The do ran in its own run: no function here, and attempts unknown (not 0,
+        # which would mean it never started and needs no undo).
+        record = Record(StepCall(undo, tuple(args), opts, None, context), undo, None, None, path)
+        record.status = _STATUS[u.outcome]
+        record.result = result
+        run.records.append(record)
+    if plan.deadline is not None and sub is None:
+        run.carry_deadline(plan.deadline.timestamp())

@@ -21,24 +21,22 @@ from sagakit._context import Phase, StepContext, _current, _reset
 from sagakit._deadline import by_deadline, deadline_exceeded, watch_deadline
 from sagakit._exceptions import (
     OptionsError,
-    SagaDefinitionError,
     SagaFailed,
     SagaStateError,
     StepDefinitionError,
 )
 from sagakit._options import SagaOptions, StepOptions, StepOptionsKw, merge
 from sagakit._parking import Park
-from sagakit._plan import UndoPlan, carry, check_plan, take
-from sagakit._record import Record, Run, State, unwound_status
+from sagakit._plan import UndoPlan, check_plan
+from sagakit._record import Record, Run, State, carry, failure_message, take
 from sagakit._report import (
     ErrorInfo,
     SagaReport,
     SagaStatus,
     StepKind,
     StepStatus,
-    UndoStatus,
-    to_datetime,
 )
+from sagakit._sub import run_sub, start_body
 from sagakit._tasks import gather
 from sagakit._unwind import UndoFailurePolicy, unwind
 
@@ -308,84 +306,15 @@ class Saga:
         apart = run.backend.sub_apart(fn)
         if apart is not None:  # a child workflow (Temporal): it unwinds itself
             return await apart(self, fn, args, label)  # type: ignore[no-any-return]
-        if not is_async_callable(fn):
-            raise StepDefinitionError(
-                f"a sub-saga must be an `async def` that takes the Saga first, like "
-                f"`async def book_hotels(saga: Saga, trip): ...`; got {fn!r}"
-            )
+        return await run_sub(self, fn, args, label)
+
+    def _child(self, path: str) -> Saga:
+        """A builder on this run for sub-saga `path` (`sagakit._sub`): its steps are the run's."""
         child = Saga.__new__(Saga)
-        child._run, child._defaults, child.policy = run, self._defaults, self.policy
+        child._run, child._defaults, child.policy = self._run, self._defaults, self.policy
         child._created, child._unstarted, child._loop = 0, {}, self._loop
-        child._sub = self.sub_path(label)
-        started = run.backend.time()
-        body = _body(fn, child, args, "a sub-saga function")
-        try:
-            result = await body
-            child._check_ended()
-        except (SagaDefinitionError, GeneratorExit):
-            raise  # a mistake in the code (the saga unwinds), or a worker shut down
-        except BaseException as error:
-            if run.backend.passes_through(error):
-                raise
-            child._close_unstarted()
-            failed = await child._unwind_sub(error, started)
-            if isinstance(error, Exception):
-                raise failed from error
-            # Cancelled (by the saga's cancel, its deadline, or a sibling's failure in a
-            # gather): its own steps are undone, and the cancel goes on.
-            raise
-        return result
-
-    def sub_path(self, label: str) -> str:
-        """The path of this saga's next sub-saga named `label`, numbered if the name repeats.
-
-        For a backend that runs sub-sagas apart (`Backend.sub_apart`), to name them
-        as the core names an inline one.
-
-        Raises:
-            StepDefinitionError: `label` is empty or holds a "/".
-        """
-        if "/" in label or not label:
-            raise StepDefinitionError(
-                f"sub-saga name {label!r}: give a non-empty name without '/' "
-                f"('/' joins the names of nested sub-sagas in the report)"
-            )
-        run = self._run
-        path = label if self._sub is None else f"{self._sub}/{label}"
-        subs = run.subs if run.subs is not None else {}
-        run.subs = subs
-        n = subs[path] = subs.get(path, 0) + 1
-        return path if n == 1 else f"{path}[{n}]"
-
-    async def _unwind_sub(self, error: BaseException, started: float) -> BaseException:
-        """Undo this sub-saga's steps after `error`; what `saga.sub` raises then."""
-        run = self._run
-        path = self._sub
-        assert path is not None
-        inside = path + "/"
-        records = [r for r in run.records if r.sub == path or (r.sub or "").startswith(inside)]
-        cancelled = run.cancelled
-        run.sub_unwinds += 1
-        try:
-            comp_error = await unwind(run, self.policy, records)
-        finally:
-            run.sub_unwinds -= 1
-        if run.cancelled and not cancelled:  # a cancel arrived meanwhile: the saga unwinds on
-            return asyncio.CancelledError()
-        report = SagaReport(
-            saga_id=run.saga_id,
-            status=unwound_status(records, True),
-            started_at=to_datetime(started),  # type: ignore[arg-type]
-            ended_at=to_datetime(run.backend.time()),
-            error=run.describe(error),
-            steps=[r.to_report(run.options.record_values) for r in records],
-        )
-        message = failure_message(run, records, report.error, f"sub-saga {path!r} of ")
-        if comp_error is not None:
-            comp_error.report = report
-        failed = SagaFailed(message, report, comp_error)
-        failed._sub_of = run  # type: ignore[attr-defined]  # uncaught, the saga fails with its cause
-        return failed
+        child._sub = path
+        return child
 
     def undo_plan(self) -> UndoPlan:
         """The undos registered and not yet run, in registration order, as data (API.md §11).
@@ -494,7 +423,7 @@ async def run_saga(
     saga.policy.prepare(run)
     # Named when asking for a step's task: asyncio then skips finding the running loop.
     saga._loop = loop = asyncio.get_running_loop()
-    body = _body(fn, saga, args, "a saga function")
+    body = start_body(fn, saga, args, "a saga function")
     task = asyncio.current_task()
     if run.deadline is not None and task is not None:
         run.cancels_before = task.cancelling()
@@ -544,49 +473,3 @@ async def run_saga(
     if run.settled is not None:
         run.settled.set()  # the deadline's timer ends (not awaited: a cancel here must not land)
     return result
-
-
-def _body(
-    fn: Callable[..., Coroutine[Any, Any, R]], saga: Saga, args: tuple[Any, ...], what: str
-) -> Coroutine[Any, Any, R]:
-    """`fn(saga, *args)`, the coroutine of a saga function (`what`), not yet started."""
-    try:
-        return fn(saga, *args)
-    except TypeError as e:  # an `async def` raises here only when the args do not bind
-        raise StepDefinitionError(
-            f"{what} takes the Saga first, then its own args, like "
-            f"`async def book_trip(saga: Saga, trip): ...`; {fn!r} cannot be called as "
-            f"fn(saga, {', '.join(type(a).__name__ for a in args)}): {e}"
-        ) from None
-
-
-def failure_message(
-    run: Run,
-    records: list[Record] | None = None,
-    error: ErrorInfo | None = None,
-    what: str = "",
-) -> str:
-    """The one-line summary of a failed saga (or of `what`, a sub-saga of it), once unwound."""
-    records = run.records if records is None else records
-    error = run.error if error is None else error
-    # The step whose error failed the saga: the last that failed so (an earlier one's
-    # failure may have been caught, by the saga or around a sub-saga).
-    failed = next(
-        (r for r in reversed(records) if r.status is StepStatus.FAILED and r.error == error), None
-    )
-    where = f"at step {failed.seq} {failed.name!r}" if failed else "in the saga body"
-    why = f"{error.type}: {error.message}" if error is not None else "?"
-    if run.committed:
-        assert run.pivot is not None
-        return (
-            f"saga {run.saga_id} failed {where} ({why}) after its pivot "
-            f"{run.pivot.name!r} committed it; no undo ran"
-        )
-    undos = [r.undo_status for r in records if r.undo is not None]
-    ok = undos.count(UndoStatus.COMPENSATED)
-    total = len(undos) - undos.count(UndoStatus.NOT_NEEDED)
-    by_hand = undos.count(UndoStatus.DONE_BY_HAND)
-    also = f", {by_hand} done by hand" if by_hand else ""
-    return (
-        f"{what}saga {run.saga_id} failed {where} ({why}); {ok} of {total} undo(s) succeeded{also}"
-    )

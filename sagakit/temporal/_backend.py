@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import functools
 import weakref
+from collections.abc import Callable
 from enum import Enum
 from typing import Any
 
@@ -251,6 +252,9 @@ class TemporalBackend(Backend):
         """The saga this backend serves, for what the UI shows of it."""
         self.sub: str | None = None
         """In a child workflow run as a sub-saga (`saga.sub`), its name: undos must travel."""
+        self.run_apart: Callable[..., Any] | None = None
+        """What runs a child workflow given to `saga.sub` (`sagakit.temporal._child.run_child`,
+        set by the executor: that module builds on this one)."""
 
     def saga_id(self) -> str:
         """`workflow_id/run_id`, plus `/n` for the n-th saga (n >= 2) of the run."""
@@ -311,8 +315,6 @@ class TemporalBackend(Backend):
         if undo is not None:
             kinds.append(self._check_one(undo, Phase.UNDO, options))
             if self.sub is not None and kinds[1] is not _Kind.ACTIVITY:
-                from sagakit.temporal._child import untravelled  # it builds on this module
-
                 step = options.name or _describe(do)
                 raise untravelled(self.sub, step, _describe(undo), kinds[1].value)
         if options.inline and _Kind.INLINE not in kinds:
@@ -558,11 +560,9 @@ class TemporalBackend(Backend):
         See `sagakit.temporal._child`: its undo plan comes back with its result
         and joins this saga's stack.
         """
-        if not is_workflow_run_fn(fn):
+        if not is_workflow_run_fn(fn) or self.run_apart is None:
             return None
-        from sagakit.temporal._child import run_child  # it builds on this module
-
-        return functools.partial(run_child, self)
+        return functools.partial(self.run_apart, self)
 
     def describe_error(self, exc: BaseException) -> tuple[str, str]:
         """See through `ActivityError` / `ChildWorkflowError` to the error inside."""
@@ -589,3 +589,14 @@ def next_index() -> int:
         n = _counters.get(inst, 0) + 1
         _counters[inst] = n
     return n
+
+
+def untravelled(path: str, step: str, undo: str, kind: str) -> StepDefinitionError:
+    """The refusal of a step, in a child run as sub-saga `path`, whose undo cannot travel."""
+    return StepDefinitionError(
+        f"step {step!r}: its undo {undo} is {kind}, which cannot travel: this workflow runs "
+        f"as sub-saga {path!r} of its parent, whose saga runs the undos of this one's steps "
+        f"if it unwinds later, as activities; make the undo an @activity.defn activity, or "
+        f"run this workflow as a step (saga.step(ChildWorkflow, undo, ...)) rather than a "
+        f"sub-saga"
+    )

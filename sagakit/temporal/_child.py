@@ -13,7 +13,7 @@ The plugin's workflow interceptor (`enveloped`) puts that plan in the metadata
 of the child's result payload (`sagakit-undo-plan`), so the result reads as it
 would unmarked (in the UI, too). The parent decodes the result by the run
 method's return type and joins the plan to its stack as carried steps of the
-sub-saga (`sagakit._plan.carry`): each undo keeps the idempotency key its do saw in the child,
+sub-saga (`sagakit._record.carry`): each undo keeps the idempotency key its do saw in the child,
 and runs as an activity of the parent, LIFO among the others, if the parent
 unwinds later.
 
@@ -48,10 +48,11 @@ from sagakit._exceptions import (
     StepDefinitionError,
 )
 from sagakit._options import StepOptions
-from sagakit._plan import UndoPlan, carry
-from sagakit._record import OUTCOME, Record, Run
+from sagakit._plan import UndoPlan
+from sagakit._record import OUTCOME, Record, Run, carry
 from sagakit._report import SagaReport, SagaStatus, to_datetime
 from sagakit._saga import Saga
+from sagakit._sub import sub_path
 from sagakit._tasks import ended
 from sagakit.temporal._backend import TemporalBackend, _settle, _stop
 from sagakit.temporal._failure import SAGA_FAILED_TYPE, report_from_failure
@@ -63,7 +64,6 @@ __all__ = [
     "as_sub_saga",
     "enveloped",
     "run_child",
-    "untravelled",
 ]
 
 SUB_MEMO: Final = "sagakit_sub"
@@ -209,17 +209,6 @@ def _binds(fn: Callable[..., Any], args: tuple[Any, ...]) -> bool:
     return True
 
 
-def untravelled(path: str, step: str, undo: str, kind: str) -> StepDefinitionError:
-    """The refusal of a step, in a child run as sub-saga `path`, whose undo cannot travel."""
-    return StepDefinitionError(
-        f"step {step!r}: its undo {undo} is {kind}, which cannot travel: this workflow runs "
-        f"as sub-saga {path!r} of its parent, whose saga runs the undos of this one's steps "
-        f"if it unwinds later, as activities; make the undo an @activity.defn activity, or "
-        f"run this workflow as a step (saga.step(ChildWorkflow, undo, ...)) rather than a "
-        f"sub-saga"
-    )
-
-
 # -- the parent ----------------------------------------------------------------------------
 
 
@@ -251,7 +240,7 @@ async def run_child(
     wf_type, result_type = named
     if label == getattr(fn, "__name__", None):
         label = wf_type  # not named: "Hotels" tells more than its run method's "run"
-    path = saga.sub_path(label)
+    path = sub_path(saga, label)
     raw_args = _encode(args, path, backend._payload_limit)
     index = "" if backend._index == 1 else f"{backend._index}/"
     child_id = f"{backend._workflow_id}.{index}sub.{path}"

@@ -19,10 +19,11 @@ from sagakit._exceptions import SagaDefinitionError, SagaFailed, SagaStateError
 from sagakit._options import SagaOptions
 from sagakit._parking import parking_or_refuse
 from sagakit._plan import UndoPlan
+from sagakit._record import failure_message
 from sagakit._report import SagaReport, SagaStatus
-from sagakit._saga import Saga, failure_message, run_saga
+from sagakit._saga import Saga, run_saga
 from sagakit.temporal._backend import Interrupted, TemporalBackend, check_deadline, next_index
-from sagakit.temporal._child import as_sub_saga
+from sagakit.temporal._child import as_sub_saga, run_child
 from sagakit.temporal._failure import SAGA_FAILED_TYPE, STEP_FAILURES, encode
 from sagakit.temporal._operate import REPORT_QUERY, RESOLVE_UPDATE, request_fields
 
@@ -164,6 +165,7 @@ class TemporalExecutor:
                 "plain Python and unit tests)"
             )
         backend = TemporalBackend(next_index(), self._payload_limit)
+        backend.run_apart = run_child
         try:
             # Options a policy factory or the workflow's timeouts refuse: fail the run
             # now; raised out of the workflow task, it would be retried forever.
