@@ -323,7 +323,7 @@ def take(run: Run) -> UndoPlan:
         if r.undo_status is not UndoStatus.PENDING or run.committed or r.call.attempts == 0:
             continue
         ctx = r.call.context
-        origin, _, seq = (ctx.key or f"{ctx.saga_id}#{ctx.seq}").rpartition("#")
+        origin, _, seq = ctx.idempotency_key.rpartition("#")
         opts = r.call.options
         if id(opts) not in options:
             options[id(opts)] = len(listed)

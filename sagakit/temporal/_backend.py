@@ -22,7 +22,7 @@ from temporalio import workflow
 
 from sagakit._alert import HOOK_NAME
 from sagakit._backend import Backend, StepCall
-from sagakit._checks import check_payload_size, default_name, is_async_callable
+from sagakit._checks import default_name, is_async_callable
 from sagakit._context import Phase, _activity_id
 from sagakit._exceptions import (
     OptionsError,
@@ -49,7 +49,14 @@ from sagakit.temporal._private import (
 )
 from sagakit.temporal._refs import ActivityRef, ChildWorkflowRef
 
-__all__ = ["Interrupted", "TemporalBackend", "check_deadline", "next_index"]
+__all__ = [
+    "Interrupted",
+    "TemporalBackend",
+    "check_deadline",
+    "encode_args",
+    "next_index",
+    "untravelled",
+]
 
 
 class _Kind(Enum):
@@ -427,25 +434,16 @@ class TemporalBackend(Backend):
         return await _settle(handle)
 
     def _encode(self, call: StepCall) -> list[Any]:
-        """The call's args as payloads, refused here if they cannot travel.
+        """The call's args as payloads (`encode_args`), refused here if they cannot travel.
 
-        Encoded once, here, and handed to temporalio as `RawValue`s (which it
-        sends as they are): an arg the converter cannot encode, or args over the
-        payload limit, would otherwise fail every workflow task from now on.
         Refused, the call never started (`attempts = 0`), so its undo is not run.
         """
+        what = f"the {call.phase.value} of step {call.context.name!r}"
         try:
-            payloads = workflow.payload_converter().to_payloads(call.args)
-        except Exception as e:
+            return encode_args(call.args, what, self._payload_limit)
+        except StepDefinitionError:
             call.attempts = 0
-            raise StepDefinitionError(
-                f"the {call.phase.value} of step {call.context.name!r}: its args cannot be "
-                f"encoded by the workflow's data converter "
-                f"({type(e).__name__}: {e}): pass values it can serialise (JSON types, "
-                f"dataclasses; pydantic models with pydantic_data_converter)"
-            ) from None
-        check_payload_size(call, sum(p.ByteSize() for p in payloads), self._payload_limit)
-        return [temporalio.common.RawValue(p) for p in payloads]
+            raise
 
     async def _child(
         self,
@@ -589,6 +587,36 @@ def next_index() -> int:
         n = _counters.get(inst, 0) + 1
         _counters[inst] = n
     return n
+
+
+def encode_args(args: tuple[Any, ...], what: str, limit: int) -> list[Any]:
+    """`args` as payloads of the workflow's converter, handed to temporalio as `RawValue`s.
+
+    Encoded once, here (temporalio sends a `RawValue` as it is): an arg the
+    converter cannot encode, or args over the payload limit, would otherwise
+    fail every workflow task from then on.
+
+    Args:
+        args: A step's args, or a child workflow sub-saga's.
+        what: Whose args they are, for the message ("the do of step 'charge'").
+        limit: The payload limit, in bytes.
+
+    Raises:
+        StepDefinitionError: an arg the converter cannot encode.
+        PayloadTooLargeError: the args encode to more than `limit`.
+    """
+    try:
+        payloads = workflow.payload_converter().to_payloads(args)
+    except Exception as e:
+        raise StepDefinitionError(
+            f"{what}: its args cannot be encoded by the workflow's data converter "
+            f"({type(e).__name__}: {e}): pass values it can serialise (JSON types, "
+            f"dataclasses; pydantic models with pydantic_data_converter)"
+        ) from None
+    size = sum(p.ByteSize() for p in payloads)
+    if size > limit:
+        raise PayloadTooLargeError(what, size, limit)
+    return [temporalio.common.RawValue(p) for p in payloads]
 
 
 def untravelled(path: str, step: str, undo: str, kind: str) -> StepDefinitionError:

@@ -42,7 +42,6 @@ from sagakit._checks import is_async_callable
 from sagakit._context import Phase, StepContext
 from sagakit._exceptions import (
     OptionsError,
-    PayloadTooLargeError,
     SagaDefinitionError,
     SagaFailed,
     StepDefinitionError,
@@ -54,7 +53,7 @@ from sagakit._report import SagaReport, SagaStatus, to_datetime
 from sagakit._saga import Saga
 from sagakit._sub import sub_path
 from sagakit._tasks import ended
-from sagakit.temporal._backend import TemporalBackend, _settle, _stop
+from sagakit.temporal._backend import TemporalBackend, _settle, _stop, encode_args
 from sagakit.temporal._failure import SAGA_FAILED_TYPE, report_from_failure
 from sagakit.temporal._private import is_eviction, workflow_type
 
@@ -241,7 +240,7 @@ async def run_child(
     if label == getattr(fn, "__name__", None):
         label = wf_type  # not named: "Hotels" tells more than its run method's "run"
     path = sub_path(saga, label)
-    raw_args = _encode(args, path, backend._payload_limit)
+    raw_args = encode_args(args, f"sub-saga {path!r}", backend._payload_limit)
     index = "" if backend._index == 1 else f"{backend._index}/"
     child_id = f"{backend._workflow_id}.{index}sub.{path}"
     backend.show(SagaStatus.RUNNING, f"sub-saga {path} (child workflow {child_id})")
@@ -276,21 +275,6 @@ async def run_child(
     if error is not None:
         raise child.failed(error)  # its cause set: the child's original error
     return child.join(handle.result())
-
-
-def _encode(args: tuple[Any, ...], path: str, limit: int) -> list[temporalio.common.RawValue]:
-    """The child's args as payloads, refused here if they cannot travel (as a step's are)."""
-    try:
-        payloads = workflow.payload_converter().to_payloads(args)
-    except Exception as e:
-        raise StepDefinitionError(
-            f"sub-saga {path!r}: its args cannot be encoded by the workflow's data converter "
-            f"({type(e).__name__}: {e}): pass values it can serialise"
-        ) from None
-    size = sum(p.ByteSize() for p in payloads)
-    if size > limit:
-        raise PayloadTooLargeError(f"sub-saga {path!r}", size, limit)
-    return [temporalio.common.RawValue(p) for p in payloads]
 
 
 class _Child:
