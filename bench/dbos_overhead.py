@@ -49,6 +49,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from _common import load
 from _dbos_sides import SIDES
 from dbos import DBOS, DBOSConfig, SetWorkflowID
 
@@ -297,7 +298,7 @@ async def growth(path: Path, n: int) -> list[Row]:
 def machine() -> str:
     return (
         f"{platform.platform()}; cpu_count={os.cpu_count()}; python {platform.python_version()}; "
-        f"load {' '.join(f'{x:.2f}' for x in os.getloadavg())}"
+        f"{load()}"
     )
 
 

@@ -25,7 +25,6 @@ import asyncio
 import contextlib
 import gc
 import logging
-import os
 import statistics
 import sys
 import time
@@ -33,6 +32,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
+from _common import load
 from _sub_sagas import hold, make_sides, unhold, yield_do, yield_undo
 from _temporal_acts import Job
 from _temporal_sub import InlinePackage, SubPackage
@@ -70,10 +70,6 @@ class Row:
 def interleaved(rounds: int) -> list[tuple[str, ...]]:
     """The sides' order in each round: alternating, so drift hits both alike."""
     return [SIDES if r % 2 == 0 else SIDES[::-1] for r in range(rounds)]
-
-
-def load() -> str:
-    return "load " + " ".join(f"{x:.2f}" for x in os.getloadavg())
 
 
 def show(rows: list[Row]) -> None:

@@ -44,6 +44,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from _common import load
 from _temporal_acts import Job, release, reserve
 from _temporal_hand import HandWritten
 from _temporal_saga import WithSagakit
@@ -85,10 +86,6 @@ class Row:
 def interleaved(rounds: int) -> list[list[str]]:
     """The sides' order in each round: alternating, so drift hits both alike."""
     return [list(KINDS) if r % 2 == 0 else list(reversed(KINDS)) for r in range(rounds)]
-
-
-def load() -> str:
-    return "load " + " ".join(f"{x:.2f}" for x in os.getloadavg())
 
 
 # -- 1. history events and bytes -------------------------------------------------------

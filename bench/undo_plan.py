@@ -27,12 +27,12 @@ import argparse
 import asyncio
 import contextlib
 import logging
-import os
 import sys
 import time
 import uuid
 from datetime import timedelta
 
+from _common import load
 from _plan_saga import Batch, PlanBatch, UnwindPlan
 from _temporal_acts import ATTEMPTS, TIMEOUT, release, reserve
 from temporalio.api.enums.v1 import EventType
@@ -52,10 +52,6 @@ PAYLOAD = 2 * 1024 * 1024
 
 CONTINUED = EventType.EVENT_TYPE_WORKFLOW_EXECUTION_CONTINUED_AS_NEW
 SCHEDULED = EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED
-
-
-def load() -> str:
-    return "load " + " ".join(f"{x:.2f}" for x in os.getloadavg())
 
 
 async def chain(client: Client, wf_id: str) -> list[WorkflowHistory]:
