@@ -72,6 +72,9 @@ class SagaFailed(SagaError):
         self._report = report
         self.compensation_error = compensation_error
         """The undos that finally failed, or `None` when every undo succeeded."""
+        self._sub_of: object = None
+        # The run whose sub-saga failed so (saga.sub): uncaught there, that saga fails
+        # with this failure's cause rather than with the failure itself.
 
     @property
     def report(self) -> SagaReport:

@@ -443,7 +443,9 @@ async def run_saga(
         # A fresh error (never raised: no traceback holds this frame) when the deadline passed.
         deadline = deadline_exceeded(run) if by_deadline(run) else None
         # A sub-saga's failure left uncaught: the saga fails with what failed there.
-        while getattr(error, "_sub_of", None) is run and error.__cause__ is not None:
+        while isinstance(error, SagaFailed) and error._sub_of is run:
+            if error.__cause__ is None:
+                break
             error = error.__cause__
         saga._close_unstarted()
         run.state = State.UNWINDING

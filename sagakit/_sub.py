@@ -123,7 +123,7 @@ async def _unwind(sub: Builder, error: BaseException, started: float) -> BaseExc
     if comp_error is not None:
         comp_error.report = report
     failed = SagaFailed(message, report, comp_error)
-    failed._sub_of = run  # type: ignore[attr-defined]  # uncaught, the saga fails with its cause
+    failed._sub_of = run  # uncaught, the saga fails with its cause
     return failed
 
 

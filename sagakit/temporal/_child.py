@@ -354,7 +354,7 @@ class _Child:
         message += f"{self.child_id}): {failure.message}"
         failed = SagaFailed(message, report, None)
         failed.__cause__ = cause
-        failed._sub_of = self.run  # type: ignore[attr-defined]  # uncaught, the saga fails with its cause
+        failed._sub_of = self.run  # uncaught, the saga fails with its cause
         return failed
 
     def _keep(self, report: SagaReport) -> None:
