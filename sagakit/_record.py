@@ -255,10 +255,13 @@ class Run:
 def unwound_status(records: list[Record], unwound: bool) -> SagaStatus:
     """How the unwind of `records` stands (a saga's or a failed sub-saga's)."""
     undos = {r.undo_status for r in records}
-    if not unwound or UndoStatus.RUNNING in undos:
+    if not unwound:
         return SagaStatus.COMPENSATING
+    # Once every undo ran, one running is an operator's retry: the others parked still wait.
     if UndoStatus.PARKED in undos:
         return SagaStatus.PARKED
+    if UndoStatus.RUNNING in undos:
+        return SagaStatus.COMPENSATING
     if UndoStatus.FAILED in undos or UndoStatus.SKIPPED in undos:
         return SagaStatus.COMPENSATION_FAILED
     return SagaStatus.COMPENSATED

@@ -240,8 +240,8 @@ class SagaReport(BaseModel):
         """The undos that wait for an operator, in registration order, while the saga waits.
 
         Empty unless `status` is `PARKED`: an undo may park while the unwind
-        still runs others (or an operator's retry of another), and is listed
-        once the saga waits.
+        still runs others, and is listed once the saga waits; it stays listed
+        while an operator's retry of another runs.
         """
         if self.status is not SagaStatus.PARKED:
             return []

@@ -28,7 +28,8 @@ class SagaStatus(StrEnum):
     """It failed after its pivot step succeeded: committed, so no undo ran."""
     PARKED = "parked"
     """It failed, and an undo that finally failed waits for an operator
-    (`SagaOptions(on_undo_failure="park")`): resolve it with "retry" or "skip"."""
+    (`SagaOptions(on_undo_failure="park")`): resolve it with "retry" or "skip".
+    Also while an operator's retry of another parked undo runs."""
 
 
 class StepKind(StrEnum):

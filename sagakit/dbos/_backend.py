@@ -47,6 +47,7 @@ class DBOSBackend(Backend):
         self._saga_id = saga_id
         self._index = index
         self._rounds = 0  # waits for operators so far
+        self._listed_since: dict[int, int] = {}  # parked seq -> round listed from, unbroken
         self._live = asyncio.Event()  # set once a step's body runs: no longer reading back
         self.policy: UndoFailurePolicy | None = None
         """The run's undo-failure policy: with "park", `wait` takes operators' decisions."""
@@ -80,7 +81,7 @@ class DBOSBackend(Backend):
         park = None if self.policy is None else parking(self.policy)
         if park is not None and park.waiting:
             self._rounds += 1
-            return await take_decisions(park, event, seconds, self._rounds)
+            return await take_decisions(park, event, seconds, self._rounds, self._listed_since)
         if seconds is None:
             await event.wait()
             return True

@@ -32,35 +32,63 @@ RESOLVE_TOPIC = "sagakit.resolve"
 _FOREVER = 10 * 365 * 86400.0  # a wait with no park_timeout, as DBOS's recv needs one
 
 
-async def take_decisions(park: Park, event: asyncio.Event, seconds: float | None, n: int) -> bool:
+async def take_decisions(
+    park: Park, event: asyncio.Event, seconds: float | None, n: int, since: dict[int, int]
+) -> bool:
     """In the workflow: list the parked undos, then take decisions until one is accepted.
 
-    `n` numbers this round of waiting: a decision sent while an earlier round
-    was listed is refused, so it never lands on an undo that parked again.
+    `n` numbers this round of waiting; `since` holds, by seq, the round from
+    which each undo has been listed without a break (kept by the caller from
+    round to round). A decision is refused if it was sent before that round,
+    so it never lands on an undo that parked again; one sent for an undo that
+    stayed parked (while another's retry ran) is taken.
     """
     end = time.time() + (_FOREVER if seconds is None else seconds)
-    listed = [p.model_dump(mode="json") for p in park.parked()]
-    await DBOS.set_event_async(PARKED_EVENT, {"round": n, "parked": listed})
+    undecided = park.parked()
+    listed_seqs = {p.seq for p in undecided}
+    for gone in [s for s in since if s not in listed_seqs]:
+        del since[gone]
+    for p in undecided:
+        since.setdefault(p.seq, n)
+    await _list(n, undecided)
+    accepted = False
     while not event.is_set():
         message = await DBOS.recv_async(RESOLVE_TOPIC, max(end - time.time(), 0.0))
         if message is None:
-            return event.is_set()  # out of time
+            break  # out of time
         request = message if isinstance(message, dict) else {}
         answer = "ok"
         try:
-            if request.get("round") != n:
+            seq, sent_in = request.get("seq"), request.get("round")
+            first = since.get(seq) if type(seq) is int else None
+            if first is not None and not (type(sent_in) is int and first <= sent_in <= n):
                 raise SagaStateError(
-                    f"step {request.get('seq')!r} has no parked undo awaiting this decision: "
-                    f"it was sent for an earlier wait; read the parked undos again"
+                    f"step {seq!r} has no parked undo awaiting this decision: it was sent "
+                    f"before the undo parked again; read the parked undos again"
                 )
-            fields = [request.get(k) for k in ("seq", "action", "reason", "by")]
-            accepted = park.check_resolution(*fields)
-            park.resolve(accepted.seq, accepted.action, reason=accepted.reason, by=accepted.by)
+            fields = [seq, *(request.get(k) for k in ("action", "reason", "by"))]
+            accepted_request = park.check_resolution(*fields)
+            park.resolve(
+                accepted_request.seq,
+                accepted_request.action,
+                reason=accepted_request.reason,
+                by=accepted_request.by,
+            )
+            since.pop(accepted_request.seq, None)
+            accepted = True
+            # Still listed: the undos left parked, resolvable while the decided ones run.
+            await _list(n, park.parked())
         except SagaStateError as e:
             answer = str(e)
         await DBOS.set_event_async(f"{RESOLVE_TOPIC}.{request.get('id')}", answer)
-    await DBOS.set_event_async(PARKED_EVENT, {"round": n, "parked": []})
-    return True
+    if not accepted:  # out of time or cancelled: no decision is taken from here on
+        await _list(n, [])
+    return event.is_set()
+
+
+async def _list(n: int, undecided: list[ParkedUndo]) -> None:
+    listed = [p.model_dump(mode="json") for p in undecided]
+    await DBOS.set_event_async(PARKED_EVENT, {"round": n, "parked": listed})
 
 
 async def parked(workflow_id: str) -> list[ParkedUndo]:
@@ -83,7 +111,8 @@ async def resolve(
     """Resolve the parked undo of step `seq` of a saga workflow: "retry" or "skip".
 
     Returns once the saga has taken the decision (not when a retried undo
-    ran); bound the wait with `asyncio.timeout` if the saga may be busy.
+    ran; but a saga running another undo's retry takes it after that retry);
+    bound the wait with `asyncio.timeout` if the saga may be busy.
 
     Raises:
         SagaStateError: refused: a wrong seq, action, reason or by, a decision

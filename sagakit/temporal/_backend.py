@@ -230,6 +230,10 @@ def _parked_detail(p: ParkedUndo) -> str:
     return p.undo + (f" ({', '.join(why)})" if why else "")
 
 
+def _parked_list(parked: list[ParkedUndo]) -> str:
+    return "parked: " + "; ".join(map(_parked_detail, parked))
+
+
 class Interrupted(BaseException):
     """A `KeyboardInterrupt` or `SystemExit` from an inline step, on its way to `run`."""
 
@@ -280,6 +284,11 @@ class TemporalBackend(Backend):
         if self._upsert:
             workflow.upsert_search_attributes([SAGA_STATUS.value_set(status.value)])
 
+    def _parked(self) -> list[ParkedUndo]:
+        """The undos an operator can resolve now (none unless the saga waits for operators)."""
+        park = None if self.saga is None else parking(self.saga.policy)
+        return [] if park is None else park.parked()
+
     def show_ended(self, saga: Saga) -> None:
         """Show how the saga ended, naming the undos that failed."""
         status = saga.status
@@ -293,8 +302,7 @@ class TemporalBackend(Backend):
         # Two waiters: the park policy (for operators) and the deadline (beside the saga).
         parked = park is not None and park.waiting
         if parked:
-            assert park is not None
-            self.show(SagaStatus.PARKED, "parked: " + "; ".join(map(_parked_detail, park.parked())))
+            self.show(SagaStatus.PARKED, _parked_list(self._parked()))
         try:
             await workflow.wait_condition(
                 event.is_set,
@@ -392,6 +400,8 @@ class TemporalBackend(Backend):
         if ctx.seq:  # not the alert hook (seq 0)
             if ctx.phase is Phase.DO:
                 self.show(SagaStatus.RUNNING, f"step {ctx.seq} {ctx.name}")
+            elif waiting := self._parked():  # an operator's retry, while others wait
+                self.show(SagaStatus.PARKED, f"compensating {ctx.name}; {_parked_list(waiting)}")
             else:
                 self.show(SagaStatus.COMPENSATING, f"compensating {ctx.name}")
         if target.kind is _Kind.INLINE:

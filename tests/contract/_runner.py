@@ -144,6 +144,10 @@ class Run(abc.ABC):
         """Wait until the saga waits for an operator; its parked undos."""
 
     @abc.abstractmethod
+    async def parked(self) -> list[ParkedUndo]:
+        """The parked undos listed now, without waiting: what an operator reads."""
+
+    @abc.abstractmethod
     async def resolve(
         self, seq: Any, action: Any, *, reason: Any = None, by: Any = "tester"
     ) -> None:
@@ -229,6 +233,9 @@ class _InMemoryRun(Run):
         async with asyncio.timeout(30):  # generous: a loaded CI machine
             return await self.executor.wait_parked()
 
+    async def parked(self) -> list[ParkedUndo]:
+        return self.executor.parked(self.executor.last_report.saga_id)
+
     async def resolve(
         self, seq: Any, action: Any, *, reason: Any = None, by: Any = "tester"
     ) -> None:
@@ -293,6 +300,9 @@ class _TemporalRun(Run):
                 if found and report.status is SagaStatus.PARKED:
                     return found
                 await asyncio.sleep(0.05)
+
+    async def parked(self) -> list[ParkedUndo]:
+        return await parked(self.handle)
 
     async def resolve(
         self, seq: Any, action: Any, *, reason: Any = None, by: Any = "tester"
@@ -406,6 +416,11 @@ class _DBOSRun(Run):
                 if found:
                     return found
                 await asyncio.sleep(0.05)
+
+    async def parked(self) -> list[ParkedUndo]:
+        from sagakit.dbos import parked as dbos_parked
+
+        return await dbos_parked(self.handle.get_workflow_id())
 
     async def resolve(
         self, seq: Any, action: Any, *, reason: Any = None, by: Any = "tester"

@@ -15,7 +15,7 @@ import pytest
 from sagakit import SagaStateError, SagaStatus, UndoStatus
 
 from ._runner import Backend, options
-from ._shared import Plan, attempts, fix, ran, steps
+from ._shared import Plan, attempts, fix, ran, steps, until
 
 PARK = {"on_undo_failure": "park"}
 
@@ -130,6 +130,24 @@ class TestTheUnwindGoesOnPastAParkedUndo:
             "do_c": UndoStatus.DONE_BY_HAND,
             "do_d": UndoStatus.COMPENSATED,
         }
+
+
+class TestADecisionSentWhileARetriedUndoRuns:
+    async def test_is_taken_for_another_parked_undo(self, backend: Backend) -> None:
+        """While an operator's retry runs, the other parked undo stays listed and resolvable."""
+        plan = Plan(steps=["a", "b", "c", "d"], fail=["d"], fail_undo=["a", "c"], undo_delay=0.5)
+        async with backend.start(steps, plan, options=options(**PARK)) as run:
+            parked = await run.wait_parked()
+            assert [p.seq for p in parked] == [1, 3]
+            fix(plan, "a")
+            await run.resolve(1, "retry")
+            assert await until(lambda: len(attempts(plan, "undo", "a")) == 2)  # the retry runs
+            assert [p.seq for p in await run.parked()] == [3]
+            await run.resolve(3, "skip")
+            outcome = await run.outcome()
+        assert outcome.report.status is SagaStatus.COMPENSATED
+        assert outcome.report.step("do_a").undo.status is UndoStatus.COMPENSATED  # type: ignore[union-attr]
+        assert outcome.report.step("do_c").undo.status is UndoStatus.DONE_BY_HAND  # type: ignore[union-attr]
 
 
 class TestResolveRefusesMistakes:

@@ -31,7 +31,7 @@ from sagakit import (
     StepDefinitionError,
     UndoStatus,
 )
-from sagakit.dbos import DBOSExecutor
+from sagakit.dbos import PARKED_EVENT, RESOLVE_TOPIC, DBOSExecutor, resolve
 
 pytestmark = [pytest.mark.dbos, pytest.mark.usefixtures("dbos_launched")]
 
@@ -386,6 +386,56 @@ class TestCompensatingOnDemand:
             await handle.get_result()
         assert isinstance(caught.value.__cause__, Aborted)
         assert ran(label) == ["do:car", "do:gate", "undo:gate", "undo:car"]
+
+
+async def unbook_refused(label: str, what: str) -> None:
+    """An undo that fails each time: it parks, and parks again when retried."""
+    LEDGER[label].append((f"undo:{what}", sagakit.idempotency_key()))
+    raise Boom(f"cannot cancel {what}")
+
+
+async def car_stuck_then_flight_fails(saga: Saga, label: str) -> None:
+    await saga.step(book, unbook_refused, label, "car", retry_policy=ONCE)
+    await saga.step(fail, None, label, "flight", retry_policy=ONCE)
+
+
+@DBOS.workflow()
+async def stuck_workflow(label: str) -> None:
+    await DBOSExecutor(SagaOptions(on_undo_failure="park")).run(car_stuck_then_flight_fails, label)
+
+
+async def listing(workflow_id: str, after: int = 0) -> dict[str, Any]:
+    """The saga's `sagakit.parked` event, once it lists an undo in a round past `after`."""
+    async with asyncio.timeout(30):
+        while True:
+            listed = await DBOS.get_event_async(workflow_id, PARKED_EVENT, timeout_seconds=0)
+            if listed and listed["parked"] and listed["round"] > after:
+                return dict(listed)
+            await asyncio.sleep(0.02)
+
+
+class TestParkedUndos:
+    async def test_a_decision_sent_before_the_undo_parked_again_is_refused(self) -> None:
+        """A message read from an earlier listing never lands on the undo parked since."""
+        label = str(uuid.uuid4())
+        handle = await started(stuck_workflow, label)
+        workflow_id = handle.get_workflow_id()
+        first = await listing(workflow_id)
+        await resolve(workflow_id, 1, "retry", by="ana")  # it fails and parks again
+        again = await listing(workflow_id, after=first["round"])
+        assert [p["seq"] for p in again["parked"]] == [1]
+        stale = {"id": "stale", "round": first["round"], "seq": 1, "action": "skip"}
+        await DBOS.send_async(workflow_id, {**stale, "reason": None, "by": "bo"}, RESOLVE_TOPIC)
+        answer = await DBOS.get_event_async(workflow_id, f"{RESOLVE_TOPIC}.stale", 30)
+        assert "sent before the undo parked again" in answer
+        await resolve(workflow_id, 1, "skip", reason="cancelled by phone", by="ana")
+        with pytest.raises(SagaFailed) as caught:
+            await handle.get_result()
+        assert caught.value.report.status is SagaStatus.COMPENSATED
+        undo = caught.value.report.step("book").undo
+        assert undo is not None
+        assert [(r.action, r.by) for r in undo.resolutions] == [("retry", "ana"), ("skip", "ana")]
+        assert ran(label) == ["do:car", "do:flight", "undo:car", "undo:car"]
 
 
 class TestWithoutDBOS:

@@ -33,7 +33,7 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.runtime import MetricBuffer, Runtime, TelemetryConfig
 from temporalio.testing import WorkflowEnvironment
 from workflows.activities import ALL, STARTED, Job
-from workflows.operating import ACTIVITIES, ALERTS, FIXED, OperatedOrder, Order
+from workflows.operating import ACTIVITIES, ALERTS, FIXED, HELD, OperatedOrder, Order
 from workflows.sagas import DeadlineWorkflow, StepsWorkflow
 
 from sagakit import SagaStateError, SagaStatus, UndoStatus
@@ -188,6 +188,28 @@ class TestVisibleFromOutside:
         assert "CardDeclined" in str(details)
         await resolve(handle, 2, "skip")
         await failure(handle)
+
+    async def test_while_a_retry_runs_the_other_parked_undo_stays_shown(
+        self, pclient: Client, queue: str
+    ) -> None:
+        """An operator's retry of one undo: the saga stays PARKED, listing the other one."""
+        order = Order(id=str(uuid.uuid4()), broken=["release", "refund"], park=True)
+        handle = await start(pclient, queue, order)
+        await until_parked(handle)
+        assert [p.seq for p in await parked(handle)] == [1, 2]
+        FIXED.add(order.id)
+        HELD[order.id] = asyncio.Event()
+        await resolve(handle, 1, "retry")
+        async with asyncio.timeout(20):
+            while "compensating reserve" not in (shown := await current_details(handle)):
+                await asyncio.sleep(0.05)
+        assert shown == "compensating reserve; parked: refund (CardDeclined)"
+        assert [p.seq for p in await parked(handle)] == [2]
+        await resolve(handle, 2, "skip", reason="refunded by hand")
+        HELD[order.id].set()
+        report = report_from_failure(await failure(handle))
+        assert report is not None
+        assert report.status is SagaStatus.COMPENSATED
 
     @pytest.mark.parametrize(
         ("deadline", "shown"),

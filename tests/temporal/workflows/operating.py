@@ -2,11 +2,13 @@
 
 `Order.broken` names the undos that fail (non-retryable) until the test puts
 the order's id in `FIXED`; `Order.park` parks them instead of failing the saga.
-`ALERTS` records every `on_compensation_failed` call. The worker is in-process.
+`ALERTS` records every `on_compensation_failed` call; `HELD` holds a fixed
+`release` until the test lets it end. The worker is in-process.
 """
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass, field
 from datetime import timedelta
 
@@ -22,6 +24,9 @@ FIXED: set[str] = set()
 
 ALERTS: list[SagaReport] = []
 """What `alert` was called with, in order."""
+
+HELD: dict[str, asyncio.Event] = {}
+"""By order id: a fixed `release` waits for this event before it returns."""
 
 
 @dataclass
@@ -44,6 +49,8 @@ async def release(order: Order) -> None:
         raise ApplicationError(
             "stock service rejects the release", type="StockDown", non_retryable=True
         )
+    if order.id in HELD:
+        await HELD[order.id].wait()
 
 
 @activity.defn
