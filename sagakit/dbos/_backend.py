@@ -40,6 +40,10 @@ def _runs_inline(fn: Any, options: StepOptions) -> bool:
     return options.inline and is_async_callable(fn) and not _is_activity(fn)
 
 
+def _ends_in(seconds: float) -> float:
+    return time.time() + seconds
+
+
 class DBOSBackend(Backend):
     """One saga run inside one DBOS workflow execution."""
 
@@ -48,6 +52,7 @@ class DBOSBackend(Backend):
         self._index = index
         self._rounds = 0  # waits for operators so far
         self._listed_since: dict[int, int] = {}  # parked seq -> round listed from, unbroken
+        self._park_end: tuple[asyncio.Event, float] | None = None  # a wait's park_timeout
         self._live = asyncio.Event()  # set once a step's body runs: no longer reading back
         self.policy: UndoFailurePolicy | None = None
         """The run's undo-failure policy: with "park", `wait` takes operators' decisions."""
@@ -81,7 +86,8 @@ class DBOSBackend(Backend):
         park = None if self.policy is None else parking(self.policy)
         if park is not None and park.waiting:
             self._rounds += 1
-            return await take_decisions(park, event, seconds, self._rounds, self._listed_since)
+            end = None if seconds is None else await self._park_deadline(event, seconds)
+            return await take_decisions(park, event, end, self._rounds, self._listed_since)
         if seconds is None:
             await event.wait()
             return True
@@ -104,6 +110,18 @@ class DBOSBackend(Backend):
                 task.cancel()
             await asyncio.wait([sleep, woke, live])
         return event.is_set()
+
+    async def _park_deadline(self, event: asyncio.Event, seconds: float) -> float:
+        """When a wait for operators ends by `park_timeout`, on the wall clock.
+
+        Checkpointed as a DBOS step at the wait's first round (its `event`), so
+        a recovered run keeps the first run's end: recomputed from the recovered
+        process's clock, a wait restarted at each crash could outlast it.
+        """
+        if self._park_end is None or self._park_end[0] is not event:
+            end = await DBOS.run_step_async({"name": "sagakit.park_timeout"}, _ends_in, seconds)
+            self._park_end = (event, end)
+        return self._park_end[1]
 
     async def call(self, call: StepCall) -> Any:
         """Run the call inline, or as one DBOS step holding all of its attempts."""

@@ -33,17 +33,20 @@ _FOREVER = 10 * 365 * 86400.0  # a wait with no park_timeout, as DBOS's recv nee
 
 
 async def take_decisions(
-    park: Park, event: asyncio.Event, seconds: float | None, n: int, since: dict[int, int]
+    park: Park, event: asyncio.Event, end: float | None, n: int, since: dict[int, int]
 ) -> bool:
     """In the workflow: list the parked undos, then take decisions until one is accepted.
 
-    `n` numbers this round of waiting; `since` holds, by seq, the round from
-    which each undo has been listed without a break (kept by the caller from
-    round to round). A decision is refused if it was sent before that round,
-    so it never lands on an undo that parked again; one sent for an undo that
-    stayed parked (while another's retry ran) is taken.
+    `end` is when the wait runs out (`park_timeout`, on the wall clock), if it
+    does; each `DBOS.recv` checkpoints its own end too. `n` numbers this round
+    of waiting; `since` holds, by seq, the round from which each undo has been
+    listed without a break (kept by the caller from round to round). A
+    decision is refused if it was sent before that round, so it never lands on
+    an undo that parked again; one sent for an undo that stayed parked (while
+    another's retry ran) is taken.
     """
-    end = time.time() + (_FOREVER if seconds is None else seconds)
+    if end is None:
+        end = time.time() + _FOREVER
     undecided = park.parked()
     listed_seqs = {p.seq for p in undecided}
     for gone in [s for s in since if s not in listed_seqs]:

@@ -1,7 +1,8 @@
 """A saga workflow on DBOS that the recovery tests kill mid-saga, then start again.
 
     cd tests/dbos && PYTHONPATH=../.. python -m _crashing --db SYS --ledger LEDGER \
-        --workflow-id ID [--fail-at ITEM] [--crash POINT] [--timeout SECONDS]
+        --workflow-id ID [--fail-at ITEM] [--crash POINT] [--timeout SECONDS] \
+        [--stuck ITEM --park-timeout SECONDS]
 
 It books a car, a hotel and a flight (one `saga.step` each; `--fail-at flight`: the
 flight's do raises `SoldOut` and the saga unwinds). Each do and undo writes to a
@@ -17,7 +18,12 @@ ledger remembers it), so the same command run again recovers and goes on:
 * `after:ITEM`: in the saga function, after ITEM's step was checkpointed and before
   the next one starts;
 * `end`: in the workflow, once the saga ended (returned, or raised `SagaFailed`),
-  before DBOS recorded the workflow's outcome.
+  before DBOS recorded the workflow's outcome;
+* `retry:ITEM`: in ITEM's undo retried by an operator (`--stuck`).
+
+With `--stuck ITEM` that undo fails for good each time and parks
+(`on_undo_failure="park"`, `--park-timeout`); the process that started the saga
+resolves it with "retry" once it is listed.
 
 A run starts the workflow if the system database does not have it, or else waits for
 it (DBOS's launch recovers the pending workflows of this executor). It prints one JSON
@@ -33,6 +39,7 @@ import json
 import os
 import sqlite3
 import sys
+import time
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -41,7 +48,7 @@ from dbos import DBOS, DBOSConfig, SetWorkflowID
 
 import sagakit
 from sagakit import RetryPolicy, Saga, SagaFailed, SagaOptions
-from sagakit.dbos import DBOSExecutor
+from sagakit.dbos import DBOSExecutor, parked, resolve
 
 ITEMS = ("car", "hotel", "flight")
 CRASH_EXIT = 75
@@ -98,6 +105,12 @@ class Ledger:
                 (phase, key, item, os.getpid()),
             )
 
+    def tried(self, phase: str, item: str) -> bool:
+        """Whether a do or undo of `item` was attempted before."""
+        with self._db() as db:
+            query = "SELECT 1 FROM attempts WHERE phase = ? AND item = ?"
+            return db.execute(query, (phase, item)).fetchone() is not None
+
     def first_crash(self, point: str) -> bool:
         """Whether `point` has not crashed yet; it counts as crashed from now on."""
         with self._db() as db:
@@ -134,27 +147,53 @@ async def book(item: str, fail: bool) -> str:
     return touch("do", item, fail)
 
 
-async def cancel(item: str, fail: bool) -> None:
-    """The undo: cancel `item` (also after its do failed: nothing booked, nothing changes)."""
-    touch("undo", item, False)
+async def cancel(item: str, fail: bool, stuck: bool = False) -> None:
+    """The undo: cancel `item` (also after its do failed: nothing booked, nothing changes).
+
+    `stuck`: it fails for good, every time; retried, it may crash first.
+    """
+    assert LEDGER is not None
+    if stuck and LEDGER.tried("undo", item):
+        crash_point(f"retry:{item}")
+    touch("undo", item, stuck)
 
 
-async def trip(saga: Saga, items: list[str], fail_at: str | None) -> list[str]:
+async def trip(
+    saga: Saga, items: list[str], fail_at: str | None, stuck: str | None = None
+) -> list[str]:
     """Book each item in turn; a crash point after each checkpointed step."""
     booked = []
     for item in items:
-        booked.append(await saga.step(book, cancel, item, item == fail_at, name=item))
+        undo = _stuck_cancel if item == stuck else cancel
+        booked.append(await saga.step(book, undo, item, item == fail_at, name=item))
         crash_point(f"after:{item}")
     return booked
 
 
+async def _stuck_cancel(item: str, fail: bool) -> None:
+    await cancel(item, fail, stuck=True)
+
+
 @DBOS.workflow()
-async def trip_workflow(items: list[str], fail_at: str | None) -> list[str]:
-    """The saga as a DBOS workflow."""
+async def trip_workflow(
+    items: list[str], fail_at: str | None, stuck: str | None = None, park_timeout: float = 0.0
+) -> list[str]:
+    """The saga as a DBOS workflow; with `stuck`, parking for `park_timeout` seconds."""
+    options = OPTIONS
+    if stuck is not None:
+        park = timedelta(seconds=park_timeout)
+        options = OPTIONS.model_copy(update={"on_undo_failure": "park", "park_timeout": park})
     try:
-        return await DBOSExecutor(options=OPTIONS).run(trip, items, fail_at)
+        return await DBOSExecutor(options=options).run(trip, items, fail_at, stuck)
     finally:
         crash_point("end")
+
+
+async def retry_when_parked(workflow_id: str) -> None:
+    """As an operator would: wait until the stuck undo is listed, then resolve it "retry"."""
+    while not (listed := await parked(workflow_id)):  # noqa: ASYNC110 - a DBOS event
+        await asyncio.sleep(0.02)
+    await resolve(workflow_id, listed[0].seq, "retry", by="ops")
 
 
 def causes(error: BaseException) -> list[str]:
@@ -173,10 +212,15 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     started = await DBOS.get_workflow_status_async(args.workflow_id) is None
     if started:
         with SetWorkflowID(args.workflow_id):
-            handle = await DBOS.start_workflow_async(trip_workflow, list(ITEMS), args.fail_at)
+            handle = await DBOS.start_workflow_async(
+                trip_workflow, list(ITEMS), args.fail_at, args.stuck, args.park_timeout
+            )
+        if args.stuck is not None:
+            await retry_when_parked(args.workflow_id)
     else:
         handle = await DBOS.retrieve_workflow_async(args.workflow_id)
     out: dict[str, Any] = {"pid": os.getpid(), "started": started}
+    t0 = time.monotonic()
     try:
         out["result"] = await asyncio.wait_for(
             handle.get_result(polling_interval_sec=0.05), args.timeout
@@ -189,6 +233,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             "compensation_order": report.compensation_order,
             "undos": {s.name: s.undo.status.value for s in report.steps if s.undo is not None},
         }
+    out["waited"] = time.monotonic() - t0  # for the saga's outcome, once launched
     return out
 
 
@@ -201,6 +246,8 @@ def main() -> int:
     parser.add_argument("--fail-at", choices=ITEMS)
     parser.add_argument("--crash", metavar="POINT")
     parser.add_argument("--timeout", type=float, default=30.0, help="for the saga's result")
+    parser.add_argument("--stuck", choices=ITEMS, help="this undo fails for good and parks")
+    parser.add_argument("--park-timeout", type=float, default=0.0, metavar="SECONDS")
     args = parser.parse_args()
     LEDGER, CRASH = Ledger(args.ledger), args.crash
     config: DBOSConfig = {

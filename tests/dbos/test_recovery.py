@@ -70,10 +70,10 @@ class Ledger:
         return Counter(e["item"] for e in self.effects if e["phase"] == phase)
 
 
-def run_once(tmp_path: Path, crash: str | None, fail_at: str | None) -> Run:
+def run_once(tmp_path: Path, crash: str | None, fail_at: str | None, *more: str) -> Run:
     """Run the saga's process once, to its end or to its crash."""
     args = ["--db", str(tmp_path / "dbos.sqlite3"), "--ledger", str(tmp_path / "ledger.sqlite3")]
-    args += ["--workflow-id", "trip-1"]
+    args += ["--workflow-id", "trip-1", *more]
     if crash is not None:
         args += ["--crash", crash]
     if fail_at is not None:
@@ -258,6 +258,35 @@ class TestASagaThatFails:
         assert causes[0].startswith("SagaFailed: "), causes
         assert causes[1:] == ["SoldOut: no flight left"], causes
         assert run.outcome["failed"]["undos"] == dict.fromkeys(ITEMS, "compensated")
+
+
+class TestAParkedSaga:
+    """The car's undo fails for good and parks, with a `park_timeout` of `PARK` seconds."""
+
+    PARK = 6.0
+
+    def test_killed_in_an_operators_retry_it_keeps_the_first_runs_timeout(
+        self, tmp_path: Path
+    ) -> None:
+        """Recovered after the timeout's end, the undo parked again times out at once."""
+        more = ["--stuck", "car", "--park-timeout", str(self.PARK)]
+        first = run_once(tmp_path, "retry:car", "flight", *more)
+        assert first.returncode == CRASH_EXIT, (first.returncode, first.stderr)
+        time.sleep(self.PARK)  # the first run's timeout ends while no process runs
+        second = run_once(tmp_path, "retry:car", "flight", *more)
+
+        assert second.returncode == 0, second.stderr
+        assert second.outcome is not None, second.stderr
+        failed = second.outcome["failed"]
+        assert failed["status"] == "compensation_failed"
+        assert failed["undos"] == {"flight": "compensated", "hotel": "compensated", "car": "failed"}
+        # A timeout restarted from the recovered process's clock would wait PARK more.
+        assert second.outcome["waited"] < self.PARK / 2, second.outcome
+        book = ledger(tmp_path)
+        # The first process ran the undo, then was killed as the retry began; the
+        # recovered one ran the retry, which parked the undo again.
+        first_pid = book.attempts[0]["pid"]
+        assert [a["pid"] == first_pid for a in book.tries("undo", "car")] == [True, False]
 
 
 def test_a_run_with_no_crash_ends_in_one_process(tmp_path: Path) -> None:

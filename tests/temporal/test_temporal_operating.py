@@ -201,7 +201,7 @@ class TestVisibleFromOutside:
         HELD[order.id] = asyncio.Event()
         await resolve(handle, 1, "retry")
         async with asyncio.timeout(20):
-            while "compensating reserve" not in (shown := await current_details(handle)):
+            while "compensating reserve" not in (shown := await current_details(handle)):  # noqa: ASYNC110
                 await asyncio.sleep(0.05)
         assert shown == "compensating reserve; parked: refund (CardDeclined)"
         assert [p.seq for p in await parked(handle)] == [2]
