@@ -6,7 +6,7 @@ Each is a factory of N steps over one `do`/`undo` pair, the last do swapped for
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
 from sagakit import Saga
@@ -16,7 +16,7 @@ Step = Callable[[int], Awaitable[Any]]
 
 def sagakit_saga(
     do: Step, undo: Step, failing: Step, *, fail: bool, steps: int
-) -> Callable[[Saga], Awaitable[int]]:
+) -> Callable[[Saga], Coroutine[Any, Any, int]]:
     """`steps` calls of `saga.step(do, undo, i)`; the last one's do is `failing` if `fail`."""
     last = steps - 1
 

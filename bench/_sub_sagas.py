@@ -10,7 +10,7 @@ Imported passed through by the workflow sandbox (`_temporal_sub.py`).
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
 from temporalio import activity
@@ -19,7 +19,7 @@ from temporalio.exceptions import ApplicationError
 from sagakit import Saga
 
 Step = Callable[[int, int], Awaitable[Any]]
-SagaFn = Callable[[Saga, int, int], Awaitable[None]]
+SagaFn = Callable[[Saga, int, int], Coroutine[Any, Any, None]]
 
 
 def make_sides(do: Step, undo: Step) -> dict[str, SagaFn]:

@@ -28,13 +28,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import gc
 import os
 import platform
 import sys
 import time
 import tracemalloc
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
 from _sagas import handwritten_saga
@@ -92,7 +93,9 @@ KINDS: dict[str, tuple[Callable[[int], Awaitable[Any]], ...]] = {
 # -- the two sagas -----------------------------------------------------------
 
 
-def sagakit_saga(kind: str, fail: bool, steps: int = STEPS) -> Callable[..., Awaitable[int]]:
+def sagakit_saga(
+    kind: str, fail: bool, steps: int = STEPS
+) -> Callable[..., Coroutine[Any, Any, int]]:
     return sagakit_side(*KINDS[kind], fail=fail, steps=steps)
 
 
@@ -125,7 +128,7 @@ async def compare(n: int, repeats: int, record_calls: bool) -> list[tuple[str, s
             for _ in range(repeats):
                 # An executor keeps every run's report: a fresh one per batch of runs.
                 ex = InMemoryExecutor(NO_RETRY, record_calls=record_calls)
-                sk = min(sk, await per_run(lambda ex=ex, fn=saga: ex.run(fn), n))
+                sk = min(sk, await per_run(functools.partial(ex.run, saga), n))
                 pl = min(pl, await per_run(plain, n))
             rows.append((kind, "failure" if fail else "success", sk, pl))
     return rows

@@ -57,7 +57,7 @@ import statistics
 import sys
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from multiprocessing.connection import Connection
 from typing import Any
 
@@ -195,7 +195,7 @@ async def fail(i: int) -> int:
 # -- the two sagas -------------------------------------------------------------
 
 
-def sagakit_saga(failing: bool) -> Callable[[Saga], Awaitable[int]]:
+def sagakit_saga(failing: bool) -> Callable[[Saga], Coroutine[Any, Any, int]]:
     return sagakit_side(do, undo, fail, fail=failing, steps=STEPS)
 
 
@@ -280,6 +280,7 @@ async def main() -> int:
         pinning = PINNING[args.pin]
         if pinning is not None:
             os.sched_setaffinity(0, pinning[0])
+            assert server.pid is not None
             os.sched_setaffinity(server.pid, pinning[1])
         await POOL.open(server.port, POOL_SIZE)
         try:

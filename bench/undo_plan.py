@@ -101,11 +101,11 @@ async def batch_across_runs(client: Client, tq: str, total: int) -> dict[str, fl
         print(f"{i:>4} {events:>7,} {size:>14,} {plan:>15} {undos_run(h):>6,}", flush=True)
     (n1, b1), (n2, b2) = plans[0], plans[-1]
     per_undo = (b2 - b1) / (n2 - n1)
-    last = runs[-1]
-    undone = undos_run(last)
+    final = runs[-1]
+    undone = undos_run(final)
     assert undone == total, f"the last run ran {undone} undos, not {total}"
     own = 100 * 6  # the last run's own 100 steps: ~6 events each, like an undo
-    per_undo_events = (len(last.events) - own) / total
+    per_undo_events = (len(final.events) - own) / total
     before = runs[:-1]
     print(
         f"runs 1-{len(before)}: at most {max(len(h.events) for h in before):,} events and "
@@ -113,7 +113,7 @@ async def batch_across_runs(client: Client, tq: str, total: int) -> dict[str, fl
         f"(the plan grows by {per_undo:.1f} B per pending undo: {b2:,} B for {n2} undos)"
     )
     print(
-        f"last run: {len(last.events):,} events, its own 100 steps and the unwind of all "
+        f"last run: {len(final.events):,} events, its own 100 steps and the unwind of all "
         f"{undone:,} undos (about {per_undo_events:.2f} events per undo); "
         f"the whole chain took {elapsed:.1f} s",
         flush=True,
@@ -173,7 +173,9 @@ async def main(quick: bool) -> int:
     print(f"start: {load()}; {'quick' if quick else 'full'} run", flush=True)
     env = await WorkflowEnvironment.start_local(dev_server_existing_path=path, ui=False)
     try:
-        client = Client(**{**env.client.config(), "data_converter": pydantic_data_converter})
+        config = env.client.config()
+        config["data_converter"] = pydantic_data_converter
+        client = Client(**config)
         tq = f"bench-plan-{uuid.uuid4()}"
         async with Worker(
             client,
