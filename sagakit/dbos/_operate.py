@@ -132,15 +132,19 @@ async def resolve(
     request = {"id": request_id, "round": listed["round"], "seq": seq, "action": action}
     await DBOS.send_async(workflow_id, {**request, "reason": reason, "by": by}, RESOLVE_TOPIC)
     key = f"{RESOLVE_TOPIC}.{request_id}"
+    ended = False
     while True:
         answer: Any = await DBOS.get_event_async(workflow_id, key, timeout_seconds=0.2)
         if answer == "ok":
             return
         if answer is not None:
             raise SagaStateError(answer)
-        status = await DBOS.get_workflow_status_async(workflow_id)
-        if status is None or status.status not in ("PENDING", "ENQUEUED"):
+        if ended:
             raise SagaStateError(
                 f"step {seq!r} of saga {workflow_id} has no parked undo: the saga ended "
                 f"before it took this decision"
             )
+        status = await DBOS.get_workflow_status_async(workflow_id)
+        # Ended: look for the answer once more, as the saga may have answered, then ended,
+        # since the last look (the decision that let it end).
+        ended = status is None or status.status not in ("PENDING", "ENQUEUED")

@@ -437,6 +437,31 @@ class TestParkedUndos:
         assert [(r.action, r.by) for r in undo.resolutions] == [("retry", "ana"), ("skip", "ana")]
         assert ran(label) == ["do:car", "do:flight", "undo:car", "undo:car"]
 
+    async def test_a_decision_the_saga_ended_on_is_taken_however_late_it_is_read(
+        self, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """The saga answers, then ends, between two looks for the answer: `resolve` returns."""
+        label = str(uuid.uuid4())
+        handle = await started(stuck_workflow, label)
+        workflow_id = handle.get_workflow_id()
+        await listing(workflow_id)
+        read = DBOS.get_event_async
+        late: list[str] = []
+
+        async def one_look_too_early(wid: str, key: str, timeout_seconds: float = 60) -> Any:
+            if key.startswith(f"{RESOLVE_TOPIC}.") and not late:
+                late.append(key)  # this look times out; meanwhile the saga answers, and ends
+                with pytest.raises(SagaFailed):
+                    await handle.get_result()
+                return None
+            return await read(wid, key, timeout_seconds)
+
+        monkeypatch.setattr(DBOS, "get_event_async", one_look_too_early)
+        await resolve(workflow_id, 1, "skip", reason="cancelled by phone", by="ana")
+        assert late
+        status = await handle.get_status()
+        assert status.status == "ERROR"  # ended: SagaFailed, compensated by hand
+
 
 class TestWithoutDBOS:
     def test_importing_sagakit_dbos_names_the_extra_to_install(self) -> None:
