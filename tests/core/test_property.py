@@ -110,7 +110,9 @@ async def run_shape(shape: Shape, journal: Journal) -> tuple[InMemoryExecutor, S
 
 
 class TestUnwindProperty:
-    @settings(max_examples=200, deadline=None, database=None)
+    # print_blob: a failure prints the @reproduce_failure that replays it (database=None
+    # keeps no example between runs, and CI's clone is fresh anyway).
+    @settings(max_examples=200, deadline=None, database=None, print_blob=True)
     @given(shapes())
     def test_unwind_undoes_exactly_the_started_steps(self, shape: Shape) -> None:
         """The undos run are the registered ones whose do started: each once, LIFO, after its do."""
