@@ -1,4 +1,4 @@
-"""Operating a saga in memory: the alert hook, and the timeline of a parked undo.
+"""Operating a saga in memory: the alert hook, a parked undo's timeline and status.
 
 `on_compensation_failed` runs once, with the report, when an undo finally
 fails or parks, and its own failure never changes how the saga ends. (Where
@@ -21,6 +21,7 @@ from sagakit import (
     SagaReport,
     SagaStatus,
     StepDefinitionError,
+    UndoStatus,
 )
 from sagakit.inmemory import InMemoryExecutor
 
@@ -168,3 +169,71 @@ class TestTheTimelineShowsTheParkedUndo:
         assert lines[decided].endswith("parked, then retry by ana: provider is back")
         assert "undo   2. charge (flaky_refund)" in lines[decided]
         assert "compensated" in lines[decided + 1]  # the retry ran after the decision
+
+
+class TestWhileAnOperatorsRetryRuns:
+    async def test_the_saga_stays_parked_listing_the_undo_still_waiting(self) -> None:
+        """Retrying one of two parked undos: PARKED, the other listed; the retried one RUNNING."""
+        down = {"release", "refund"}
+        retried, done = asyncio.Event(), asyncio.Event()
+
+        async def held_release(order: str) -> None:
+            if "release" in down:
+                raise ConnectionError("stock service down")
+            retried.set()
+            await done.wait()
+
+        def flaky_refund(order: str) -> None:
+            if "refund" in down:
+                raise ConnectionError("payment provider down")
+
+        async def saga_fn(saga: Saga, order: str) -> None:
+            await saga.step(reserve, held_release, order)
+            await saga.step(charge, flaky_refund, order)
+            await saga.step(ship, None, order)
+
+        ex = InMemoryExecutor(SagaOptions(retry_policy=NO_RETRY, on_undo_failure="park"))
+        task = asyncio.create_task(ex.run(saga_fn, "o-1"))
+        parked = await ex.wait_parked()
+        assert [p.seq for p in parked] == [1, 2]
+        down.clear()
+        await ex.resolve(parked[0].saga_id, 1, "retry")
+        await retried.wait()
+        report = ex.last_report
+        assert report.status is SagaStatus.PARKED
+        assert [p.seq for p in report.parked] == [2] == [p.seq for p in ex.parked()]
+        assert report.steps[0].undo is not None
+        assert report.steps[0].undo.status is UndoStatus.RUNNING
+        done.set()
+        await ex.resolve(parked[0].saga_id, 2, "retry")
+        with pytest.raises(SagaFailed) as ei:
+            await task
+        assert ei.value.report.status is SagaStatus.COMPENSATED
+
+    async def test_retrying_the_last_parked_undo_reads_compensating(self) -> None:
+        """With no other undo parked, the saga runs its undos again: COMPENSATING."""
+        retried, done = asyncio.Event(), asyncio.Event()
+        down = {"refund"}
+
+        async def held_refund(order: str) -> None:
+            if "refund" in down:
+                raise ConnectionError("payment provider down")
+            retried.set()
+            await done.wait()
+
+        async def saga_fn(saga: Saga, order: str) -> None:
+            await saga.step(reserve, release, order)
+            await saga.step(charge, held_refund, order)
+            await saga.step(ship, None, order)
+
+        ex = InMemoryExecutor(SagaOptions(retry_policy=NO_RETRY, on_undo_failure="park"))
+        task = asyncio.create_task(ex.run(saga_fn, "o-1"))
+        [parked] = await ex.wait_parked()
+        down.clear()
+        await ex.resolve(parked.saga_id, parked.seq, "retry")
+        await retried.wait()
+        assert ex.last_report.status is SagaStatus.COMPENSATING
+        assert ex.last_report.parked == []
+        done.set()
+        with pytest.raises(SagaFailed):
+            await task
