@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pytest
@@ -171,69 +172,67 @@ class TestTheTimelineShowsTheParkedUndo:
         assert "compensated" in lines[decided + 1]  # the retry ran after the decision
 
 
-class TestWhileAnOperatorsRetryRuns:
-    async def test_the_saga_stays_parked_listing_the_undo_still_waiting(self) -> None:
-        """Retrying one of two parked undos: PARKED, the other listed; the retried one RUNNING."""
-        down = {"release", "refund"}
-        retried, done = asyncio.Event(), asyncio.Event()
+class Outage:
+    """Undos that fail while their service is down; back up, the `held` one waits for `done`."""
 
-        async def held_release(order: str) -> None:
-            if "release" in down:
-                raise ConnectionError("stock service down")
-            retried.set()
-            await done.wait()
+    def __init__(self, *down: str, held: str) -> None:
+        self.down, self.held = set(down), held
+        self.retried, self.done = asyncio.Event(), asyncio.Event()
 
-        def flaky_refund(order: str) -> None:
-            if "refund" in down:
-                raise ConnectionError("payment provider down")
+    def undo(self, name: str) -> Callable[[str], Awaitable[None]]:
+        async def undo(order: str) -> None:
+            if name in self.down:
+                raise ConnectionError(f"{name} service down")
+            if name == self.held:
+                self.retried.set()
+                await self.done.wait()
+
+        undo.__name__ = name
+        return undo
+
+    async def parked_order(self) -> tuple[InMemoryExecutor, asyncio.Task[None], list[int]]:
+        """An order saga whose shipping fails, run until it waits for operators."""
 
         async def saga_fn(saga: Saga, order: str) -> None:
-            await saga.step(reserve, held_release, order)
-            await saga.step(charge, flaky_refund, order)
+            await saga.step(reserve, self.undo("release"), order)
+            await saga.step(charge, self.undo("refund"), order)
             await saga.step(ship, None, order)
 
         ex = InMemoryExecutor(SagaOptions(retry_policy=NO_RETRY, on_undo_failure="park"))
         task = asyncio.create_task(ex.run(saga_fn, "o-1"))
-        parked = await ex.wait_parked()
-        assert [p.seq for p in parked] == [1, 2]
-        down.clear()
-        await ex.resolve(parked[0].saga_id, 1, "retry")
-        await retried.wait()
+        return ex, task, [p.seq for p in await ex.wait_parked()]
+
+
+class TestWhileAnOperatorsRetryRuns:
+    async def test_the_saga_stays_parked_listing_the_undo_still_waiting(self) -> None:
+        """Retrying one of two parked undos: PARKED, the other listed; the retried one RUNNING."""
+        outage = Outage("release", "refund", held="release")
+        ex, task, parked = await outage.parked_order()
+        assert parked == [1, 2]
+        outage.down.clear()
+        await ex.resolve(ex.last_report.saga_id, 1, "retry")
+        await outage.retried.wait()
         report = ex.last_report
         assert report.status is SagaStatus.PARKED
         assert [p.seq for p in report.parked] == [2] == [p.seq for p in ex.parked()]
         assert report.steps[0].undo is not None
         assert report.steps[0].undo.status is UndoStatus.RUNNING
-        done.set()
-        await ex.resolve(parked[0].saga_id, 2, "retry")
+        outage.done.set()
+        await ex.resolve(report.saga_id, 2, "retry")
         with pytest.raises(SagaFailed) as ei:
             await task
         assert ei.value.report.status is SagaStatus.COMPENSATED
 
     async def test_retrying_the_last_parked_undo_reads_compensating(self) -> None:
         """With no other undo parked, the saga runs its undos again: COMPENSATING."""
-        retried, done = asyncio.Event(), asyncio.Event()
-        down = {"refund"}
-
-        async def held_refund(order: str) -> None:
-            if "refund" in down:
-                raise ConnectionError("payment provider down")
-            retried.set()
-            await done.wait()
-
-        async def saga_fn(saga: Saga, order: str) -> None:
-            await saga.step(reserve, release, order)
-            await saga.step(charge, held_refund, order)
-            await saga.step(ship, None, order)
-
-        ex = InMemoryExecutor(SagaOptions(retry_policy=NO_RETRY, on_undo_failure="park"))
-        task = asyncio.create_task(ex.run(saga_fn, "o-1"))
-        [parked] = await ex.wait_parked()
-        down.clear()
-        await ex.resolve(parked.saga_id, parked.seq, "retry")
-        await retried.wait()
+        outage = Outage("refund", held="refund")
+        ex, task, parked = await outage.parked_order()
+        assert parked == [2]
+        outage.down.clear()
+        await ex.resolve(ex.last_report.saga_id, 2, "retry")
+        await outage.retried.wait()
         assert ex.last_report.status is SagaStatus.COMPENSATING
         assert ex.last_report.parked == []
-        done.set()
+        outage.done.set()
         with pytest.raises(SagaFailed):
             await task
