@@ -237,27 +237,14 @@ class TestKeysAndRunningAgain:
     async def test_a_dbos_cancel_stops_at_the_next_step_and_undoes_nothing(self) -> None:
         """Cancelled in DBOS, the do in flight ends, no later step nor undo runs."""
         label = str(uuid.uuid4())
-        GATES[label] = asyncio.Event()
-        handle = await started(gated_workflow, label)
-        while "do:gate" not in ran(label):  # noqa: ASYNC110 - a ledger, not an event
-            await asyncio.sleep(0.01)
-        await DBOS.cancel_workflow_async(handle.get_workflow_id())
-        GATES[label].set()
-        status = await wait_for_status(handle, "CANCELLED")
-        assert status == "CANCELLED"
+        await cancelled_at_the_gate(gated_workflow, label)
         assert ran(label) == ["do:car", "do:gate"]
 
     async def test_run_again_it_replays_finished_steps_with_the_same_keys(self) -> None:
         """Resumed, a finished do is read back; one cut off runs again, with the same key."""
         label = str(uuid.uuid4())
-        GATES[label] = asyncio.Event()
         workflow_id = f"trip-{label}"
-        handle = await started(gated_workflow, label, workflow_id=workflow_id)
-        while "do:gate" not in ran(label):  # noqa: ASYNC110 - a ledger, not an event
-            await asyncio.sleep(0.01)
-        await DBOS.cancel_workflow_async(workflow_id)
-        GATES[label].set()
-        await wait_for_status(handle, "CANCELLED")
+        await cancelled_at_the_gate(gated_workflow, label, workflow_id)
         resumed = await DBOS.resume_workflow_async(workflow_id)
         assert await resumed.get_result() == "booked hotel"
         ledger = LEDGER[label]
@@ -287,6 +274,17 @@ async def one_booking(saga: Saga, label: str) -> None:
 async def two_sagas_workflow(label: str) -> None:
     await DBOSExecutor().run(one_booking, label)
     await DBOSExecutor().run(one_booking, label)
+
+
+async def cancelled_at_the_gate(workflow: Any, label: str, workflow_id: str | None = None) -> None:
+    """Start `workflow`, cancel it in DBOS while the gate's do runs, and wait for CANCELLED."""
+    GATES[label] = asyncio.Event()
+    handle = await started(workflow, label, workflow_id=workflow_id)
+    while "do:gate" not in ran(label):  # noqa: ASYNC110 - a ledger, not an event
+        await asyncio.sleep(0.01)
+    await DBOS.cancel_workflow_async(handle.get_workflow_id())
+    GATES[label].set()
+    assert await wait_for_status(handle, "CANCELLED") == "CANCELLED"
 
 
 async def wait_for_status(handle: Any, status: str) -> str:
@@ -504,14 +502,8 @@ class TestDeadline:
     async def test_one_that_passed_while_stopped_lands_on_the_first_step_that_runs(self) -> None:
         """Resumed past its deadline, the saga reads its finished steps back, then unwinds."""
         label = str(uuid.uuid4())
-        GATES[label] = asyncio.Event()
         workflow_id = f"late-{label}"
-        handle = await started(gated_workflow_with_deadline, label, workflow_id=workflow_id)
-        while "do:gate" not in ran(label):  # noqa: ASYNC110 - a ledger, not an event
-            await asyncio.sleep(0.01)
-        await DBOS.cancel_workflow_async(workflow_id)
-        GATES[label].set()
-        await wait_for_status(handle, "CANCELLED")
+        await cancelled_at_the_gate(gated_workflow_with_deadline, label, workflow_id)
         GATES[label] = asyncio.Event()  # the gate hangs again
         await asyncio.sleep(1.2)  # the deadline passes while the workflow is stopped
         resumed = await DBOS.resume_workflow_async(workflow_id)
