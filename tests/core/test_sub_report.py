@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+
 import pytest
 
 from sagakit import Saga, SagaFailed
@@ -14,15 +16,22 @@ class Boom(Exception):
     pass
 
 
+def room_then_spa_fails(journal: Journal) -> Callable[[Saga], Awaitable[None]]:
+    """The sub-saga `hotels`: a room, then a spa that fails."""
+
+    async def hotels(s: Saga) -> None:
+        await s.step(*journal.step("room"))
+        await s.step(*journal.step("spa", fail=Boom()))
+
+    return hotels
+
+
 class TestUndoOrderAcrossUnwinds:
     async def test_compensation_order_puts_a_failed_sub_sagas_undos_first(
         self, journal: Journal, executor: InMemoryExecutor
     ) -> None:
         """A sub-saga's undos ran before the saga's: `compensation_order` keeps them first."""
-
-        async def hotels(s: Saga) -> None:
-            await s.step(*journal.step("room"))
-            await s.step(*journal.step("spa", fail=Boom()))
+        hotels = room_then_spa_fails(journal)
 
         async def saga(s: Saga) -> None:
             await s.step(*journal.step("flight"))
@@ -43,10 +52,7 @@ class TestTimelineAcrossUnwinds:
         self, journal: Journal, executor: InMemoryExecutor
     ) -> None:
         """The timeline lists the undos of a caught sub-saga failure before the later steps."""
-
-        async def hotels(s: Saga) -> None:
-            await s.step(*journal.step("room"))
-            await s.step(*journal.step("spa", fail=Boom()))
+        hotels = room_then_spa_fails(journal)
 
         async def saga(s: Saga) -> None:
             with pytest.raises(SagaFailed):
