@@ -49,6 +49,14 @@ def keys(run: str) -> dict[str, str]:
     return {f"{e.phase}:{e.name}": e.key for e in JOURNAL[run] if e.event == "ran"}
 
 
+async def failure_of(client: Client, run: Any, job: Job) -> WorkflowFailureError:
+    """Run one of SUB_WORKFLOWS on a worker of its own; the failure it ends with."""
+    async with saga_worker(client, workflows=SUB_WORKFLOWS, activities=ALL) as w:
+        with pytest.raises(WorkflowFailureError) as failure:
+            await client.execute_workflow(run, job, id=new_id(), task_queue=w.task_queue)
+    return failure.value
+
+
 def steps(report: SagaReport) -> list[tuple[Any, ...]]:
     return [
         (s.seq, s.name, s.sub, s.carried is not None, s.undo and s.undo.status)
@@ -243,11 +251,7 @@ class TestWhatComesBack:
     async def test_a_child_of_two_sagas_hands_back_both_plans(self, client: Client) -> None:
         """A child that ran two sagas hands back both plans: the second's undone first."""
         job = Job(run=new_id("run"), steps=["b", "c"], fail=["e"])
-        async with saga_worker(client, workflows=SUB_WORKFLOWS, activities=ALL) as w:
-            with pytest.raises(WorkflowFailureError):
-                await client.execute_workflow(
-                    TripTwoSagas.run, job, id=new_id(), task_queue=w.task_queue
-                )
+        await failure_of(client, TripTwoSagas.run, job)
 
         ran = [(e.phase, e.name, e.key) for e in JOURNAL[job.run] if e.event == "ran"]
         child = [(p, n, k) for p, n, k in ran if n in ("b", "c")]
@@ -286,14 +290,10 @@ class TestWhatComesBack:
     async def test_a_child_that_ran_no_saga_is_refused(self, client: Client) -> None:
         """A child that ran no saga hands back no plan: StepDefinitionError; the saga unwinds."""
         job = Job(run=new_id("run"))
-        async with saga_worker(client, workflows=SUB_WORKFLOWS, activities=ALL) as w:
-            with pytest.raises(WorkflowFailureError) as failure:
-                await client.execute_workflow(
-                    TripNoSaga.run, job, id=new_id(), task_queue=w.task_queue
-                )
+        failure = await failure_of(client, TripNoSaga.run, job)
 
         assert events(job.run) == ["do:a", "undo:a"]
-        refused = failure.value.cause.cause if failure.value.cause else None
+        refused = failure.cause.cause if failure.cause else None
         assert isinstance(refused, ApplicationError)
         assert refused.type == "StepDefinitionError"
         assert "ended without an undo plan: it ran no saga with TemporalExecutor" in str(refused)
@@ -301,14 +301,10 @@ class TestWhatComesBack:
     async def test_a_child_that_failed_not_as_a_saga_is_no_sagafailed(self, client: Client) -> None:
         """A child that failed but not as a saga raises its ChildWorkflowError; the saga unwinds."""
         job = Job(run=new_id("run"))
-        async with saga_worker(client, workflows=SUB_WORKFLOWS, activities=ALL) as w:
-            with pytest.raises(WorkflowFailureError) as failure:
-                await client.execute_workflow(
-                    TripBrokenChild.run, job, id=new_id(), task_queue=w.task_queue
-                )
+        failure = await failure_of(client, TripBrokenChild.run, job)
 
         assert events(job.run) == ["do:a", "undo:a"]
-        report = report_from_failure(failure.value)
+        report = report_from_failure(failure)
         assert report is not None
         assert report.error is not None
         assert (report.error.type, report.error.message) == ("Broken", "broken before any saga")
